@@ -1,0 +1,112 @@
+"""A replay dataset: a folder of Parquet files in the format of `../shared/data/real/`.
+
+Required files (the recorded real history has exactly these):
+  ohlcv_1d.parquet          exchange, symbol ('BTC/USDT'), date, open, high, low, close, volume
+  funding_8h.parquet        exchange, symbol ('BTC/USDT:USDT'), ts (UTC), funding_rate (per interval), mark_price
+  chain_tvl_1d.parquet      date, chain (DefiLlama chain, lower case), tvl_usd
+  btc_dominance_1d.parquet  date, btc_dominance_pct (0..100), total_market_cap_usd
+Optional files (the synthetic market writes them; a replay without them answers 404 for those series):
+  total_tvl_1d.parquet      date, tvl_usd                      -> /v2/historicalChainTvl
+  protocol_tvl_1d.parquet   date, protocol (slug), tvl_usd     -> /protocol/{slug}
+  dataset.json              {"label": "synthetic", "as_of": "YYYY-MM-DD",
+                             "funding_interval_hours": {"SYM/USDT:USDT": 4}, ...}
+The as-of day is `dataset.json`'s `as_of`, else the last date present in any file: the replay
+never serves anything after the end of that day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+REQUIRED = ("ohlcv_1d", "funding_8h", "chain_tvl_1d", "btc_dominance_1d")
+OPTIONAL = ("total_tvl_1d", "protocol_tvl_1d")
+
+
+class DatasetError(ValueError):
+    """The dataset folder is missing a file or a column; the message names which."""
+
+
+_COLUMNS = {
+    "ohlcv_1d": ("exchange", "symbol", "date", "open", "high", "low", "close", "volume"),
+    "funding_8h": ("exchange", "symbol", "ts", "funding_rate", "mark_price"),
+    "chain_tvl_1d": ("date", "chain", "tvl_usd"),
+    "btc_dominance_1d": ("date", "btc_dominance_pct", "total_market_cap_usd"),
+    "total_tvl_1d": ("date", "tvl_usd"),
+    "protocol_tvl_1d": ("date", "protocol", "tvl_usd"),
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    path: Path
+    label: str
+    as_of: dt.date
+    ohlcv: pl.DataFrame
+    funding: pl.DataFrame
+    chain_tvl: pl.DataFrame
+    dominance: pl.DataFrame
+    total_tvl: pl.DataFrame | None = None
+    protocol_tvl: pl.DataFrame | None = None
+    funding_interval_hours: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def as_of_end_ms(self) -> int:
+        """Last millisecond of the as-of day: nothing later is ever served."""
+        end = dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
+        return int(end.timestamp() * 1000) - 1
+
+    @property
+    def first_date(self) -> dt.date:
+        return min(
+            df["date"].min()
+            for df in (self.ohlcv, self.chain_tvl, self.dominance)
+            if df.height
+        )
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetError(f"replay dataset folder not found: {path}")
+    frames: dict[str, pl.DataFrame | None] = {}
+    for name in REQUIRED + OPTIONAL:
+        file = path / f"{name}.parquet"
+        if not file.exists():
+            if name in REQUIRED:
+                raise DatasetError(f"replay dataset {path}: missing {file.name}")
+            frames[name] = None
+            continue
+        df = pl.read_parquet(file)
+        missing = [c for c in _COLUMNS[name] if c not in df.columns]
+        if missing:
+            raise DatasetError(f"replay dataset {file}: missing column(s) {missing}")
+        frames[name] = df
+    funding = frames["funding_8h"].with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+    meta = json.loads((path / "dataset.json").read_text()) if (path / "dataset.json").exists() else {}
+    last = max(
+        d
+        for d in (
+            frames["ohlcv_1d"]["date"].max(),
+            frames["chain_tvl_1d"]["date"].max(),
+            frames["btc_dominance_1d"]["date"].max(),
+        )
+        if d is not None
+    )
+    as_of = dt.date.fromisoformat(meta["as_of"]) if "as_of" in meta else last
+    return Dataset(
+        path=path,
+        label=meta.get("label", path.name),
+        as_of=as_of,
+        ohlcv=frames["ohlcv_1d"],
+        funding=funding,
+        chain_tvl=frames["chain_tvl_1d"],
+        dominance=frames["btc_dominance_1d"],
+        total_tvl=frames["total_tvl_1d"],
+        protocol_tvl=frames["protocol_tvl_1d"],
+        funding_interval_hours={k: int(v) for k, v in meta.get("funding_interval_hours", {}).items()},
+    )

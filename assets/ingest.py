@@ -1,0 +1,228 @@
+"""Ingestion assets: the four raw tables, one daily-partitioned asset per source.
+
+Each asset reads what the warehouse already holds for its partition window, fetches only newer
+data, and upserts it in one transaction at the end, so a failure writes nothing.
+"""
+
+import datetime as dt
+from collections.abc import Callable
+
+import dagster as dg
+import polars as pl
+
+from assets.metadata import md_table
+from assets.partitions import daily
+from pipeline.resources import MarketSources, WarehouseResource
+from pipeline.sources.errors import NotAvailable, SymbolNotListed
+from pipeline.sources.funding import fetch_funding_history, funding_intervals
+from pipeline.sources.prices import fetch_daily_candles
+from pipeline.universe import load_universe
+from warehouse import Warehouse
+
+COMMON = dict(
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="ingest",
+    key_prefix=["raw"],
+    owners=["team:data"],
+)
+
+
+def _window(context: dg.AssetExecutionContext, sources: MarketSources) -> tuple[dt.date, dt.date]:
+    """First and last day of the run's partition window, capped at the sources' as-of day."""
+    window = context.partition_time_window
+    last = min(window.end.date() - dt.timedelta(days=1), sources.as_of())
+    return window.start.date(), last
+
+
+def _held_until(warehouse: Warehouse, sql: str, params: list) -> dict[str, object]:
+    """name -> newest value held inside the window (for resuming where the warehouse stops)."""
+    if not warehouse.path.exists():
+        return {}
+    return dict(warehouse.query(sql, params).iter_rows())
+
+
+def _stamp(frame: pl.DataFrame, source: str, **keys: str) -> pl.DataFrame:
+    now = dt.datetime.now(dt.UTC)
+    return frame.with_columns(
+        *[pl.lit(v).alias(k) for k, v in keys.items()],
+        pl.lit(source).alias("source"),
+        pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+    )
+
+
+def _report(table: str, frame: pl.DataFrame, time_col: str, **extra) -> dg.MaterializeResult:
+    meta: dict[str, object] = {"table": table, "rows_written": frame.height, **extra}
+    if frame.height:
+        meta["first"] = str(frame[time_col].min())
+        meta["last"] = str(frame[time_col].max())
+        meta["preview"] = dg.MetadataValue.md(md_table(frame.tail(5)))
+    return dg.MaterializeResult(metadata=meta)
+
+
+def _per_symbol(
+    context: dg.AssetExecutionContext,
+    symbols: list[str],
+    fetch: Callable[[str], pl.DataFrame | None],
+) -> tuple[list[pl.DataFrame], list[str]]:
+    """Run `fetch` per symbol with progress logs; unlisted symbols are logged and skipped."""
+    frames, skipped = [], []
+    for i, symbol in enumerate(symbols, 1):
+        try:
+            frame = fetch(symbol)
+        except SymbolNotListed as exc:
+            context.log.warning(f"[{i}/{len(symbols)}] skipped: {exc}")
+            skipped.append(symbol)
+            continue
+        if frame is None:
+            context.log.info(f"[{i}/{len(symbols)}] {symbol}: up to date")
+            continue
+        context.log.info(f"[{i}/{len(symbols)}] {symbol}: {frame.height} new rows")
+        frames.append(frame)
+    return frames, skipped
+
+
+@dg.asset(
+    **COMMON,
+    kinds={"ccxt", "duckdb"},
+    description="Daily closed spot candles (OHLCV) of every universe token, from the configured ccxt exchange.",
+)
+def ohlcv_1d(
+    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    start, last = _window(context, sources)
+    exchange = sources.spot_exchange()
+    wh = warehouse.get()
+    held = _held_until(
+        wh,
+        "select symbol, max(date) from raw.ohlcv_1d where exchange = ? and date between ? and ? group by symbol",
+        [exchange.id, start, last],
+    )
+
+    def fetch(symbol: str) -> pl.DataFrame | None:
+        since = max(start, held[symbol] + dt.timedelta(days=1)) if symbol in held else start
+        if since > last:
+            return None
+        candles = fetch_daily_candles(exchange, symbol, since, last)
+        return _stamp(candles, sources.source(exchange.id), exchange=exchange.id, symbol=symbol)
+
+    frames, skipped = _per_symbol(context, load_universe().spot_symbols, fetch)
+    rows = pl.concat(frames) if frames else pl.DataFrame()
+    wh.upsert({"raw.ohlcv_1d": rows})
+    return _report(
+        "raw.ohlcv_1d", rows, "date", exchange=exchange.id, skipped_symbols=", ".join(skipped) or "none",
+        dataset=sources.dataset_label or "live",
+    )
+
+
+@dg.asset(
+    **COMMON,
+    kinds={"ccxt", "duckdb"},
+    description="Perp funding-rate history of the universe's perps (positive rate: longs pay shorts).",
+)
+def funding_rates(
+    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    start, last = _window(context, sources)
+    exchange = sources.perp_exchange_client()
+    wh = warehouse.get()
+    held = _held_until(
+        wh,
+        "select symbol, max(funding_time) from raw.funding_rates "
+        "where exchange = ? and funding_time >= ? and funding_time < ? group by symbol",
+        [exchange.id, start, last + dt.timedelta(days=1)],
+    )
+    intervals = funding_intervals(exchange) if exchange.has.get("fetchFundingIntervals") else {}
+    window_start = dt.datetime.combine(start, dt.time(), dt.UTC)
+
+    def fetch(symbol: str) -> pl.DataFrame | None:
+        since = held[symbol] + dt.timedelta(milliseconds=1) if symbol in held else window_start
+        if since.date() > last:
+            return None
+        events = fetch_funding_history(exchange, symbol, since, last, intervals.get(symbol))
+        return _stamp(events, sources.source(exchange.id), exchange=exchange.id, symbol=symbol)
+
+    frames, skipped = _per_symbol(context, load_universe().perp_symbols, fetch)
+    rows = pl.concat(frames) if frames else pl.DataFrame()
+    wh.upsert({"raw.funding_rates": rows})
+    return _report(
+        "raw.funding_rates", rows, "funding_time", exchange=exchange.id,
+        skipped_symbols=", ".join(skipped) or "none", dataset=sources.dataset_label or "live",
+    )
+
+
+@dg.asset(
+    **COMMON,
+    kinds={"defillama", "duckdb"},
+    description="DeFi TVL from DefiLlama: all chains (total), the universe's chains, and its DeFi protocols.",
+)
+def defi_tvl(
+    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    start, last = _window(context, sources)
+    llama = sources.defillama()
+    universe = load_universe()
+    wh = warehouse.get()
+    held = {
+        (scope, name): day
+        for scope, name, day in wh.query(
+            "select scope, name, max(date) from raw.defi_tvl where date between ? and ? group by all",
+            [start, last],
+        ).iter_rows()
+    } if wh.path.exists() else {}
+    series = [("total", "all", llama.total_tvl)]
+    series += [("chain", c.lower(), lambda c=c: llama.chain_tvl(c)) for c in universe.tvl_chains]
+    series += [("protocol", s, lambda s=s: llama.protocol_tvl(s)) for s in universe.protocol_slugs]
+    frames, unavailable = [], []
+    for i, (scope, name, fetch) in enumerate(series, 1):
+        try:
+            points = fetch()
+        except NotAvailable as exc:
+            context.log.warning(f"[{i}/{len(series)}] {scope} {name}: not available ({exc})")
+            unavailable.append(f"{scope}:{name}")
+            continue
+        newer_than = held.get((scope, name), start - dt.timedelta(days=1))
+        points = points.filter(pl.col("date").is_between(newer_than + dt.timedelta(days=1), last))
+        context.log.info(f"[{i}/{len(series)}] {scope} {name}: {points.height} new days")
+        frames.append(_stamp(points, sources.source("defillama"), scope=scope, name=name))
+    rows = pl.concat(frames) if frames else pl.DataFrame()
+    wh.upsert({"raw.defi_tvl": rows})
+    return _report(
+        "raw.defi_tvl", rows, "date", unavailable=", ".join(unavailable) or "none",
+        dataset=sources.dataset_label or "live",
+    )
+
+
+@dg.asset(
+    **COMMON,
+    kinds={"coingecko", "duckdb"},
+    description="BTC dominance (% of total crypto market cap) from CoinGecko: history where the plan "
+    "allows it, else the daily /global snapshot. `source` says which.",
+)
+def btc_dominance(
+    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    start, last = _window(context, sources)
+    gecko = sources.coingecko()
+    wh = warehouse.get()
+    held = _held_until(wh, "select 'btc', max(date) from raw.btc_dominance where date between ? and ?", [start, last])
+    newest = held.get("btc")
+    first_missing = newest + dt.timedelta(days=1) if newest else start
+    if first_missing > last:
+        context.log.info("up to date")
+        return _report("raw.btc_dominance", pl.DataFrame(), "date")
+    days = (sources.as_of() - first_missing).days + 2  # counted back from the source's today
+    try:
+        points = gecko.dominance_history(days)
+        source = "coingecko:market_cap_chart"
+    except NotAvailable as exc:
+        context.log.warning(f"dominance history needs a paid CoinGecko plan ({exc}); using today's /global snapshot")
+        points = gecko.global_snapshot()
+        source = "coingecko:global"
+    points = points.filter(pl.col("date").is_between(first_missing, last))
+    rows = _stamp(points, sources.source(source))
+    wh.upsert({"raw.btc_dominance": rows})
+    return _report("raw.btc_dominance", rows, "date", source=sources.source(source))
+
+
+ingest_assets = [ohlcv_1d, funding_rates, defi_tvl, btc_dominance]

@@ -1,0 +1,116 @@
+"""Dagster resources: the warehouse, and the market-data sources (live APIs or the local replay).
+
+In replay mode the sources resource starts the replay server in-process on a free port for the
+duration of the run, so the very same ccxt/requests clients run offline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import ccxt
+import dagster as dg
+from pydantic import PrivateAttr
+
+from pipeline.settings import Settings
+from pipeline.sources.coingecko import CoinGecko
+from pipeline.sources.defillama import DefiLlama
+from pipeline.sources.exchange import make_exchange
+from warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file (default: ROTATION_WAREHOUSE or warehouse/rotation.duckdb)."""
+
+    path: str | None = None
+
+    def get(self) -> Warehouse:
+        return Warehouse(self.path or Settings.from_env().warehouse_path)
+
+
+class MarketSources(dg.ConfigurableResource):
+    """Where market data comes from. Unset fields fall back to the ROTATION_* environment."""
+
+    mode: str | None = None  # "replay" | "live"
+    replay_data: str | None = None  # dataset folder; unset = the embedded synthetic market
+    exchange: str | None = None  # ccxt id for spot candles
+    perp_exchange: str | None = None  # ccxt id for perp funding
+    timeout_s: float = 30.0
+    backoff_s: float = 1.0  # first retry delay; doubles per retry
+
+    _server = PrivateAttr(default=None)
+    _dataset = PrivateAttr(default=None)
+
+    def settings(self) -> Settings:
+        env = Settings.from_env()
+        return env.model_copy(
+            update={
+                k: v
+                for k, v in {
+                    "sources": self.mode,
+                    "exchange": self.exchange,
+                    "perp_exchange": self.perp_exchange,
+                }.items()
+                if v
+            }
+        )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        settings = self.settings()
+        if settings.sources != "replay":
+            return
+        from pipeline.sources.replay import ReplayServer, load_dataset
+        from pipeline.sources.replay.synthetic import ensure_synthetic
+
+        folder = self.replay_data or settings.replay_data or ensure_synthetic(settings.replay_cache)
+        self._dataset = load_dataset(folder)
+        self._server = ReplayServer(self._dataset)
+        url = self._server.start()
+        context.log.info(
+            f"replay of {self._dataset.label!r} dataset ({folder}, as of {self._dataset.as_of}) at {url}"
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    # -- what the assets use -------------------------------------------------------------
+    @property
+    def base_url(self) -> str | None:
+        return self._server.base_url if self._server is not None else None
+
+    @property
+    def dataset_label(self) -> str | None:
+        return self._dataset.label if self._dataset is not None else None
+
+    def as_of(self) -> dt.date:
+        """The last day data can exist for: the replay's as-of day, or yesterday (UTC) live."""
+        if self._dataset is not None:
+            return self._dataset.as_of
+        return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+    def source(self, name: str) -> str:
+        """The `source` column value: the endpoint, tagged `@replay:<dataset>` when replayed."""
+        return f"{name}@replay:{self.dataset_label}" if self._dataset is not None else name
+
+    def spot_exchange(self) -> ccxt.Exchange:
+        return make_exchange(self.settings().exchange, "spot", self.base_url, int(self.timeout_s * 1000))
+
+    def perp_exchange_client(self) -> ccxt.Exchange:
+        return make_exchange(self.settings().perp_exchange, "linear", self.base_url, int(self.timeout_s * 1000))
+
+    def defillama(self) -> DefiLlama:
+        kwargs = {"base_url": self.base_url} if self.base_url else {}
+        return DefiLlama(timeout_s=self.timeout_s, backoff_s=self.backoff_s, **kwargs)
+
+    def coingecko(self) -> CoinGecko:
+        s = self.settings()
+        base = f"{self.base_url}/api/v3" if self.base_url else None
+        return CoinGecko(
+            base_url=base, api_key=s.coingecko_api_key, plan=s.coingecko_plan,
+            timeout_s=self.timeout_s, backoff_s=self.backoff_s,
+        )

@@ -1,0 +1,99 @@
+"""Perpetual funding-rate history through ccxt, paginated and incremental.
+
+Sign convention (the exchanges'): a positive rate is paid by longs to shorts. Rates are per
+funding interval, which differs per symbol (8h default, 4h or 1h for some); the interval is
+stored with each row so later code annualises correctly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import ccxt
+import polars as pl
+
+from pipeline.sources.errors import PayloadError, SourceError
+from pipeline.sources.exchange import call_with_retries, require_listed
+from pipeline.sources.prices import day_ms
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = {"binanceusdm": 1000, "binance": 1000, "bybit": 200, "okx": 100}
+DEFAULT_INTERVAL_HOURS = 8
+FUNDING_SCHEMA = {
+    "funding_time": pl.Datetime("ms", "UTC"),
+    "funding_rate": pl.Float64,
+    "mark_price": pl.Float64,
+    "interval_hours": pl.Int32,
+}
+
+
+def funding_intervals(exchange: ccxt.Exchange) -> dict[str, int]:
+    """Funding interval in hours for the symbols whose interval is not the default 8h."""
+    if exchange.has.get("fetchFundingIntervals"):
+        try:
+            got = call_with_retries(exchange, exchange.fetch_funding_intervals, endpoint="fetch_funding_intervals")
+        except SourceError as exc:
+            log.warning("funding intervals unavailable (%s); assuming 8h unless the market says otherwise", exc)
+        else:
+            return {s: int(str(v["interval"]).rstrip("h")) for s, v in got.items() if v.get("interval")}
+    return {}
+
+
+def _market_interval(market: dict) -> int | None:
+    minutes = (market.get("info") or {}).get("fundingInterval")  # Bybit: minutes
+    return int(minutes) // 60 if minutes else None
+
+
+def fetch_funding_history(
+    exchange: ccxt.Exchange,
+    symbol: str,
+    since: dt.datetime,
+    until: dt.date,
+    interval_hours: int | None = None,
+) -> pl.DataFrame:
+    """Funding events of `symbol` from `since` (inclusive) to the end of day `until`."""
+    market = require_listed(exchange, symbol)
+    interval = interval_hours or _market_interval(market) or DEFAULT_INTERVAL_HOURS
+    limit = PAGE_LIMIT.get(exchange.id, 100)
+    end_ms = day_ms(until + dt.timedelta(days=1)) - 1
+    cursor = int(since.timestamp() * 1000)
+    events: list[dict] = []
+    while cursor <= end_ms:
+        page = call_with_retries(
+            exchange, exchange.fetch_funding_rate_history, symbol, since=cursor, limit=limit,
+            params={"until": end_ms}, endpoint=f"fetch_funding_rate_history {symbol}",
+        )
+        page = [e for e in page if e.get("timestamp") is not None and cursor <= e["timestamp"] <= end_ms]
+        if not page:
+            break
+        events.extend(page)
+        cursor = max(e["timestamp"] for e in page) + 1
+    bad = [e for e in events if e.get("fundingRate") is None]
+    if bad:
+        raise PayloadError(
+            f"{exchange.id} fetch_funding_rate_history {symbol}",
+            f"{len(bad)} event(s) without fundingRate, first {bad[0].get('info')}",
+        )
+    if not events:
+        return pl.DataFrame(schema=FUNDING_SCHEMA)
+    return (
+        pl.DataFrame(
+            {
+                "funding_time": [e["timestamp"] for e in events],
+                "funding_rate": [float(e["fundingRate"]) for e in events],
+                "mark_price": [_mark_price(e) for e in events],
+                "interval_hours": [interval] * len(events),
+            }
+        )
+        .with_columns(pl.from_epoch("funding_time", time_unit="ms").dt.replace_time_zone("UTC"))
+        .select([pl.col(c).cast(t) for c, t in FUNDING_SCHEMA.items()])
+        .unique("funding_time", keep="last")
+        .sort("funding_time")
+    )
+
+
+def _mark_price(event: dict) -> float | None:
+    value = (event.get("info") or {}).get("markPrice")
+    return float(value) if value not in (None, "") else None

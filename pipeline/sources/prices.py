@@ -1,0 +1,72 @@
+"""Daily spot candles through ccxt, paginated and incremental (from a given day on)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import ccxt
+import polars as pl
+
+from pipeline.sources.errors import PayloadError
+from pipeline.sources.exchange import call_with_retries, require_listed
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+# The most candles one request may ask for; ccxt's default is often smaller than the exchange allows.
+PAGE_LIMIT = {"binance": 1000, "binanceus": 1000, "bybit": 1000, "okx": 300, "kraken": 720}
+OHLCV_SCHEMA = {
+    "date": pl.Date,
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "volume": pl.Float64,
+}
+
+
+def day_ms(day: dt.date) -> int:
+    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
+
+
+def fetch_daily_candles(exchange: ccxt.Exchange, symbol: str, since: dt.date, until: dt.date) -> pl.DataFrame:
+    """Closed daily candles of `symbol` for days `since`..`until` (inclusive).
+
+    The still-open candle of the current UTC day is dropped: its values change until midnight.
+    Raises `SymbolNotListed` when the exchange does not list the symbol, `PayloadError` when a
+    candle lacks a value.
+    """
+    require_listed(exchange, symbol)
+    limit = PAGE_LIMIT.get(exchange.id, 500)
+    last_closed_ms = min(day_ms(until), exchange.milliseconds() - DAY_MS)
+    cursor = day_ms(since)
+    rows: list[list] = []
+    while cursor <= last_closed_ms:
+        page = call_with_retries(
+            exchange, exchange.fetch_ohlcv, symbol, "1d", since=cursor, limit=limit,
+            endpoint=f"fetch_ohlcv {symbol}",
+        )
+        page = [c for c in page if cursor <= c[0] <= last_closed_ms]
+        if not page:
+            break
+        rows.extend(page)
+        cursor = page[-1][0] + DAY_MS
+    bad = [c for c in rows if len(c) < 6 or any(v is None for v in c[:6])]
+    if bad:
+        raise PayloadError(
+            f"{exchange.id} fetch_ohlcv {symbol}",
+            f"{len(bad)} candle(s) with a missing field, first {bad[0]}",
+        )
+    frame = pl.DataFrame(
+        [[c[0], c[1], c[2], c[3], c[4], c[5]] for c in rows],
+        schema=["ts", "open", "high", "low", "close", "volume"],
+        orient="row",
+    )
+    if frame.is_empty():
+        return pl.DataFrame(schema=OHLCV_SCHEMA)
+    return (
+        frame.with_columns(pl.from_epoch("ts", time_unit="ms").dt.date().alias("date"))
+        .select([pl.col(c).cast(t) for c, t in OHLCV_SCHEMA.items()])
+        .unique("date", keep="last", maintain_order=True)
+    )

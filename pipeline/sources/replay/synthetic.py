@@ -1,0 +1,452 @@
+"""A deterministic synthetic crypto market, written as a replay dataset folder (see `dataset.py`).
+
+The pipeline has to be run and judged on years of history without the network and without
+depending on what the real market happened to do. Here a seeded factor model (market + sector +
+idiosyncratic returns, with sector betas) is driven by a sequence of market regimes that follows
+the crypto cycle, and every series the replay serves (spot candles, perp funding, chain and
+protocol TVL, BTC dominance) is derived from the same price paths, so the series agree with each
+other. `regimes_1d.parquet` records each day's true regime, for judging what the pipeline infers.
+Same (as_of, seed, universe) -> byte-identical files. The numbers are NOT real prices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from pipeline.universe import Universe, load_universe
+
+SYNTHETIC_LABEL = "synthetic"
+GENERATOR = "pipeline.sources.replay.synthetic v1"
+SPOT_EXCHANGE = "binance"
+PERP_EXCHANGE = "binanceusdm"
+
+# The crypto cycle, in order: each phase normally hands over to the next, bear back to the first.
+PHASES = ("btc_dominance", "altcoin_surge", "narrative_rotation", "peak_consolidation", "bear")
+BTC_DOMINANCE, ALTCOIN_SURGE, NARRATIVE_ROTATION, PEAK_CONSOLIDATION, BEAR = range(len(PHASES))
+BLOCK_DAYS = (45, 150)
+DAYS_PER_BLOCK = 95
+RELAPSE = 0.25  # chance a peak_consolidation falls back into a second narrative_rotation
+TWO_LEADERS = 0.4  # chance a narrative_rotation block has two leaders in turn instead of one
+
+CORE_SECTOR = "Core"
+PLATFORM_SECTORS = ("Layer-1", "Layer-2", "Infrastructure")
+MEME_SECTOR = "Memes"
+
+# Per phase, in PHASES order. BTC is the market factor itself.
+BTC_DRIFT = np.array([0.0025, 0.002, 0.001, 0.0, -0.003])
+BTC_VOL = np.array([0.022, 0.028, 0.030, 0.040, 0.032])
+# Sector drift on top of beta * market. Columns: core (ETH), platform, narrative, narrative leader.
+CORE, PLATFORM, NARRATIVE, LEADER = range(4)
+SECTOR_DRIFT = np.array(
+    [
+        [-0.002, -0.004, -0.004, -0.004],
+        [0.002, 0.006, 0.001, 0.001],
+        [0.001, 0.002, 0.003, 0.012],
+        [-0.001, -0.001, -0.0015, -0.0015],
+        [-0.001, -0.004, -0.0045, -0.0045],
+    ]
+)
+SECTOR_VOL = np.array([0.012, 0.015, 0.020, 0.025, 0.015])
+# Daily pull of each random component's cumulative level back to 0, so the regimes, not a random
+# walk, shape the paths: BTC stays near its regime trend, alts/BTC and dominance stay bounded.
+MARKET_REVERSION = 0.01
+SECTOR_REVERSION = 0.003
+IDIO_REVERSION = 0.004
+IDIO_SCALE = np.array([0.9, 1.1, 1.2, 1.4, 1.1])  # idiosyncratic volatility: choppiest at the peak
+ACTIVITY = np.array([0.9, 1.4, 1.3, 1.2, 0.8])  # traded volume relative to normal
+FUNDING_BASE_8H = np.array([0.0001, 0.0004, 0.0003, 0.0001, -0.0001])
+FUNDING_MOMENTUM = 0.004  # funding per unit of 7-day log return: crowded longs pay more
+FUNDING_CLIP = 0.003
+TVL_DRIFT = np.array([0.0, 0.0015, 0.001, 0.0, -0.0015])
+
+# Per bucket (core, mid, speculative): market beta, idiosyncratic daily vol, log10 start mcap, turnover.
+BUCKETS = ("core", "mid", "speculative")
+BETA = {"core": (1.0, 1.2), "mid": (1.1, 1.5), "speculative": (1.3, 1.9)}
+IDIO_VOL = {"core": 0.012, "mid": 0.025, "speculative": 0.04}
+LOG10_MCAP = {"core": (11.2, 11.5), "mid": (8.8, 10.5), "speculative": (8.0, 9.6)}
+LOG10_TURNOVER = {"core": (-3.0, -2.7), "mid": (-2.4, -1.8), "speculative": (-2.2, -1.5)}
+BTC_SUPPLY = 19.5e6
+START_DOMINANCE = (45.0, 56.0)
+COVERAGE = 0.85  # share of the whole market's cap the universe holds
+LATE_LISTED_SHARE = 1 / 3
+DELISTED = 2
+DELIST_DAYS_BEFORE_AS_OF = (150, 301)
+FOUR_HOUR_PERPS = 2
+
+
+@dataclass(frozen=True)
+class _Market:
+    """Daily paths of every token over the whole history, before listing windows are applied."""
+
+    dates: pl.Series
+    phase: np.ndarray  # (days,) index into PHASES
+    log_close: np.ndarray  # (days + 1, tokens): row 0 is the close before the first day
+    log_return: np.ndarray  # (days, tokens)
+    day_vol: np.ndarray  # (days, tokens) expected daily volatility, for wicks
+    supply: np.ndarray  # (tokens,)
+    first_day: np.ndarray  # (tokens,) listing day index
+    end_day: np.ndarray  # (tokens,) first day index with no trading (days when never delisted)
+
+
+def generate(
+    path: Path,
+    as_of: dt.date,
+    seed: int = 7,
+    years: float = 3.5,
+    universe: Universe | None = None,
+) -> Path:
+    """Write the dataset folder at `path` (atomically: build in a temp sibling dir, then rename). Returns path."""
+    path = Path(path)
+    universe = universe or load_universe()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        frames, meta = _build(universe, as_of, seed, years)
+        for name, frame in frames.items():
+            frame.write_parquet(tmp / f"{name}.parquet")
+        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+        _publish(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def ensure_synthetic(cache_dir: Path, as_of: dt.date | None = None, seed: int = 7) -> Path:
+    """Made on first use: return cache_dir/f"synthetic-{as_of}-seed{seed}", generating it if absent. as_of defaults to yesterday (UTC)."""
+    as_of = as_of or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    path = Path(cache_dir) / f"synthetic-{as_of}-seed{seed}"
+    if not path.is_dir():
+        generate(path, as_of, seed=seed)
+    return path
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Rename the finished folder into place, so a reader sees the old dataset or the new one, never half."""
+    if not path.exists():
+        os.replace(tmp, path)
+        return
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old)
+
+
+def _build(
+    universe: Universe, as_of: dt.date, seed: int, years: float
+) -> tuple[dict[str, pl.DataFrame], dict]:
+    rng = np.random.default_rng(seed)
+    tokens = universe.tokens
+    names = [t.name for t in tokens]
+    if "BTC" not in names:
+        raise ValueError("the synthetic market needs a token named BTC in the universe")
+    start = as_of - dt.timedelta(days=round(years * 365))
+    dates = pl.date_range(start, as_of, "1d", eager=True).alias("date")
+    narratives = [s for s in universe.sectors if s != CORE_SECTOR and s not in PLATFORM_SECTORS]
+    phase, leader = _regimes(rng, dates.len(), len(narratives))
+    market = _simulate(rng, universe, dates, phase, leader, narratives)
+    four_hour = _four_hour_perps(universe)
+    frames = {
+        "ohlcv_1d": _ohlcv(rng, universe, market),
+        "funding_8h": _funding(rng, universe, market, four_hour),
+        **_tvl(rng, universe, market),
+        "btc_dominance_1d": _dominance(market, names.index("BTC")),
+        "regimes_1d": pl.DataFrame({"date": dates, "phase": np.asarray(PHASES)[phase]}),
+    }
+    meta = {
+        "label": SYNTHETIC_LABEL,
+        "as_of": as_of.isoformat(),
+        "seed": seed,
+        "generator": GENERATOR,
+        "funding_interval_hours": {symbol: 4 for symbol in four_hour},
+        "start": start.isoformat(),
+        "description": "Deterministic synthetic market; NOT real prices.",
+    }
+    return frames, meta
+
+
+def _regimes(rng: np.random.Generator, days: int, narratives: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each day's phase, and during narrative_rotation the leading narrative (index, else -1).
+
+    Blocks walk the cycle from a random phase, with an occasional relapse from the peak into a
+    second narrative rotation; long histories hold every phase at least twice.
+    """
+    blocks = max(1, round(days / DAYS_PER_BLOCK))
+    sequence = [int(rng.integers(len(PHASES)))]
+    while len(sequence) < blocks or (
+        blocks >= 2 * len(PHASES) and min(sequence.count(p) for p in range(len(PHASES))) < 2
+    ):
+        last = sequence[-1]
+        relapse = last == PEAK_CONSOLIDATION and rng.random() < RELAPSE
+        sequence.append(NARRATIVE_ROTATION if relapse else (last + 1) % len(PHASES))
+    weights = rng.uniform(*BLOCK_DAYS, size=len(sequence))
+    lengths = np.floor(weights / weights.sum() * days).astype(int)
+    lengths[: days - lengths.sum()] += 1
+    phase = np.repeat(sequence, lengths)
+    leader = np.full(days, -1)
+    if narratives:
+        rotation = rng.permutation(narratives)
+        turn = 0
+        block_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        for block, first, length in zip(sequence, block_starts, lengths, strict=True):
+            if block != NARRATIVE_ROTATION:
+                continue
+            leaders = 2 if narratives > 1 and rng.random() < TWO_LEADERS else 1
+            for k, part in enumerate(np.array_split(np.arange(first, first + length), leaders)):
+                leader[part] = rotation[(turn + k) % narratives]
+            turn += leaders
+    return phase, leader
+
+
+def _simulate(
+    rng: np.random.Generator,
+    universe: Universe,
+    dates: pl.Series,
+    phase: np.ndarray,
+    leader: np.ndarray,
+    narratives: list[str],
+) -> _Market:
+    """Log price paths from market + sector + idiosyncratic returns, plus listing windows."""
+    tokens = universe.tokens
+    days, count = dates.len(), len(tokens)
+    btc = np.array([t.name == "BTC" for t in tokens])
+    bucket = np.array([BUCKETS.index(t.bucket) for t in tokens])
+    lows, highs = (np.array([BETA[b][i] for b in BUCKETS])[bucket] for i in (0, 1))
+    beta = np.where(btc, 1.0, rng.uniform(lows, highs))
+    idio = np.where(btc, 0.0, np.array([IDIO_VOL[b] for b in BUCKETS])[bucket])
+
+    sectors = list(universe.sectors)
+    group = np.array(
+        [CORE if s == CORE_SECTOR else PLATFORM if s in PLATFORM_SECTORS else NARRATIVE for s in sectors]
+    )
+    sector = np.array([sectors.index(t.sector) for t in tokens])
+    exposure = (~btc).astype(float)
+    drift = SECTOR_DRIFT[phase][:, group]
+    narrative_sector = np.array([sectors.index(s) for s in narratives], dtype=int)
+    led = leader >= 0
+    drift[np.flatnonzero(led), narrative_sector[leader[led]]] = SECTOR_DRIFT[phase[led], LEADER]
+    sector_return = _reverting(
+        drift + SECTOR_VOL[phase][:, None] * rng.standard_normal((days, len(sectors))), SECTOR_REVERSION
+    )
+    market = BTC_DRIFT[phase] + _reverting(BTC_VOL[phase] * rng.standard_normal(days), MARKET_REVERSION)
+    idio_scale = IDIO_SCALE[phase][:, None] * idio
+    log_return = (
+        market[:, None] * beta
+        + sector_return[:, sector] * exposure
+        + _reverting(idio_scale * rng.standard_normal((days, count)), IDIO_REVERSION)
+    )
+    day_vol = np.sqrt(
+        (BTC_VOL[phase][:, None] * beta) ** 2 + (SECTOR_VOL[phase][:, None] * exposure) ** 2 + idio_scale**2
+    )
+
+    btc_price = rng.uniform(20_000, 40_000)
+    log10_price = np.select(
+        [btc, bucket == 0, np.array([t.sector == MEME_SECTOR for t in tokens])],
+        [np.log10(btc_price), rng.uniform(3.0, 3.4, count), rng.uniform(-6.5, -1.5, count)],
+        rng.uniform(-1.3, 2.5, count),
+    )
+    mcap_lows, mcap_highs = (np.array([LOG10_MCAP[b][i] for b in BUCKETS])[bucket] for i in (0, 1))
+    others = np.where(btc, 0.0, 10 ** rng.uniform(mcap_lows, mcap_highs))
+    # Scale the others' caps so that the first day's dominance lands in START_DOMINANCE.
+    btc_cap = BTC_SUPPLY * btc_price
+    others *= (btc_cap / (rng.uniform(*START_DOMINANCE) / 100) * COVERAGE - btc_cap) / others.sum()
+    supply = np.where(btc, BTC_SUPPLY, others / 10**log10_price)
+    log_close = np.log(10.0) * log10_price + np.vstack([np.zeros(count), np.cumsum(log_return, axis=0)])
+
+    first_day, end_day = _listing_windows(rng, universe, days)
+    return _Market(dates, phase, log_close, log_return, day_vol, supply, first_day, end_day)
+
+
+def _reverting(shocks: np.ndarray, reversion: float) -> np.ndarray:
+    """Daily changes of a level that accumulates `shocks` (per day, first axis) and decays by `reversion`."""
+    level = np.zeros((shocks.shape[0] + 1, *shocks.shape[1:]))
+    for t in range(shocks.shape[0]):
+        level[t + 1] = level[t] * (1 - reversion) + shocks[t]
+    return np.diff(level, axis=0)
+
+
+def _listing_windows(rng: np.random.Generator, universe: Universe, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """About a third of the alts list after the start (spread through the history); two speculative tokens delist.
+
+    Young sectors and speculative tokens list late far more often than Layer-1s and DeFi blue chips.
+    """
+    tokens = universe.tokens
+    count = len(tokens)
+    weight = np.array(
+        [
+            0.0
+            if t.sector == CORE_SECTOR
+            else (0.15 if t.sector == "Layer-1" else 0.3 if t.sector == "DeFi" else 1.0)
+            * (1.5 if t.bucket == "speculative" else 1.0)
+            for t in tokens
+        ]
+    )
+    late = rng.choice(
+        count, size=round(np.count_nonzero(weight) * LATE_LISTED_SHARE), replace=False, p=weight / weight.sum()
+    )
+    spread = (np.arange(late.size) + rng.uniform(0.1, 0.9, late.size)) / max(late.size, 1)
+    first_day = np.zeros(count, dtype=int)
+    first_day[rng.permutation(late)] = (days * (0.05 + 0.8 * spread)).astype(int)
+
+    end_day = np.full(count, days)
+    candidates = [i for i, t in enumerate(tokens) if t.bucket == "speculative" and first_day[i] == 0]
+    delisted = rng.choice(candidates, size=min(DELISTED, len(candidates)), replace=False)
+    end_day[delisted] = np.maximum(days - rng.integers(*DELIST_DAYS_BEFORE_AS_OF, size=delisted.size), days // 2)
+    return first_day, end_day
+
+
+def _ohlcv(rng: np.random.Generator, universe: Universe, market: _Market) -> pl.DataFrame:
+    """Daily candles: open is the previous close, wicks scale with the day's volatility, volume with market cap."""
+    tokens = universe.tokens
+    days, count = market.log_return.shape
+    close = np.exp(market.log_close[1:])
+    open_ = np.exp(market.log_close[:-1])
+    high = np.maximum(open_, close) * np.exp(0.5 * market.day_vol * np.abs(rng.standard_normal((days, count))))
+    low = np.minimum(open_, close) * np.exp(-0.5 * market.day_vol * np.abs(rng.standard_normal((days, count))))
+    bucket = np.array([BUCKETS.index(t.bucket) for t in tokens])
+    lows, highs = (np.array([LOG10_TURNOVER[b][i] for b in BUCKETS])[bucket] for i in (0, 1))
+    turnover = 10 ** rng.uniform(lows, highs)
+    dollar_volume = (
+        market.supply
+        * close
+        * turnover
+        * ACTIVITY[market.phase][:, None]
+        * np.exp(0.3 * rng.standard_normal((days, count)) + 6 * np.abs(market.log_return))
+    )
+    day = np.arange(days)[:, None]
+    trading = (day >= market.first_day) & (day < market.end_day)
+    rows, cols = np.nonzero(trading.T)  # token-major: each symbol's days in order
+    return pl.DataFrame(
+        {
+            "exchange": pl.Series([SPOT_EXCHANGE] * rows.size, dtype=pl.String),
+            "symbol": np.array([t.spot for t in tokens])[rows],
+            "date": market.dates.gather(cols),
+            "open": open_[cols, rows],
+            "high": high[cols, rows],
+            "low": low[cols, rows],
+            "close": close[cols, rows],
+            "volume": (dollar_volume / close)[cols, rows],
+        }
+    )
+
+
+def _four_hour_perps(universe: Universe) -> list[str]:
+    """Binance settles some hot meme perps every 4 hours: pick memes first, then other speculative perps."""
+    perps = [t for t in universe.tokens if t.perp]
+    ranked = sorted(perps, key=lambda t: (t.sector != MEME_SECTOR, t.bucket != "speculative"))
+    return [t.perp for t in ranked[:FOUR_HOUR_PERPS]]
+
+
+def _contract_size(spot: str, perp: str) -> int:
+    """Units of spot per perp contract, e.g. 1000 for 1000PEPE/USDT:USDT against PEPE/USDT."""
+    base = spot.split("/")[0]
+    match = re.fullmatch(rf"(\d+){re.escape(base)}", perp.split("/")[0])
+    return int(match[1]) if match else 1
+
+
+def _funding(
+    rng: np.random.Generator, universe: Universe, market: _Market, four_hour: list[str]
+) -> pl.DataFrame:
+    """Funding per interval: the regime's base rate plus a premium for the token's 7-day run, clipped."""
+    days = market.log_return.shape[0]
+    momentum = market.log_close[1:] - market.log_close[np.maximum(np.arange(days) + 1 - 7, 0)]
+    rate_8h = FUNDING_BASE_8H[market.phase][:, None] + FUNDING_MOMENTUM * momentum
+    day_ns = market.dates.cast(pl.Datetime("ns")).cast(pl.Int64).to_numpy()
+    parts = []
+    for i, token in enumerate(universe.tokens):
+        if not token.perp:
+            continue
+        lag = int(rng.integers(0, 30)) if market.first_day[i] > 0 else 0
+        interval = 4 if token.perp in four_hour else 8
+        per_day = 24 // interval
+        day = np.repeat(np.arange(min(market.first_day[i] + lag, market.end_day[i]), market.end_day[i]), per_day)
+        hour = np.tile(np.arange(0, 24, interval), day.size // per_day)
+        noise = 0.00005 * rng.standard_normal(day.size)
+        rate = np.clip((rate_8h[day, i] + noise) * interval / 8, -FUNDING_CLIP, FUNDING_CLIP)
+        fraction = hour / 24
+        log_mark = (1 - fraction) * market.log_close[day, i] + fraction * market.log_close[day + 1, i]
+        parts.append(
+            pl.DataFrame(
+                {
+                    "exchange": pl.Series([PERP_EXCHANGE] * day.size, dtype=pl.String),
+                    "symbol": pl.Series([token.perp] * day.size, dtype=pl.String),
+                    "ts": pl.Series(day_ns[day] + hour * 3_600_000_000_000, dtype=pl.Int64)
+                    .cast(pl.Datetime("ns"))
+                    .dt.replace_time_zone("UTC"),
+                    "funding_rate": np.round(rate, 8),
+                    "mark_price": np.exp(log_mark) * _contract_size(token.spot, token.perp),
+                }
+            )
+        )
+    return pl.concat(parts)
+
+
+def _tvl_path(
+    rng: np.random.Generator, market: _Market, token: int, log10_start: tuple[float, float], elasticity: float
+) -> np.ndarray:
+    """TVL follows its token's price (deposits are priced in it) and the regime's inflows/outflows."""
+    days = market.phase.size
+    flows = np.cumsum(TVL_DRIFT[market.phase] + 0.006 * rng.standard_normal(days))
+    price = market.log_close[1:, token] - market.log_close[0, token]
+    return 10 ** rng.uniform(*log10_start) * np.exp(elasticity * price + flows)
+
+
+def _tvl(rng: np.random.Generator, universe: Universe, market: _Market) -> dict[str, pl.DataFrame]:
+    """Chain TVL (from the chain token's listing), total TVL (all chains incl. untracked ones), protocol TVL."""
+    chains: dict[str, np.ndarray] = {}
+    chain_start: dict[str, int] = {}
+    protocols: dict[str, np.ndarray] = {}
+    protocol_start: dict[str, int] = {}
+    for i, token in enumerate(universe.tokens):
+        if token.defillama_chain and token.defillama_chain.lower() not in chains:
+            log10_start = (10.3, 10.7) if token.bucket == "core" else (8.7, 9.9)
+            chains[token.defillama_chain.lower()] = _tvl_path(rng, market, i, log10_start, 0.6)
+            chain_start[token.defillama_chain.lower()] = int(market.first_day[i])
+        if token.defillama and token.defillama not in protocols:
+            protocols[token.defillama] = _tvl_path(rng, market, i, (8.5, 10.2), 0.5)
+            protocol_start[token.defillama] = int(market.first_day[i])
+    untracked = rng.uniform(1.25, 1.45)
+    total = untracked * np.sum(list(chains.values()), axis=0)
+    return {
+        "chain_tvl_1d": _long(market.dates, "chain", chains, chain_start),
+        "total_tvl_1d": pl.DataFrame({"date": market.dates, "tvl_usd": np.round(total).astype(np.int64)}),
+        "protocol_tvl_1d": _long(market.dates, "protocol", protocols, protocol_start),
+    }
+
+
+def _long(dates: pl.Series, key: str, paths: dict[str, np.ndarray], start: dict[str, int]) -> pl.DataFrame:
+    return pl.concat(
+        [
+            pl.DataFrame(
+                {
+                    "date": dates[start[name] :],
+                    key: pl.Series([name] * (dates.len() - start[name]), dtype=pl.String),
+                    "tvl_usd": np.round(path[start[name] :]).astype(np.int64),
+                }
+            )
+            for name, path in paths.items()
+        ]
+    )
+
+
+def _dominance(market: _Market, btc: int) -> pl.DataFrame:
+    """BTC's share of the whole market's cap; the universe holds COVERAGE of that market."""
+    market_cap = market.supply * np.exp(market.log_close[1:])
+    total = market_cap.sum(axis=1) / COVERAGE
+    return pl.DataFrame(
+        {
+            "date": market.dates,
+            "btc_dominance_pct": 100 * market_cap[:, btc] / total,
+            "total_market_cap_usd": total,
+        }
+    )

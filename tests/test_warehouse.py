@@ -1,0 +1,65 @@
+"""Warehouse writes: upserts replace on the key, are idempotent, and are all-or-nothing."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from warehouse import Warehouse, WarehouseError
+
+NOW = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+
+def candles(days: int, close: float = 100.0, symbol: str = "BTC/USDT") -> pl.DataFrame:
+    dates = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(days)]
+    return pl.DataFrame(
+        {
+            "exchange": "binance", "symbol": symbol, "date": dates,
+            "open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 10.0,
+            "source": "test", "ingested_at": NOW,
+        }
+    )
+
+
+def test_upsert_twice_leaves_one_row_per_key_with_the_newest_values(warehouse_path):
+    wh = Warehouse(warehouse_path)
+    wh.upsert({"raw.ohlcv_1d": candles(10)})
+    wh.upsert({"raw.ohlcv_1d": candles(12, close=200.0)})
+    got = wh.query("select count(*) n, count(distinct date) d, min(close) lo, max(close) hi from raw.ohlcv_1d")
+    assert got.row(0) == (12, 12, 200.0, 200.0)
+
+
+def test_a_failing_write_leaves_every_table_as_it_was(warehouse_path):
+    wh = Warehouse(warehouse_path)
+    wh.upsert({"raw.ohlcv_1d": candles(3)})
+    dominance = pl.DataFrame(
+        {"date": [dt.date(2024, 1, 1)], "btc_dominance_pct": [50.0], "total_market_cap_usd": [1e12],
+         "source": "test", "ingested_at": NOW}
+    )
+    # the second frame has a column the table does not have: the insert fails mid-transaction
+    broken = candles(1, symbol="ETH/USDT").with_columns(pl.lit(1).alias("not_a_column"))
+    with pytest.raises(Exception, match="not_a_column"):
+        wh.upsert({"raw.btc_dominance": dominance, "raw.ohlcv_1d": broken})
+    assert wh.query("select count(*) from raw.btc_dominance").item() == 0
+    assert wh.query("select count(*) from raw.ohlcv_1d").item() == 3
+
+
+@pytest.mark.parametrize(
+    ("table", "frame", "message"),
+    [
+        ("raw.nope", candles(1), "unknown table"),
+        ("raw.ohlcv_1d", candles(1).drop("date"), "lacks key column"),
+        ("raw.ohlcv_1d", pl.concat([candles(2), candles(1)]), "duplicate keys"),
+        ("raw.ohlcv_1d", candles(1).with_columns(pl.lit(None, pl.Date).alias("date")), "null key"),
+    ],
+)
+def test_bad_frames_are_refused_before_anything_is_written(warehouse_path, table, frame, message):
+    wh = Warehouse(warehouse_path)
+    with pytest.raises(WarehouseError, match=message):
+        wh.upsert({table: frame})
+    assert not warehouse_path.exists() or wh.query("select count(*) from raw.ohlcv_1d").item() == 0
+
+
+def test_the_warehouse_path_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("ROTATION_WAREHOUSE", str(tmp_path / "elsewhere.duckdb"))
+    assert Warehouse().path == tmp_path / "elsewhere.duckdb"

@@ -1,0 +1,101 @@
+"""Connections to the DuckDB warehouse and idempotent upserts through Arrow.
+
+Every write goes through `Warehouse.upsert`: all frames of one call land in one transaction
+(all or nothing), replacing rows with the same key, so re-running a partition never duplicates.
+Table names are checked against `TABLES`; values only ever travel as parameters or Arrow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+SCHEMA_DIR = Path(__file__).with_name("schema")
+DEFAULT_PATH = Path(__file__).with_name("rotation.duckdb")
+
+# table -> key columns: the allow-list of tables the pipeline writes.
+TABLES: dict[str, tuple[str, ...]] = {
+    "raw.ohlcv_1d": ("exchange", "symbol", "date"),
+    "raw.funding_rates": ("exchange", "symbol", "funding_time"),
+    "raw.defi_tvl": ("scope", "name", "date"),
+    "raw.btc_dominance": ("date",),
+}
+
+
+class WarehouseError(RuntimeError):
+    """A write was refused (unknown table, missing columns, duplicate keys); nothing was written."""
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("ROTATION_WAREHOUSE") or DEFAULT_PATH)
+
+
+class Warehouse:
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_path()
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                apply_schema(con)
+            yield con
+        finally:
+            con.close()
+
+    def upsert(self, frames: Mapping[str, pl.DataFrame]) -> dict[str, int]:
+        """Insert-or-replace every frame into its table, all in one transaction; rows per table."""
+        for table, frame in frames.items():
+            _check_frame(table, frame)
+        written: dict[str, int] = {}
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table, frame in frames.items():
+                    if frame.is_empty():
+                        written[table] = 0
+                        continue
+                    con.register("incoming", frame.to_arrow())
+                    # `table` is from the TABLES allow-list (checked above), never user input.
+                    con.execute("INSERT OR REPLACE INTO " + table + " BY NAME SELECT * FROM incoming")
+                    con.unregister("incoming")
+                    written[table] = frame.height
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return written
+
+    def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
+        with self.connect(read_only=self.path.exists()) as con:
+            return con.sql(sql, params=params or None).pl()
+
+
+def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create what is missing; every statement in schema/*.sql is idempotent."""
+    for file in sorted(SCHEMA_DIR.glob("*.sql")):
+        con.execute(file.read_text())
+
+
+def _check_frame(table: str, frame: pl.DataFrame) -> None:
+    if table not in TABLES:
+        raise WarehouseError(f"unknown table {table!r}; writable tables: {sorted(TABLES)}")
+    key = TABLES[table]
+    missing = [c for c in key if c not in frame.columns]
+    if missing:
+        raise WarehouseError(f"{table}: frame lacks key column(s) {missing}")
+    if frame.height and frame.select(key).is_duplicated().any():
+        dupes = frame.filter(frame.select(key).is_duplicated()).select(key).head(3).to_dicts()
+        raise WarehouseError(f"{table}: duplicate keys in one write, e.g. {dupes}")
+    nulls = [c for c in key if frame[c].null_count()]
+    if nulls:
+        raise WarehouseError(f"{table}: null key values in {nulls}")

@@ -149,16 +149,21 @@ def retry_after_header(rule: FaultRule) -> str:
     return str(max(1, math.ceil(rule.retry_after_s)))
 
 
-def error_body(family: str, status: int, message: str, now_ms: int) -> Any:
-    """An error payload in the API family's own shape, so clients take their real error path."""
+def rate_limit_body(family: str, now_ms: int) -> Any:
+    """A 429 payload in the API family's own shape, so clients take their real rate-limit path."""
+    message = "Too many requests (replay fault)."
     if family == "binance":
-        return {"code": -1003 if status == 429 else -1001, "msg": message}
+        return {"code": -1003, "msg": message}
     if family == "bybit":
-        return {"retCode": 10006 if status == 429 else 10016, "retMsg": message, "result": {},
-                "retExtInfo": {}, "time": now_ms}
+        return {"retCode": 10006, "retMsg": message, "result": {}, "retExtInfo": {}, "time": now_ms}
     if family == "coingecko":
-        return {"status": {"error_code": status, "error_message": message}}
+        return {"status": {"error_code": 429, "error_message": message}}
     return {"error": message}
+
+
+def gateway_page(status: int) -> bytes:
+    """A 5xx comes from the gateway in front of the API: an HTML page, not the API's JSON."""
+    return f"<html><body><h1>{status} Server Error</h1><p>replay fault</p></body></html>".encode()
 
 
 def truncate(body: bytes) -> bytes:

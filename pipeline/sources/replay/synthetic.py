@@ -32,7 +32,8 @@ PERP_EXCHANGE = "binanceusdm"
 
 # The crypto cycle, in order: each phase normally hands over to the next, bear back to the first.
 PHASES = ("btc_dominance", "altcoin_surge", "narrative_rotation", "peak_consolidation", "bear")
-BTC_DOMINANCE, ALTCOIN_SURGE, NARRATIVE_ROTATION, PEAK_CONSOLIDATION, BEAR = range(len(PHASES))
+NARRATIVE_ROTATION = PHASES.index("narrative_rotation")
+PEAK_CONSOLIDATION = PHASES.index("peak_consolidation")
 BLOCK_DAYS = (45, 150)
 DAYS_PER_BLOCK = 95
 RELAPSE = 0.25  # chance a peak_consolidation falls back into a second narrative_rotation
@@ -43,23 +44,23 @@ PLATFORM_SECTORS = ("Layer-1", "Layer-2", "Infrastructure")
 MEME_SECTOR = "Memes"
 
 # Per phase, in PHASES order. BTC is the market factor itself.
-BTC_DRIFT = np.array([0.0025, 0.002, 0.001, 0.0, -0.003])
+BTC_DRIFT = np.array([0.0025, 0.0025, 0.001, 0.0, -0.0035])
 BTC_VOL = np.array([0.022, 0.028, 0.030, 0.040, 0.032])
 # Sector drift on top of beta * market. Columns: core (ETH), platform, narrative, narrative leader.
 CORE, PLATFORM, NARRATIVE, LEADER = range(4)
 SECTOR_DRIFT = np.array(
     [
-        [-0.002, -0.004, -0.004, -0.004],
-        [0.002, 0.006, 0.001, 0.001],
+        [-0.003, -0.005, -0.005, -0.005],
+        [0.003, 0.007, 0.002, 0.002],
         [0.001, 0.002, 0.003, 0.012],
         [-0.001, -0.001, -0.0015, -0.0015],
-        [-0.001, -0.004, -0.0045, -0.0045],
+        [-0.002, -0.004, -0.0045, -0.0045],
     ]
 )
 SECTOR_VOL = np.array([0.012, 0.015, 0.020, 0.025, 0.015])
 # Daily pull of each random component's cumulative level back to 0, so the regimes, not a random
 # walk, shape the paths: BTC stays near its regime trend, alts/BTC and dominance stay bounded.
-MARKET_REVERSION = 0.01
+MARKET_REVERSION = 0.03
 SECTOR_REVERSION = 0.003
 IDIO_REVERSION = 0.004
 IDIO_SCALE = np.array([0.9, 1.1, 1.2, 1.4, 1.1])  # idiosyncratic volatility: choppiest at the peak
@@ -74,11 +75,13 @@ BUCKETS = ("core", "mid", "speculative")
 BETA = {"core": (1.0, 1.2), "mid": (1.1, 1.5), "speculative": (1.3, 1.9)}
 IDIO_VOL = {"core": 0.012, "mid": 0.025, "speculative": 0.04}
 LOG10_MCAP = {"core": (11.2, 11.5), "mid": (8.8, 10.5), "speculative": (8.0, 9.6)}
-LOG10_TURNOVER = {"core": (-3.0, -2.7), "mid": (-2.4, -1.8), "speculative": (-2.2, -1.5)}
+LOG10_TURNOVER = {"core": (-2.7, -2.4), "mid": (-2.4, -1.8), "speculative": (-2.2, -1.5)}
 BTC_SUPPLY = 19.5e6
-START_DOMINANCE = (45.0, 56.0)
+START_DOMINANCE = (50.0, 58.0)
 COVERAGE = 0.85  # share of the whole market's cap the universe holds
 LATE_LISTED_SHARE = 1 / 3
+LATE_LISTING_WEIGHT = {CORE_SECTOR: 0.0, "Layer-1": 0.15, "DeFi": 0.3}  # other sectors: 1
+SPECULATIVE_LATE_LISTING = 1.5  # and speculative tokens list late more often still
 DELISTED = 2
 DELIST_DAYS_BEFORE_AS_OF = (150, 301)
 FOUR_HOUR_PERPS = 2
@@ -105,7 +108,10 @@ def generate(
     years: float = 3.5,
     universe: Universe | None = None,
 ) -> Path:
-    """Write the dataset folder at `path` (atomically: build in a temp sibling dir, then rename). Returns path."""
+    """Write the dataset folder at `path` (atomically: build in a temp sibling dir, then rename).
+
+    Returns path. Readers never see a half-written folder under the final name, even if this fails.
+    """
     path = Path(path)
     universe = universe or load_universe()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,11 +129,18 @@ def generate(
 
 
 def ensure_synthetic(cache_dir: Path, as_of: dt.date | None = None, seed: int = 7) -> Path:
-    """Made on first use: return cache_dir/f"synthetic-{as_of}-seed{seed}", generating it if absent. as_of defaults to yesterday (UTC)."""
+    """Made on first use: return cache_dir/f"synthetic-{as_of}-seed{seed}", generating it if absent.
+
+    as_of defaults to yesterday (UTC), the last complete day a live run would see.
+    """
     as_of = as_of or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     path = Path(cache_dir) / f"synthetic-{as_of}-seed{seed}"
     if not path.is_dir():
-        generate(path, as_of, seed=seed)
+        try:
+            generate(path, as_of, seed=seed)
+        except OSError:
+            if not path.is_dir():  # else another process published the same dataset first
+                raise
     return path
 
 
@@ -145,6 +158,7 @@ def _publish(tmp: Path, path: Path) -> None:
 def _build(
     universe: Universe, as_of: dt.date, seed: int, years: float
 ) -> tuple[dict[str, pl.DataFrame], dict]:
+    """Every file's frame and dataset.json, all drawn from one seeded generator in a fixed order."""
     rng = np.random.default_rng(seed)
     tokens = universe.tokens
     names = [t.name for t in tokens]
@@ -179,7 +193,7 @@ def _regimes(rng: np.random.Generator, days: int, narratives: int) -> tuple[np.n
     """Each day's phase, and during narrative_rotation the leading narrative (index, else -1).
 
     Blocks walk the cycle from a random phase, with an occasional relapse from the peak into a
-    second narrative rotation; long histories hold every phase at least twice.
+    second (never a third) narrative rotation; long histories hold every phase at least twice.
     """
     blocks = max(1, round(days / DAYS_PER_BLOCK))
     sequence = [int(rng.integers(len(PHASES)))]
@@ -187,7 +201,8 @@ def _regimes(rng: np.random.Generator, days: int, narratives: int) -> tuple[np.n
         blocks >= 2 * len(PHASES) and min(sequence.count(p) for p in range(len(PHASES))) < 2
     ):
         last = sequence[-1]
-        relapse = last == PEAK_CONSOLIDATION and rng.random() < RELAPSE
+        relapsed = sequence[-3:-2] == [PEAK_CONSOLIDATION]  # the current rotation is itself a relapse
+        relapse = last == PEAK_CONSOLIDATION and not relapsed and rng.random() < RELAPSE
         sequence.append(NARRATIVE_ROTATION if relapse else (last + 1) % len(PHASES))
     weights = rng.uniform(*BLOCK_DAYS, size=len(sequence))
     lengths = np.floor(weights / weights.sum() * days).astype(int)
@@ -251,7 +266,7 @@ def _simulate(
 
     btc_price = rng.uniform(20_000, 40_000)
     log10_price = np.select(
-        [btc, bucket == 0, np.array([t.sector == MEME_SECTOR for t in tokens])],
+        [btc, bucket == BUCKETS.index("core"), np.array([t.sector == MEME_SECTOR for t in tokens])],
         [np.log10(btc_price), rng.uniform(3.0, 3.4, count), rng.uniform(-6.5, -1.5, count)],
         rng.uniform(-1.3, 2.5, count),
     )
@@ -275,8 +290,11 @@ def _reverting(shocks: np.ndarray, reversion: float) -> np.ndarray:
     return np.diff(level, axis=0)
 
 
-def _listing_windows(rng: np.random.Generator, universe: Universe, days: int) -> tuple[np.ndarray, np.ndarray]:
-    """About a third of the alts list after the start (spread through the history); two speculative tokens delist.
+def _listing_windows(
+    rng: np.random.Generator, universe: Universe, days: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """First and end (exclusive) trading day per token: about a third of the alts list after the start,
+    spread through the history, and two speculative tokens delist 150-300 days before as_of.
 
     Young sectors and speculative tokens list late far more often than Layer-1s and DeFi blue chips.
     """
@@ -284,16 +302,13 @@ def _listing_windows(rng: np.random.Generator, universe: Universe, days: int) ->
     count = len(tokens)
     weight = np.array(
         [
-            0.0
-            if t.sector == CORE_SECTOR
-            else (0.15 if t.sector == "Layer-1" else 0.3 if t.sector == "DeFi" else 1.0)
-            * (1.5 if t.bucket == "speculative" else 1.0)
+            LATE_LISTING_WEIGHT.get(t.sector, 1.0)
+            * (SPECULATIVE_LATE_LISTING if t.bucket == "speculative" else 1.0)
             for t in tokens
         ]
     )
-    late = rng.choice(
-        count, size=round(np.count_nonzero(weight) * LATE_LISTED_SHARE), replace=False, p=weight / weight.sum()
-    )
+    late_count = round(np.count_nonzero(weight) * LATE_LISTED_SHARE)
+    late = rng.choice(count, size=late_count, replace=False, p=weight / weight.sum())
     spread = (np.arange(late.size) + rng.uniform(0.1, 0.9, late.size)) / max(late.size, 1)
     first_day = np.zeros(count, dtype=int)
     first_day[rng.permutation(late)] = (days * (0.05 + 0.8 * spread)).astype(int)
@@ -301,28 +316,26 @@ def _listing_windows(rng: np.random.Generator, universe: Universe, days: int) ->
     end_day = np.full(count, days)
     candidates = [i for i, t in enumerate(tokens) if t.bucket == "speculative" and first_day[i] == 0]
     delisted = rng.choice(candidates, size=min(DELISTED, len(candidates)), replace=False)
-    end_day[delisted] = np.maximum(days - rng.integers(*DELIST_DAYS_BEFORE_AS_OF, size=delisted.size), days // 2)
+    days_before_as_of = rng.integers(*DELIST_DAYS_BEFORE_AS_OF, size=delisted.size)
+    end_day[delisted] = np.maximum(days - days_before_as_of, days // 2)
     return first_day, end_day
 
 
 def _ohlcv(rng: np.random.Generator, universe: Universe, market: _Market) -> pl.DataFrame:
-    """Daily candles: open is the previous close, wicks scale with the day's volatility, volume with market cap."""
+    """Daily candles: open is the previous close, wicks scale with the day's volatility, volume with cap."""
     tokens = universe.tokens
     days, count = market.log_return.shape
     close = np.exp(market.log_close[1:])
     open_ = np.exp(market.log_close[:-1])
-    high = np.maximum(open_, close) * np.exp(0.5 * market.day_vol * np.abs(rng.standard_normal((days, count))))
-    low = np.minimum(open_, close) * np.exp(-0.5 * market.day_vol * np.abs(rng.standard_normal((days, count))))
+    wick = 0.5 * market.day_vol
+    high = np.maximum(open_, close) * np.exp(wick * np.abs(rng.standard_normal((days, count))))
+    low = np.minimum(open_, close) * np.exp(-wick * np.abs(rng.standard_normal((days, count))))
     bucket = np.array([BUCKETS.index(t.bucket) for t in tokens])
     lows, highs = (np.array([LOG10_TURNOVER[b][i] for b in BUCKETS])[bucket] for i in (0, 1))
     turnover = 10 ** rng.uniform(lows, highs)
-    dollar_volume = (
-        market.supply
-        * close
-        * turnover
-        * ACTIVITY[market.phase][:, None]
-        * np.exp(0.3 * rng.standard_normal((days, count)) + 6 * np.abs(market.log_return))
-    )
+    # Volume is noisy, and big moves trade more.
+    surprise = np.exp(0.3 * rng.standard_normal((days, count)) + 6 * np.abs(market.log_return))
+    dollar_volume = market.supply * close * turnover * ACTIVITY[market.phase][:, None] * surprise
     day = np.arange(days)[:, None]
     trading = (day >= market.first_day) & (day < market.end_day)
     rows, cols = np.nonzero(trading.T)  # token-major: each symbol's days in order
@@ -369,7 +382,8 @@ def _funding(
         lag = int(rng.integers(0, 30)) if market.first_day[i] > 0 else 0
         interval = 4 if token.perp in four_hour else 8
         per_day = 24 // interval
-        day = np.repeat(np.arange(min(market.first_day[i] + lag, market.end_day[i]), market.end_day[i]), per_day)
+        first, end = min(market.first_day[i] + lag, market.end_day[i]), market.end_day[i]
+        day = np.repeat(np.arange(first, end), per_day)
         hour = np.tile(np.arange(0, 24, interval), day.size // per_day)
         noise = 0.00005 * rng.standard_normal(day.size)
         rate = np.clip((rate_8h[day, i] + noise) * interval / 8, -FUNDING_CLIP, FUNDING_CLIP)
@@ -402,7 +416,7 @@ def _tvl_path(
 
 
 def _tvl(rng: np.random.Generator, universe: Universe, market: _Market) -> dict[str, pl.DataFrame]:
-    """Chain TVL (from the chain token's listing), total TVL (all chains incl. untracked ones), protocol TVL."""
+    """Chain TVL (from the chain token's listing), total TVL (incl. untracked chains), protocol TVL."""
     chains: dict[str, np.ndarray] = {}
     chain_start: dict[str, int] = {}
     protocols: dict[str, np.ndarray] = {}

@@ -61,9 +61,10 @@ def fetch_funding_history(
     cursor = int(since.timestamp() * 1000)
     events: list[dict] = []
     while cursor <= end_ms:
+        # One ms early: ccxt's bybit rounds `since` up, which would skip an event exactly at it.
         page = call_with_retries(
-            exchange, exchange.fetch_funding_rate_history, symbol, since=cursor, limit=limit,
-            params={"until": end_ms}, endpoint=f"fetch_funding_rate_history {symbol}",
+            exchange, exchange.fetch_funding_rate_history, symbol, since=cursor - 1, limit=limit,
+            endpoint=f"fetch_funding_rate_history {symbol}",
         )
         page = [e for e in page if e.get("timestamp") is not None and cursor <= e["timestamp"] <= end_ms]
         if not page:

@@ -16,7 +16,6 @@ from pipeline.resources import MarketSources, WarehouseResource
 from pipeline.sources.errors import NotAvailable, SymbolNotListed
 from pipeline.sources.funding import fetch_funding_history, funding_intervals
 from pipeline.sources.prices import fetch_daily_candles
-from pipeline.universe import load_universe
 from warehouse import Warehouse
 
 COMMON = dict(
@@ -30,9 +29,9 @@ COMMON = dict(
 
 def _window(context: dg.AssetExecutionContext, sources: MarketSources) -> tuple[dt.date, dt.date]:
     """First and last day of the run's partition window, capped at the sources' as-of day."""
-    window = context.partition_time_window
-    last = min(window.end.date() - dt.timedelta(days=1), sources.as_of())
-    return window.start.date(), last
+    keys = context.partition_key_range  # a range in backfills, one key nightly
+    first = dt.date.fromisoformat(keys.start)
+    return first, min(dt.date.fromisoformat(keys.end), sources.as_of())
 
 
 def _held_until(warehouse: Warehouse, sql: str, params: list) -> dict[str, object]:
@@ -106,7 +105,7 @@ def ohlcv_1d(
         candles = fetch_daily_candles(exchange, symbol, since, last)
         return _stamp(candles, sources.source(exchange.id), exchange=exchange.id, symbol=symbol)
 
-    frames, skipped = _per_symbol(context, load_universe().spot_symbols, fetch)
+    frames, skipped = _per_symbol(context, sources.universe.spot_symbols, fetch)
     rows = pl.concat(frames) if frames else pl.DataFrame()
     wh.upsert({"raw.ohlcv_1d": rows})
     return _report(
@@ -142,7 +141,7 @@ def funding_rates(
         events = fetch_funding_history(exchange, symbol, since, last, intervals.get(symbol))
         return _stamp(events, sources.source(exchange.id), exchange=exchange.id, symbol=symbol)
 
-    frames, skipped = _per_symbol(context, load_universe().perp_symbols, fetch)
+    frames, skipped = _per_symbol(context, sources.universe.perp_symbols, fetch)
     rows = pl.concat(frames) if frames else pl.DataFrame()
     wh.upsert({"raw.funding_rates": rows})
     return _report(
@@ -161,7 +160,7 @@ def defi_tvl(
 ) -> dg.MaterializeResult:
     start, last = _window(context, sources)
     llama = sources.defillama()
-    universe = load_universe()
+    universe = sources.universe
     wh = warehouse.get()
     held = {
         (scope, name): day

@@ -3,11 +3,10 @@
 import dagster as dg
 
 from assets.ingest import ingest_assets
-from assets.partitions import daily
 from pipeline.resources import MarketSources, WarehouseResource
 
 ingest_job = dg.define_asset_job(
-    "ingest", selection=dg.AssetSelection.groups("ingest"), partitions_def=daily,
+    "ingest", selection=dg.AssetSelection.groups("ingest"),
     description="Fetch new market data from every source into the raw tables.",
 )
 

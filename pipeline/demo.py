@@ -47,8 +47,9 @@ def run_demo() -> int:
     print(f"Replaying the {dataset.label!r} dataset ({folder}) as of {dataset.as_of}"
           + (": a SYNTHETIC market, not real prices." if synthetic else "."))
     print(f"Materialising raw/* for {start} .. {dataset.as_of} in one run (first run: a minute or two)...")
-    result = defs.get_job_def("ingest").execute_in_process(
+    result = defs.resolve_job_def("ingest").execute_in_process(
         instance=dg.DagsterInstance.get(),
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         tags={
             "dagster/asset_partition_range_start": start.isoformat(),
             "dagster/asset_partition_range_end": dataset.as_of.isoformat(),

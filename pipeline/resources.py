@@ -17,6 +17,7 @@ from pipeline.settings import Settings
 from pipeline.sources.coingecko import CoinGecko
 from pipeline.sources.defillama import DefiLlama
 from pipeline.sources.exchange import make_exchange
+from pipeline.universe import Universe, load_universe
 from warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class MarketSources(dg.ConfigurableResource):
 
     mode: str | None = None  # "replay" | "live"
     replay_data: str | None = None  # dataset folder; unset = the embedded synthetic market
+    universe_path: str | None = None  # unset = ROTATION_UNIVERSE or pipeline/universe.yaml
     exchange: str | None = None  # ccxt id for spot candles
     perp_exchange: str | None = None  # ccxt id for perp funding
     timeout_s: float = 30.0
@@ -43,6 +45,7 @@ class MarketSources(dg.ConfigurableResource):
 
     _server = PrivateAttr(default=None)
     _dataset = PrivateAttr(default=None)
+    _universe = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
         env = Settings.from_env()
@@ -60,6 +63,8 @@ class MarketSources(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         settings = self.settings()
+        # Validated before any asset runs: a bad universe fails the run with nothing written.
+        self._universe = load_universe(self.universe_path or settings.universe_path)
         if settings.sources != "replay":
             return
         from pipeline.sources.replay import ReplayServer, load_dataset
@@ -79,6 +84,10 @@ class MarketSources(dg.ConfigurableResource):
             self._server = None
 
     # -- what the assets use -------------------------------------------------------------
+    @property
+    def universe(self) -> Universe:
+        return self._universe
+
     @property
     def base_url(self) -> str | None:
         return self._server.base_url if self._server is not None else None

@@ -131,7 +131,7 @@ def funding_rates(
         "where exchange = ? and funding_time >= ? and funding_time < ? group by symbol",
         [exchange.id, start, last + dt.timedelta(days=1)],
     )
-    intervals = funding_intervals(exchange) if exchange.has.get("fetchFundingIntervals") else {}
+    intervals = funding_intervals(exchange)
     window_start = dt.datetime.combine(start, dt.time(), dt.UTC)
 
     def fetch(symbol: str) -> pl.DataFrame | None:
@@ -204,8 +204,10 @@ def btc_dominance(
     start, last = _window(context, sources)
     gecko = sources.coingecko()
     wh = warehouse.get()
-    held = _held_until(wh, "select 'btc', max(date) from raw.btc_dominance where date between ? and ?", [start, last])
-    newest = held.get("btc")
+    newest = (
+        wh.query("select max(date) from raw.btc_dominance where date between ? and ?", [start, last]).item()
+        if wh.path.exists() else None
+    )
     first_missing = newest + dt.timedelta(days=1) if newest else start
     if first_missing > last:
         context.log.info("up to date")

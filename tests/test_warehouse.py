@@ -63,3 +63,12 @@ def test_bad_frames_are_refused_before_anything_is_written(warehouse_path, table
 def test_the_warehouse_path_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("ROTATION_WAREHOUSE", str(tmp_path / "elsewhere.duckdb"))
     assert Warehouse().path == tmp_path / "elsewhere.duckdb"
+
+
+def test_an_empty_write_is_a_no_op(warehouse_path):
+    wh = Warehouse(warehouse_path)
+    wh.upsert({"raw.ohlcv_1d": candles(2)})
+    assert wh.upsert({"raw.ohlcv_1d": pl.DataFrame(), "raw.btc_dominance": pl.DataFrame()}) == {
+        "raw.ohlcv_1d": 0, "raw.btc_dominance": 0,
+    }
+    assert wh.query("select count(*) from raw.ohlcv_1d").item() == 2

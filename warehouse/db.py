@@ -89,11 +89,13 @@ def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
 def _check_frame(table: str, frame: pl.DataFrame) -> None:
     if table not in TABLES:
         raise WarehouseError(f"unknown table {table!r}; writable tables: {sorted(TABLES)}")
+    if frame.is_empty():
+        return  # nothing new: a frame without rows may also be without columns
     key = TABLES[table]
     missing = [c for c in key if c not in frame.columns]
     if missing:
         raise WarehouseError(f"{table}: frame lacks key column(s) {missing}")
-    if frame.height and frame.select(key).is_duplicated().any():
+    if frame.select(key).is_duplicated().any():
         dupes = frame.filter(frame.select(key).is_duplicated()).select(key).head(3).to_dicts()
         raise WarehouseError(f"{table}: duplicate keys in one write, e.g. {dupes}")
     nulls = [c for c in key if frame[c].null_count()]

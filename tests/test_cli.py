@@ -1,0 +1,62 @@
+"""What a user types: settings from the environment, `python -m pipeline sql`, Dagster's validator."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import Settings, SettingsError
+from tests.test_warehouse import candles
+from warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_settings_default_to_an_offline_replay():
+    settings = Settings.from_env({})
+    assert settings.sources == "replay"
+    assert (settings.exchange, settings.perp_exchange) == ("binance", "binanceusdm")
+    assert settings.warehouse_path == ROOT / "warehouse" / "rotation.duckdb"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [({"ROTATION_SOURCES": "internet"}, "ROTATION_SOURCES"), ({"ROTATION_START_DATE": "yesterday"}, "ROTATION_START_DATE")],
+)
+def test_a_bad_setting_names_its_variable(env, variable):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env(env)
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
+
+
+def test_sql_prints_query_results_read_only(warehouse_path):
+    Warehouse(warehouse_path).upsert({"raw.ohlcv_1d": candles(3, close=123.5)})
+    done = _cli("sql", "select symbol, count(*) as n, max(close) from raw.ohlcv_1d group by all",
+                env={"ROTATION_WAREHOUSE": str(warehouse_path)})
+    assert done.returncode == 0, done.stderr
+    assert "BTC/USDT" in done.stdout and "123.5" in done.stdout
+
+
+def test_sql_without_a_warehouse_says_to_run_the_demo(tmp_path):
+    done = _cli("sql", "select 1", env={"ROTATION_WAREHOUSE": str(tmp_path / "none.duckdb")})
+    assert done.returncode == 1
+    assert "make demo" in done.stderr
+
+
+def test_dagster_validates_the_workspace(tmp_path):
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "All code locations passed validation" in done.stdout + done.stderr

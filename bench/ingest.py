@@ -1,0 +1,91 @@
+"""Ingest benchmark: the four raw assets over a replayed history vs the floor of loading the same
+rows straight from Parquet into DuckDB, and Dagster's per-partition cost for a range run.
+
+Prints ratios against baselines measured in the same process (no absolute targets here).
+Dataset: ROTATION_REPLAY_DATA, else ../shared/data/real, else the synthetic market.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+import assets  # noqa: F401  (silences Dagster's beta warning)
+from assets.ingest import ingest_assets
+from pipeline.resources import MarketSources, WarehouseResource
+from pipeline.sources.replay import load_dataset
+from pipeline.sources.replay.synthetic import ensure_synthetic
+from pipeline.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dataset_dir() -> Path:
+    if os.environ.get("ROTATION_REPLAY_DATA"):
+        return Path(os.environ["ROTATION_REPLAY_DATA"])
+    real = ROOT.parent / "shared" / "data" / "real"
+    return real if real.exists() else ensure_synthetic(Settings.from_env().replay_cache)
+
+
+def floor_seconds(folder: Path, db: Path) -> float:
+    """Parquet -> DuckDB tables, no HTTP, no parsing: what any ingest must at least cost."""
+    start = time.perf_counter()
+    con = duckdb.connect(str(db))
+    for name in ("ohlcv_1d", "funding_8h", "chain_tvl_1d", "btc_dominance_1d"):
+        con.execute("create table " + name + " as select * from read_parquet(?)", [str(folder / f"{name}.parquet")])
+    con.close()
+    return time.perf_counter() - start
+
+
+def ingest_seconds(folder: Path, db: Path, first: str, last: str) -> float:
+    resources = {"sources": MarketSources(replay_data=str(folder)), "warehouse": WarehouseResource(path=str(db))}
+    start = time.perf_counter()
+    with dg.build_asset_context(partition_key_range=dg.PartitionKeyRange(first, last), resources=resources) as ctx:
+        for asset in ingest_assets:
+            asset(ctx)
+    return time.perf_counter() - start
+
+
+def dagster_run_seconds(folder: Path, db: Path, first: str, last: str) -> float:
+    from pipeline.definitions import defs
+
+    start = time.perf_counter()
+    defs.resolve_job_def("ingest").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"sources": MarketSources(replay_data=str(folder)), "warehouse": WarehouseResource(path=str(db))},
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    folder = dataset_dir()
+    dataset = load_dataset(folder)
+    first, last = dataset.first_date.isoformat(), dataset.as_of.isoformat()
+    days = (dataset.as_of - dataset.first_date).days + 1
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        floor = floor_seconds(folder, tmp / "floor.duckdb")
+        ingest = ingest_seconds(folder, tmp / "ingest.duckdb", first, last)
+        again = ingest_seconds(folder, tmp / "ingest.duckdb", first, last)
+        rows = duckdb.connect(str(tmp / "ingest.duckdb"), read_only=True).execute(
+            "select (select count(*) from raw.ohlcv_1d) + (select count(*) from raw.funding_rates)"
+            " + (select count(*) from raw.defi_tvl) + (select count(*) from raw.btc_dominance)"
+        ).fetchone()[0]
+        run = dagster_run_seconds(folder, tmp / "run.duckdb", first, last)
+    print(f"dataset {dataset.label!r}: {days} days, {rows:,} raw rows ingested")
+    print(f"floor   parquet -> duckdb             {floor:7.2f} s")
+    print(f"ingest  replay -> clients -> duckdb   {ingest:7.2f} s   {ingest / floor:6.1f}x floor")
+    print(f"again   incremental, nothing new      {again:7.2f} s   {again / ingest:6.2f}x first ingest")
+    print(f"run     Dagster range run (ephemeral) {run:7.2f} s   {run / ingest:6.1f}x bare ingest"
+          f"  ({(run - ingest) / (4 * days) * 1000:.1f} ms per asset-partition of bookkeeping)")
+
+
+if __name__ == "__main__":
+    main()

@@ -59,12 +59,21 @@ def _report(table: str, frame: pl.DataFrame, time_col: str, **extra) -> dg.Mater
     return dg.MaterializeResult(metadata=meta)
 
 
-def _per_symbol(
+def _ingest_symbols(
     context: dg.AssetExecutionContext,
+    sources: MarketSources,
+    wh: Warehouse,
+    table: str,
+    time_col: str,
+    exchange_id: str,
     symbols: list[str],
     fetch: Callable[[str], pl.DataFrame | None],
-) -> tuple[list[pl.DataFrame], list[str]]:
-    """Run `fetch` per symbol with progress logs; unlisted symbols are logged and skipped."""
+) -> dg.MaterializeResult:
+    """Fetch every symbol (None = up to date) with progress logs, then write all in one transaction.
+
+    Symbols the exchange does not list are logged and skipped; any other error fails the asset
+    before anything is written.
+    """
     frames, skipped = [], []
     for i, symbol in enumerate(symbols, 1):
         try:
@@ -77,8 +86,13 @@ def _per_symbol(
             context.log.info(f"[{i}/{len(symbols)}] {symbol}: up to date")
             continue
         context.log.info(f"[{i}/{len(symbols)}] {symbol}: {frame.height} new rows")
-        frames.append(frame)
-    return frames, skipped
+        frames.append(_stamp(frame, sources.source(exchange_id), exchange=exchange_id, symbol=symbol))
+    rows = pl.concat(frames) if frames else pl.DataFrame()
+    wh.upsert({table: rows})
+    return _report(
+        table, rows, time_col, exchange=exchange_id, skipped_symbols=", ".join(skipped) or "none",
+        dataset=sources.dataset_label or "live",
+    )
 
 
 @dg.asset(
@@ -102,15 +116,10 @@ def ohlcv_1d(
         since = max(start, held[symbol] + dt.timedelta(days=1)) if symbol in held else start
         if since > last:
             return None
-        candles = fetch_daily_candles(exchange, symbol, since, last)
-        return _stamp(candles, sources.source(exchange.id), exchange=exchange.id, symbol=symbol)
+        return fetch_daily_candles(exchange, symbol, since, last)
 
-    frames, skipped = _per_symbol(context, sources.universe.spot_symbols, fetch)
-    rows = pl.concat(frames) if frames else pl.DataFrame()
-    wh.upsert({"raw.ohlcv_1d": rows})
-    return _report(
-        "raw.ohlcv_1d", rows, "date", exchange=exchange.id, skipped_symbols=", ".join(skipped) or "none",
-        dataset=sources.dataset_label or "live",
+    return _ingest_symbols(
+        context, sources, wh, "raw.ohlcv_1d", "date", exchange.id, sources.universe.spot_symbols, fetch
     )
 
 
@@ -138,15 +147,10 @@ def funding_rates(
         since = held[symbol] + dt.timedelta(milliseconds=1) if symbol in held else window_start
         if since.date() > last:
             return None
-        events = fetch_funding_history(exchange, symbol, since, last, intervals.get(symbol))
-        return _stamp(events, sources.source(exchange.id), exchange=exchange.id, symbol=symbol)
+        return fetch_funding_history(exchange, symbol, since, last, intervals.get(symbol))
 
-    frames, skipped = _per_symbol(context, sources.universe.perp_symbols, fetch)
-    rows = pl.concat(frames) if frames else pl.DataFrame()
-    wh.upsert({"raw.funding_rates": rows})
-    return _report(
-        "raw.funding_rates", rows, "funding_time", exchange=exchange.id,
-        skipped_symbols=", ".join(skipped) or "none", dataset=sources.dataset_label or "live",
+    return _ingest_symbols(
+        context, sources, wh, "raw.funding_rates", "funding_time", exchange.id, sources.universe.perp_symbols, fetch
     )
 
 

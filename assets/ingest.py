@@ -34,13 +34,6 @@ def _window(context: dg.AssetExecutionContext, sources: MarketSources) -> tuple[
     return first, min(dt.date.fromisoformat(keys.end), sources.as_of())
 
 
-def _held_until(warehouse: Warehouse, sql: str, params: list) -> dict[str, object]:
-    """name -> newest value held inside the window (for resuming where the warehouse stops)."""
-    if not warehouse.path.exists():
-        return {}
-    return dict(warehouse.query(sql, params).iter_rows())
-
-
 def _stamp(frame: pl.DataFrame, source: str, **keys: str) -> pl.DataFrame:
     now = dt.datetime.now(dt.UTC)
     return frame.with_columns(
@@ -106,14 +99,11 @@ def ohlcv_1d(
     start, last = _window(context, sources)
     exchange = sources.spot_exchange()
     wh = warehouse.get()
-    held = _held_until(
-        wh,
-        "select symbol, max(date) from raw.ohlcv_1d where exchange = ? and date between ? and ? group by symbol",
-        [exchange.id, start, last],
-    )
+    held = wh.newest_in_window("raw.ohlcv_1d", ("symbol",), start, last, exchange=exchange.id)
 
     def fetch(symbol: str) -> pl.DataFrame | None:
-        since = max(start, held[symbol] + dt.timedelta(days=1)) if symbol in held else start
+        newest = held.get((symbol,))
+        since = newest + dt.timedelta(days=1) if newest else start
         if since > last:
             return None
         return fetch_daily_candles(exchange, symbol, since, last)
@@ -134,17 +124,13 @@ def funding_rates(
     start, last = _window(context, sources)
     exchange = sources.perp_exchange_client()
     wh = warehouse.get()
-    held = _held_until(
-        wh,
-        "select symbol, max(funding_time) from raw.funding_rates "
-        "where exchange = ? and funding_time >= ? and funding_time < ? group by symbol",
-        [exchange.id, start, last + dt.timedelta(days=1)],
-    )
+    held = wh.newest_in_window("raw.funding_rates", ("symbol",), start, last, exchange=exchange.id)
     intervals = funding_intervals(exchange)
     window_start = dt.datetime.combine(start, dt.time(), dt.UTC)
 
     def fetch(symbol: str) -> pl.DataFrame | None:
-        since = held[symbol] + dt.timedelta(milliseconds=1) if symbol in held else window_start
+        newest = held.get((symbol,))
+        since = newest + dt.timedelta(milliseconds=1) if newest else window_start
         if since.date() > last:
             return None
         return fetch_funding_history(exchange, symbol, since, last, intervals.get(symbol))
@@ -166,13 +152,7 @@ def defi_tvl(
     llama = sources.defillama()
     universe = sources.universe
     wh = warehouse.get()
-    held = {
-        (scope, name): day
-        for scope, name, day in wh.query(
-            "select scope, name, max(date) from raw.defi_tvl where date between ? and ? group by all",
-            [start, last],
-        ).iter_rows()
-    } if wh.path.exists() else {}
+    held = wh.newest_in_window("raw.defi_tvl", ("scope", "name"), start, last)
     series = [("total", "all", llama.total_tvl)]
     series += [("chain", c.lower(), lambda c=c: llama.chain_tvl(c)) for c in universe.tvl_chains]
     series += [("protocol", s, lambda s=s: llama.protocol_tvl(s)) for s in universe.protocol_slugs]
@@ -208,10 +188,7 @@ def btc_dominance(
     start, last = _window(context, sources)
     gecko = sources.coingecko()
     wh = warehouse.get()
-    newest = (
-        wh.query("select max(date) from raw.btc_dominance where date between ? and ?", [start, last]).item()
-        if wh.path.exists() else None
-    )
+    newest = wh.newest_in_window("raw.btc_dominance", (), start, last).get(())
     first_missing = newest + dt.timedelta(days=1) if newest else start
     if first_missing > last:
         context.log.info("up to date")

@@ -72,3 +72,17 @@ def test_an_empty_write_is_a_no_op(warehouse_path):
         "raw.ohlcv_1d": 0, "raw.btc_dominance": 0,
     }
     assert wh.query("select count(*) from raw.ohlcv_1d").item() == 2
+
+
+def test_newest_in_window_is_where_an_incremental_fetch_resumes(warehouse_path):
+    wh = Warehouse(warehouse_path)
+    assert wh.newest_in_window("raw.ohlcv_1d", ("symbol",), dt.date(2024, 1, 1), dt.date(2024, 12, 31)) == {}
+    wh.upsert({"raw.ohlcv_1d": pl.concat([candles(10), candles(4, symbol="ETH/USDT")])})
+    window = (dt.date(2024, 1, 1), dt.date(2024, 1, 7))
+    assert wh.newest_in_window("raw.ohlcv_1d", ("symbol",), *window, exchange="binance") == {
+        ("BTC/USDT",): dt.date(2024, 1, 7), ("ETH/USDT",): dt.date(2024, 1, 4),
+    }
+    assert wh.newest_in_window("raw.ohlcv_1d", (), *window, exchange="bybit") == {}
+    assert wh.newest_in_window("raw.ohlcv_1d", (), dt.date(2024, 2, 1), dt.date(2024, 2, 9)) == {}
+    with pytest.raises(WarehouseError, match="not among its keys"):
+        wh.newest_in_window("raw.ohlcv_1d", ("close",), *window)

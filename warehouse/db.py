@@ -8,6 +8,7 @@ Table names are checked against `TABLES`; values only ever travel as parameters 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -24,6 +25,14 @@ TABLES: dict[str, tuple[str, ...]] = {
     "raw.funding_rates": ("exchange", "symbol", "funding_time"),
     "raw.defi_tvl": ("scope", "name", "date"),
     "raw.btc_dominance": ("date",),
+}
+
+# table -> the column that says how far a series goes (where incremental fetches resume).
+TIME_COLUMN: dict[str, str] = {
+    "raw.ohlcv_1d": "date",
+    "raw.funding_rates": "funding_time",
+    "raw.defi_tvl": "date",
+    "raw.btc_dominance": "date",
 }
 
 
@@ -74,6 +83,29 @@ class Warehouse:
                 con.execute("ROLLBACK")
                 raise
         return written
+
+    def newest_in_window(
+        self, table: str, group_by: tuple[str, ...], first: dt.date, last: dt.date, **equals: str
+    ) -> dict[tuple, object]:
+        """(group values) -> newest time held within days first..last, optionally where column = value.
+
+        An incremental fetch resumes after it; a window the warehouse holds nothing of starts fresh.
+        """
+        time_col = TIME_COLUMN.get(table)
+        columns = set(TABLES.get(table, ()))
+        if time_col is None or not set(group_by) | set(equals) <= columns:
+            raise WarehouseError(f"{table}: no time column, or {group_by + tuple(equals)} not among its keys")
+        if not self.path.exists():
+            return {}
+        # Identifiers come from the TABLES / TIME_COLUMN allow-lists (checked above); values are parameters.
+        conditions = [time_col + " >= ?", time_col + " < ?"] + [c + " = ?" for c in equals]
+        groups = ", ".join(group_by)
+        sql = (
+            "select " + (groups + ", " if groups else "") + "max(" + time_col + ") from " + table
+            + " where " + " and ".join(conditions) + (" group by " + groups if groups else "")
+        )
+        rows = self.query(sql, [first, last + dt.timedelta(days=1), *equals.values()]).iter_rows()
+        return {row[:-1]: row[-1] for row in rows if row[-1] is not None}
 
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         with self.connect(read_only=self.path.exists()) as con:

@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -73,6 +74,15 @@ class Universe(BaseModel):
     @property
     def tvl_chains(self) -> list[str]:
         return [t.defillama_chain for t in self.tokens if t.defillama_chain]
+
+    def frame(self) -> pl.DataFrame:
+        """One row per token (token, symbol, sector, bucket, perp): what the analytics join on."""
+        return pl.DataFrame(
+            [(t.name, t.spot, t.sector, t.bucket, t.perp) for t in self.tokens],
+            schema={"token": pl.String, "symbol": pl.String, "sector": pl.String, "bucket": pl.String,
+                    "perp": pl.String},
+            orient="row",
+        )
 
     def token(self, name: str) -> Token:
         for t in self.tokens:

@@ -1,0 +1,57 @@
+"""Altcoin-season index: the share of eligible alts whose return over the window beats BTC's.
+
+Eligible on day D: a point-in-time index member (see `membership.py`) that is not BTC, a
+stablecoin or a wrapped/staked BTC/ETH, with a close `window_days` earlier. ETH counts as an alt.
+>= alt_season (75): alt season; <= btc_season (25): BTC season; else neutral.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline.transforms.config import Altseason, SectorIndex
+from pipeline.transforms.relative_strength import lagged
+
+
+def altseason(
+    members: pl.LazyFrame, tokens: pl.DataFrame, cfg: Altseason, index_cfg: SectorIndex
+) -> pl.LazyFrame:
+    """date, altseason_index (0..100), n_eligible, n_outperforming, btc_return_pct, season."""
+    window = f"_close_{cfg.window_days}d"
+    names = tokens.lazy().select("symbol", "token")
+    returns = (
+        lagged(members.lazy().select("symbol", "date", "close", "eligible"), ["symbol"], "close", cfg.window_days, window)
+        .join(names, on="symbol")
+        .with_columns(ret=pl.col("close") / pl.col(window) - 1)
+    )
+    btc = returns.filter(pl.col("token") == index_cfg.btc).select("date", btc_ret="ret")
+    alts = returns.filter(
+        pl.col("eligible")
+        & pl.col("ret").is_not_null()
+        & ~pl.col("token").is_in([index_cfg.btc, *index_cfg.excluded_tokens])
+    )
+    counts = (
+        alts.join(btc.filter(pl.col("btc_ret").is_not_null()), on="date")
+        .group_by("date")
+        .agg(
+            n_eligible=pl.len().cast(pl.Int32),
+            n_outperforming=(pl.col("ret") > pl.col("btc_ret")).sum().cast(pl.Int32),
+            btc_return_pct=100.0 * pl.col("btc_ret").first(),
+        )
+    )
+    enough = pl.col("n_eligible") >= cfg.min_eligible
+    index = pl.when(enough).then(100.0 * pl.col("n_outperforming") / pl.col("n_eligible"))
+    return (
+        counts.with_columns(altseason_index=index)
+        .with_columns(
+            season=pl.when(pl.col("altseason_index").is_null())
+            .then(None)
+            .when(pl.col("altseason_index") >= cfg.alt_season)
+            .then(pl.lit("alt_season"))
+            .when(pl.col("altseason_index") <= cfg.btc_season)
+            .then(pl.lit("btc_season"))
+            .otherwise(pl.lit("neutral"))
+        )
+        .select("date", "altseason_index", "n_eligible", "n_outperforming", "btc_return_pct", "season")
+        .sort("date")
+    )

@@ -1,0 +1,63 @@
+"""The whole analytics chain on in-memory frames: raw tables in, every mart out.
+
+The assets run the same steps one mart at a time against the warehouse; this is the one call the
+no-look-ahead test, the synthetic-regime check and the benchmark use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipeline.transforms.altseason import altseason
+from pipeline.transforms.config import AnalyticsConfig
+from pipeline.transforms.funding_costs import funding_costs
+from pipeline.transforms.market_regime import market_features, market_regime
+from pipeline.transforms.membership import membership
+from pipeline.transforms.relative_strength import relative_strength
+from pipeline.transforms.sector_index import sector_assignments, sector_index
+
+
+@dataclass(frozen=True)
+class RawFrames:
+    """The raw tables, each filtered to one spot and one perp exchange (columns as in warehouse/schema)."""
+
+    ohlcv: pl.DataFrame
+    funding: pl.DataFrame
+    defi_tvl: pl.DataFrame
+    btc_dominance: pl.DataFrame
+
+
+def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str, days: int) -> pl.LazyFrame:
+    """date, funding_apr_pct: BTC perp's trailing funding, the regime's funding evidence."""
+    perp = tokens.filter(pl.col("token") == btc)["perp"].to_list()
+    return costs.filter(pl.col("symbol").is_in(perp)).select("date", funding_apr_pct=f"funding_apr_{days}d_pct")
+
+
+def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) -> dict[str, pl.DataFrame]:
+    """Every mart as a DataFrame, keyed by table name. `tokens` is `Universe.frame()`."""
+    members = membership(raw.ohlcv.join(tokens.select("symbol"), on="symbol"), cfg.membership).cache()
+    index = sector_index(members, sector_assignments(tokens, cfg.sector_index), cfg.sector_index).collect()
+    rs = relative_strength(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect()
+    season = altseason(members, tokens, cfg.altseason, cfg.sector_index).collect()
+    costs = funding_costs(raw.funding, cfg.regime.funding_days).collect()
+    features = market_features(
+        btc_level=index.lazy().filter(
+            (pl.col("sector") == cfg.sector_index.btc) & (pl.col("weighting") == cfg.relative_strength.weighting)
+        ),
+        dominance=raw.btc_dominance.lazy(),
+        altseason=season.lazy(),
+        relative_strength=rs.lazy(),
+        tvl=raw.defi_tvl.lazy(),
+        btc_funding=btc_funding(costs.lazy(), tokens, cfg.sector_index.btc, cfg.regime.funding_days),
+        alts_sector=cfg.sector_index.alts,
+        cfg=cfg.regime,
+    )
+    return {
+        "marts.sector_index": index,
+        "marts.relative_strength": rs,
+        "marts.altseason": season,
+        "marts.funding_costs": costs,
+        "marts.market_regime": market_regime(features, cfg.regime).collect(),
+    }

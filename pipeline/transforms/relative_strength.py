@@ -1,0 +1,75 @@
+"""Relative strength vs BTC (`marts.relative_strength`) and relative-rotation-graph coordinates.
+
+rs_vs_btc = 100 * sector level / BTC level. The RRG follows J. de Kempenaer's idea with causal,
+rolling windows only (a full-sample normalisation would leak the future into every past point):
+- rs_ratio: the EMA-smoothed ratio over its own rolling mean, centred on 100 (> 100: the sector's
+  trend against BTC is above its recent norm);
+- rs_momentum: the true rate of change of rs_ratio over `momentum_lookback_days`, centred on 100
+  (> 100: rs_ratio is rising). Open-source clones often use a z-score of the ratio itself here,
+  which is just the ratio again, lagged; this is its velocity.
+Quadrants: leading (ratio >= 100, momentum >= 100), weakening (>= 100, < 100), lagging (< 100,
+< 100), improving (< 100, >= 100); null while a window is still warming up.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline.transforms.config import RelativeStrength
+
+QUADRANTS = ("leading", "weakening", "lagging", "improving")
+
+
+def lagged(frame: pl.LazyFrame, keys: list[str], column: str, days: int, alias: str) -> pl.LazyFrame:
+    """Adds `alias`: `column`'s value exactly `days` calendar days earlier (null if that day is absent)."""
+    past = frame.select(*keys, pl.col("date") + pl.duration(days=days), pl.col(column).alias(alias))
+    return frame.join(past, on=[*keys, "date"], how="left")
+
+
+def relative_strength(index: pl.LazyFrame, btc_sector: str, cfg: RelativeStrength) -> pl.LazyFrame:
+    """sector, date, rs_vs_btc, rs_mom_{n}d_pct, rs_ratio, rs_momentum, quadrant for every sector but BTC.
+
+    `index` is `sector_index()`'s output; rows of `cfg.weighting` are used.
+    """
+    levels = index.lazy().filter(pl.col("weighting") == cfg.weighting)
+    btc = levels.filter(pl.col("sector") == btc_sector).select("date", btc_level="level")
+    rs = (
+        levels.filter(pl.col("sector") != btc_sector)
+        .join(btc, on="date")
+        .select("sector", "date", rs_vs_btc=100.0 * pl.col("level") / pl.col("btc_level"))
+    )
+    for days in cfg.momentum_days:
+        rs = lagged(rs, ["sector"], "rs_vs_btc", days, f"_rs_{days}d").with_columns(
+            (100.0 * (pl.col("rs_vs_btc") / pl.col(f"_rs_{days}d") - 1)).alias(f"rs_mom_{days}d_pct")
+        )
+    smooth = pl.col("rs_vs_btc").ewm_mean(span=cfg.smoothing_days, adjust=False).over("sector")
+    rs = (
+        rs.sort("sector", "date")  # the index is a daily calendar per sector: rows are days
+        .with_columns(_smooth=smooth)
+        .with_columns(
+            rs_ratio=100.0
+            * pl.col("_smooth")
+            / pl.col("_smooth").rolling_mean(cfg.ratio_window_days, min_samples=cfg.ratio_window_days).over("sector")
+        )
+        .with_columns(
+            rs_momentum=100.0 * pl.col("rs_ratio") / pl.col("rs_ratio").shift(cfg.momentum_lookback_days).over("sector")
+        )
+        .with_columns(quadrant=quadrant(pl.col("rs_ratio"), pl.col("rs_momentum")))
+    )
+    momentum = [f"rs_mom_{d}d_pct" for d in cfg.momentum_days]
+    return rs.select("sector", "date", "rs_vs_btc", *momentum, "rs_ratio", "rs_momentum", "quadrant")
+
+
+def quadrant(ratio: pl.Expr, momentum: pl.Expr) -> pl.Expr:
+    strong, rising = ratio >= 100, momentum >= 100
+    return (
+        pl.when(ratio.is_null() | momentum.is_null())
+        .then(None)
+        .when(strong & rising)
+        .then(pl.lit("leading"))
+        .when(strong)
+        .then(pl.lit("weakening"))
+        .when(rising)
+        .then(pl.lit("improving"))
+        .otherwise(pl.lit("lagging"))
+    )

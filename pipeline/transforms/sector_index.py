@@ -1,0 +1,101 @@
+"""Sector indices (`marts.sector_index`): one level series per sector and weighting, rebased to 100.
+
+On day D a sector's return is the weighted return of the tokens that were members at D-1's close
+(see `membership.py`); weights are reset to target every day. `equal` weights them 1/n; `capped`
+weights them by 30-day average dollar volume (the warehouse holds no market caps), fixed monthly
+on data known at the rebalance, with no constituent above `max_weight` (excess redistributed pro
+rata). Besides the universe's sectors: BTC, ETH and an alts-ex-BTC/ETH composite, to compare against.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from pipeline.transforms.config import SectorIndex
+
+GROUP = ["sector", "date"]
+
+
+def sector_assignments(tokens: pl.DataFrame, cfg: SectorIndex) -> pl.DataFrame:
+    """(symbol, sector) pairs: each token's own sector, plus the BTC, ETH and alts composites."""
+    own = tokens.select("symbol", "sector")
+    btc_eth = tokens.filter(pl.col("token").is_in([cfg.btc, cfg.eth])).select(
+        "symbol", sector=pl.col("token")
+    )
+    alts = tokens.filter(~pl.col("token").is_in([cfg.btc, cfg.eth, *cfg.excluded_tokens])).select(
+        "symbol", sector=pl.lit(cfg.alts)
+    )
+    return pl.concat([own, btc_eth, alts]).unique(maintain_order=True)
+
+
+def capped_weights(frame: pl.LazyFrame, score: str, group: list[str], max_weight: float) -> pl.LazyFrame:
+    """Adds `weight`: proportional to `score` within `group`, none above max_weight, excess spread pro rata.
+
+    Water-filling: a constituent over the cap is pinned at it and the rest re-scaled; at most
+    floor(1 / max_weight) can be pinned, so that many passes (+1) always converge. Where the cap
+    cannot hold (fewer than 1 / max_weight constituents) it relaxes to 1/n, i.e. equal weights.
+    """
+    size = pl.col(score).fill_null(0.0).clip(lower_bound=1e-12)  # a zero-volume member keeps a sliver
+    frame = frame.with_columns(
+        _size=size,
+        _cap=pl.max_horizontal(pl.lit(max_weight), 1.0 / pl.len().over(group)),
+        _pinned=pl.lit(False),
+    ).with_columns(weight=pl.col("_size") / pl.col("_size").sum().over(group))
+    free = pl.when(~pl.col("_pinned")).then(pl.col("_size")).otherwise(0.0)
+    for _ in range(math.floor(1 / max_weight) + 1):
+        frame = frame.with_columns(
+            _pinned=pl.col("_pinned") | (pl.col("weight") > pl.col("_cap") * (1 + 1e-9))
+        ).with_columns(
+            weight=pl.when(pl.col("_pinned"))
+            .then(pl.col("_cap"))
+            .otherwise(free * (1 - pl.col("_cap") * pl.col("_pinned").sum().over(group)) / free.sum().over(group))
+        )
+    return frame.drop("_size", "_cap", "_pinned")
+
+
+def sector_index(
+    members: pl.LazyFrame, assignments: pl.DataFrame, cfg: SectorIndex
+) -> pl.LazyFrame:
+    """sector, date, weighting, level, ret_1d, n_constituents, one row per calendar day from each
+    sector's first day (the first close with a member) to its last.
+
+    `members` is `membership()`'s output. n_constituents counts the members at D's close (the set
+    that D+1's return will use); ret_1d is null on the first day.
+    """
+    rows = members.join(assignments.lazy(), on="symbol")
+    counted = rows.group_by(GROUP).agg(n_constituents=pl.col("eligible").sum().cast(pl.Int32))
+    returning = rows.filter(pl.col("in_return") & pl.col("ret_1d").is_not_null())
+    weighted = {
+        "equal": returning.with_columns(weight=1.0 / pl.len().over(GROUP)),
+        "capped": capped_weights(returning, "score_usd", GROUP, cfg.max_weight),
+    }
+    parts = []
+    for weighting in cfg.weightings:
+        returns = weighted[weighting].group_by(GROUP).agg(ret_1d=(pl.col("weight") * pl.col("ret_1d")).sum())
+        parts.append(_levels(counted, returns).with_columns(weighting=pl.lit(weighting)))
+    return pl.concat(parts).select("sector", "date", "weighting", "level", "ret_1d", "n_constituents")
+
+
+def _levels(counted: pl.LazyFrame, returns: pl.LazyFrame) -> pl.LazyFrame:
+    """Daily calendar per sector from its first member to its last row; level = 100 * cum. growth."""
+    spans = (
+        counted.join(returns, on=GROUP, how="full", coalesce=True)
+        .group_by("sector")
+        .agg(
+            first=pl.col("date").filter(pl.col("n_constituents") > 0).min(),
+            last=pl.col("date").max(),
+        )
+        .filter(pl.col("first").is_not_null())
+    )
+    calendar = spans.select("sector", date=pl.date_ranges("first", "last", "1d")).explode("date")
+    return (
+        calendar.join(counted, on=GROUP, how="left")
+        .join(returns, on=GROUP, how="left")
+        .with_columns(pl.col("n_constituents").fill_null(0))
+        .sort(GROUP)
+        .with_columns(
+            level=100.0 * (1.0 + pl.col("ret_1d").fill_null(0.0)).cum_prod().over("sector"),
+        )
+    )

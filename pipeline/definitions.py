@@ -2,18 +2,27 @@
 
 import dagster as dg
 
+from assets.analytics import analytics_assets
 from assets.ingest import ingest_assets
-from pipeline.resources import MarketSources, WarehouseResource
+from pipeline.resources import AnalyticsSettings, MarketSources, WarehouseResource
 
 ingest_job = dg.define_asset_job(
     "ingest", selection=dg.AssetSelection.groups("ingest"),
     description="Fetch new market data from every source into the raw tables.",
 )
+analytics_job = dg.define_asset_job(
+    "analytics", selection=dg.AssetSelection.groups("analytics"),
+    description="Recompute the marts (sector indices, relative strength, altseason, funding, phase) from the raw tables.",
+)
+nightly_job = dg.define_asset_job(
+    "nightly", selection=dg.AssetSelection.groups("ingest", "analytics"),
+    description="Ingest, then recompute every mart: what the nightly schedule and `make demo` run.",
+)
 
 defs = dg.Definitions(
-    assets=ingest_assets,
-    jobs=[ingest_job],
-    resources={"sources": MarketSources(), "warehouse": WarehouseResource()},
+    assets=[*ingest_assets, *analytics_assets],
+    jobs=[ingest_job, analytics_job, nightly_job],
+    resources={"sources": MarketSources(), "warehouse": WarehouseResource(), "analytics": AnalyticsSettings()},
     # One DuckDB writer at a time, and far less start-up cost than a process per step.
     executor=dg.in_process_executor,
 )

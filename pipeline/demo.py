@@ -46,8 +46,8 @@ def run_demo() -> int:
     synthetic = dataset.label == SYNTHETIC_LABEL
     print(f"Replaying the {dataset.label!r} dataset ({folder}) as of {dataset.as_of}"
           + (": a SYNTHETIC market, not real prices." if synthetic else "."))
-    print(f"Materialising raw/* for {start} .. {dataset.as_of} in one run (a few minutes: Dagster records every day of every asset)...")
-    result = defs.resolve_job_def("ingest").execute_in_process(
+    print(f"Materialising raw/* and marts/* for {start} .. {dataset.as_of} in one run (a few minutes: Dagster records every day of every asset)...")
+    result = defs.resolve_job_def("nightly").execute_in_process(
         instance=dg.DagsterInstance.get(),
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         tags={

@@ -11,12 +11,14 @@ import logging
 
 import ccxt
 import dagster as dg
+import polars as pl
 from pydantic import PrivateAttr
 
 from pipeline.settings import Settings
 from pipeline.sources.coingecko import CoinGecko
 from pipeline.sources.defillama import DefiLlama
 from pipeline.sources.exchange import make_exchange
+from pipeline.transforms.config import AnalyticsConfig, load_analytics_config
 from pipeline.universe import Universe, load_universe
 from warehouse import Warehouse
 
@@ -30,6 +32,43 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get(self) -> Warehouse:
         return Warehouse(self.path or Settings.from_env().warehouse_path)
+
+
+class AnalyticsSettings(dg.ConfigurableResource):
+    """What the analytics need besides data: thresholds, the universe, which exchanges' rows to use.
+
+    Unset fields fall back to ROTATION_ANALYTICS (default pipeline/analytics.yaml), ROTATION_UNIVERSE,
+    ROTATION_EXCHANGE and ROTATION_PERP_EXCHANGE. Loaded and validated before any asset runs.
+    """
+
+    config_path: str | None = None
+    universe_path: str | None = None
+    exchange: str | None = None
+    perp_exchange: str | None = None
+
+    _config = PrivateAttr(default=None)
+    _universe = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        settings = Settings.from_env()
+        self._config = load_analytics_config(self.config_path or settings.analytics_path)
+        self._universe = load_universe(self.universe_path or settings.universe_path)
+
+    @property
+    def config(self) -> AnalyticsConfig:
+        return self._config
+
+    @property
+    def tokens(self) -> pl.DataFrame:
+        return self._universe.frame()
+
+    @property
+    def spot_exchange_id(self) -> str:
+        return self.exchange or Settings.from_env().exchange
+
+    @property
+    def perp_exchange_id(self) -> str:
+        return self.perp_exchange or Settings.from_env().perp_exchange
 
 
 class MarketSources(dg.ConfigurableResource):

@@ -9,6 +9,7 @@
 | ROTATION_PERP_EXCHANGE | binanceusdm | ccxt exchange id for perp funding |
 | ROTATION_START_DATE | 2017-01-01 | first daily partition |
 | ROTATION_UNIVERSE | pipeline/universe.yaml | the universe file |
+| ROTATION_ANALYTICS | pipeline/analytics.yaml | analytics thresholds (overrides of the defaults) |
 | COINGECKO_API_KEY / COINGECKO_API_PLAN | none / demo | CoinGecko key and plan (`demo` or `pro`) |
 """
 
@@ -39,6 +40,7 @@ class Settings(BaseModel):
     perp_exchange: str = "binanceusdm"
     start_date: dt.date = dt.date(2017, 1, 1)
     universe_path: Path = PROJECT_ROOT / "pipeline" / "universe.yaml"
+    analytics_path: Path = PROJECT_ROOT / "pipeline" / "analytics.yaml"
     coingecko_api_key: str | None = None
     coingecko_plan: Literal["demo", "pro"] = "demo"
 
@@ -53,6 +55,7 @@ class Settings(BaseModel):
             "ROTATION_PERP_EXCHANGE": "perp_exchange",
             "ROTATION_START_DATE": "start_date",
             "ROTATION_UNIVERSE": "universe_path",
+            "ROTATION_ANALYTICS": "analytics_path",
             "COINGECKO_API_KEY": "coingecko_api_key",
             "COINGECKO_API_PLAN": "coingecko_plan",
         }

@@ -25,6 +25,11 @@ TABLES: dict[str, tuple[str, ...]] = {
     "raw.funding_rates": ("exchange", "symbol", "funding_time"),
     "raw.defi_tvl": ("scope", "name", "date"),
     "raw.btc_dominance": ("date",),
+    "marts.sector_index": ("sector", "date", "weighting"),
+    "marts.relative_strength": ("sector", "date"),
+    "marts.altseason": ("date",),
+    "marts.funding_costs": ("exchange", "symbol", "date"),
+    "marts.market_regime": ("date",),
 }
 
 # table -> the column that says how far a series goes (where incremental fetches resume).
@@ -33,6 +38,11 @@ TIME_COLUMN: dict[str, str] = {
     "raw.funding_rates": "funding_time",
     "raw.defi_tvl": "date",
     "raw.btc_dominance": "date",
+    "marts.sector_index": "date",
+    "marts.relative_strength": "date",
+    "marts.altseason": "date",
+    "marts.funding_costs": "date",
+    "marts.market_regime": "date",
 }
 
 
@@ -106,6 +116,18 @@ class Warehouse:
         )
         rows = self.query(sql, [first, last + dt.timedelta(days=1), *equals.values()]).iter_rows()
         return {row[:-1]: row[-1] for row in rows if row[-1] is not None}
+
+    def read(self, table: str, until: dt.date, **equals: str) -> pl.DataFrame:
+        """Every row of `table` up to and including day `until` (optionally where column = value),
+        ordered by key: what a point-in-time computation as of `until` may see."""
+        time_col = TIME_COLUMN.get(table)
+        if time_col is None or not set(equals) <= set(TABLES[table]):
+            raise WarehouseError(f"{table}: not readable by time, or {tuple(equals)} not among its keys")
+        # Identifiers come from the TABLES / TIME_COLUMN allow-lists (checked above); values are parameters.
+        conditions = [time_col + " < ?"] + [c + " = ?" for c in equals]
+        sql = "select * from " + table + " where " + " and ".join(conditions) + " order by " + ", ".join(TABLES[table])
+        with self.connect() as con:  # the writer's own connection: creates tables not yet materialised
+            return con.sql(sql, params=[until + dt.timedelta(days=1), *equals.values()]).pl()
 
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         with self.connect(read_only=self.path.exists()) as con:

@@ -29,10 +29,10 @@ class RawFrames:
     btc_dominance: pl.DataFrame
 
 
-def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str, days: int) -> pl.LazyFrame:
+def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str) -> pl.LazyFrame:
     """date, funding_apr_pct: BTC perp's trailing funding, the regime's funding evidence."""
     perp = tokens.filter(pl.col("token") == btc)["perp"].to_list()
-    return costs.filter(pl.col("symbol").is_in(perp)).select("date", funding_apr_pct=f"funding_apr_{days}d_pct")
+    return costs.filter(pl.col("symbol").is_in(perp)).select("date", funding_apr_pct="funding_apr_7d_pct")
 
 
 def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) -> dict[str, pl.DataFrame]:
@@ -41,7 +41,7 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
     index = sector_index(members, sector_assignments(tokens, cfg.sector_index), cfg.sector_index).collect()
     rs = relative_strength(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect()
     season = altseason(members, tokens, cfg.altseason, cfg.sector_index).collect()
-    costs = funding_costs(raw.funding, cfg.regime.funding_days).collect()
+    costs = funding_costs(raw.funding).collect()
     features = market_features(
         btc_level=index.lazy().filter(
             (pl.col("sector") == cfg.sector_index.btc) & (pl.col("weighting") == cfg.relative_strength.weighting)
@@ -50,7 +50,7 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
         altseason=season.lazy(),
         relative_strength=rs.lazy(),
         tvl=raw.defi_tvl.lazy(),
-        btc_funding=btc_funding(costs.lazy(), tokens, cfg.sector_index.btc, cfg.regime.funding_days),
+        btc_funding=btc_funding(costs.lazy(), tokens, cfg.sector_index.btc),
         alts_sector=cfg.sector_index.alts,
         cfg=cfg.regime,
     )

@@ -47,7 +47,6 @@ class SectorIndex(_Section):
 
 class RelativeStrength(_Section):
     weighting: Literal["equal", "capped"] = "capped"  # which index is compared with BTC
-    momentum_days: tuple[int, ...] = (7, 30, 90)
     smoothing_days: int = Field(5, ge=1)  # EMA span of the ratio before the RRG
     ratio_window_days: int = Field(60, ge=2)  # rs_ratio = smoothed ratio / its rolling mean
     momentum_lookback_days: int = Field(10, ge=1)  # rs_momentum = rate of change of rs_ratio
@@ -80,10 +79,9 @@ class Regime(_Section):
     breadth_wide: float = 75.0  # altseason index at or above: alts winning whatever the composite says
     platform_sectors: tuple[str, ...] = ("Layer-1", "Layer-2", "Infrastructure")
     narrative_sectors: tuple[str, ...] = ("DeFi", "AI", "Gaming", "Memes")
-    leadership_days: int = Field(30, ge=1)  # RS momentum window for alts and sector leadership
+    leadership_days: Literal[7, 30, 90] = 30  # RS momentum window for alts and sector leadership
     tvl_growth_days: int = Field(30, ge=1)
-    funding_days: int = Field(7, ge=1)  # trailing BTC funding window
-    funding_hot_apr_pct: float = 30.0  # BTC funding above: crowded longs (funding_regime = hot)
+    funding_hot_apr_pct: float = 30.0  # BTC 7-day funding above: crowded longs (funding_regime = hot)
     confirm_days: int = Field(5, ge=1)  # a new phase must hold this many days in a row
     risk_off_phases: tuple[str, ...] = ("peak_consolidation", "bear")
 
@@ -101,8 +99,6 @@ class AnalyticsConfig(_Section):
             raise ValueError("altseason.btc_season must be below altseason.alt_season")
         if self.regime.alts_underperform_pct >= self.regime.alts_outperform_pct:
             raise ValueError("regime.alts_underperform_pct must be below regime.alts_outperform_pct")
-        if self.regime.leadership_days not in self.relative_strength.momentum_days:
-            raise ValueError("regime.leadership_days must be one of relative_strength.momentum_days")
         return self
 
 

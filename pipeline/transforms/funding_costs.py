@@ -10,11 +10,12 @@ from __future__ import annotations
 import polars as pl
 
 DAYS_PER_YEAR = 365
+TRAILING = "7d"
 
 
-def funding_costs(funding: pl.LazyFrame | pl.DataFrame, avg_days: int = 7) -> pl.LazyFrame:
+def funding_costs(funding: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     """exchange, symbol, date, settlements, interval_hours, funding_rate_sum (fraction a 1x long pays
-    that day), funding_apr_pct (the day's average, annualised) and funding_apr_{avg_days}d_pct (trailing)."""
+    that day), funding_apr_pct (the day's average, annualised) and funding_apr_7d_pct (trailing 7 days)."""
     interval = pl.col("interval_hours").fill_null(8)
     daily = (
         funding.lazy()
@@ -32,12 +33,11 @@ def funding_costs(funding: pl.LazyFrame | pl.DataFrame, avg_days: int = 7) -> pl
         )
         .sort("exchange", "symbol", "date")
     )
-    window = f"{avg_days}d"
     keys = ["exchange", "symbol"]
-    trailing = pl.col("_apr_sum").rolling_sum_by("date", window).over(keys) / pl.col("settlements").cast(
+    trailing = pl.col("_apr_sum").rolling_sum_by("date", TRAILING).over(keys) / pl.col("settlements").cast(
         pl.Float64
-    ).rolling_sum_by("date", window).over(keys)
+    ).rolling_sum_by("date", TRAILING).over(keys)
     return daily.with_columns(
         funding_apr_pct=pl.col("_apr_sum") / pl.col("settlements"),
-        **{f"funding_apr_{avg_days}d_pct": trailing},
+        funding_apr_7d_pct=trailing,
     ).drop("_apr_sum")

@@ -18,6 +18,7 @@ import polars as pl
 from pipeline.transforms.config import RelativeStrength
 
 QUADRANTS = ("leading", "weakening", "lagging", "improving")
+MOMENTUM_DAYS = (7, 30, 90)  # rs_mom_{n}d_pct columns of the mart
 
 
 def lagged(frame: pl.LazyFrame, keys: list[str], column: str, days: int, alias: str) -> pl.LazyFrame:
@@ -38,7 +39,7 @@ def relative_strength(index: pl.LazyFrame, btc_sector: str, cfg: RelativeStrengt
         .join(btc, on="date")
         .select("sector", "date", rs_vs_btc=100.0 * pl.col("level") / pl.col("btc_level"))
     )
-    for days in cfg.momentum_days:
+    for days in MOMENTUM_DAYS:
         rs = lagged(rs, ["sector"], "rs_vs_btc", days, f"_rs_{days}d").with_columns(
             (100.0 * (pl.col("rs_vs_btc") / pl.col(f"_rs_{days}d") - 1)).alias(f"rs_mom_{days}d_pct")
         )
@@ -56,7 +57,7 @@ def relative_strength(index: pl.LazyFrame, btc_sector: str, cfg: RelativeStrengt
         )
         .with_columns(quadrant=quadrant(pl.col("rs_ratio"), pl.col("rs_momentum")))
     )
-    momentum = [f"rs_mom_{d}d_pct" for d in cfg.momentum_days]
+    momentum = [f"rs_mom_{d}d_pct" for d in MOMENTUM_DAYS]
     return rs.select("sector", "date", "rs_vs_btc", *momentum, "rs_ratio", "rs_momentum", "quadrant")
 
 

@@ -1,0 +1,177 @@
+"""Analytics assets: the marts, each a thin wrapper around a pure transform in `pipeline.transforms`.
+
+Each reads its inputs up to the last day of its partition window (never later: what a run as of
+that day could have known), recomputes from the start of history (levels and the phase are path
+dependent, and a full pass is fast), and upserts the rows of its window in one transaction.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+
+from assets.ingest import btc_dominance, defi_tvl, funding_rates, ohlcv_1d
+from assets.metadata import md_table
+from assets.partitions import daily
+from pipeline.resources import AnalyticsSettings, WarehouseResource
+from pipeline.transforms.altseason import altseason as altseason_transform
+from pipeline.transforms.chain import btc_funding
+from pipeline.transforms.funding_costs import funding_costs as funding_costs_transform
+from pipeline.transforms.market_regime import market_features
+from pipeline.transforms.market_regime import market_regime as market_regime_transform
+from pipeline.transforms.membership import membership
+from pipeline.transforms.relative_strength import relative_strength as relative_strength_transform
+from pipeline.transforms.sector_index import sector_assignments
+from pipeline.transforms.sector_index import sector_index as sector_index_transform
+from warehouse import Warehouse
+
+COMMON = dict(
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="analytics",
+    key_prefix=["marts"],
+    owners=["team:quant"],
+    kinds={"polars", "duckdb"},
+)
+
+
+def _window(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    keys = context.partition_key_range
+    return dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
+
+
+def _write(
+    context: dg.AssetExecutionContext, wh: Warehouse, table: str, frame: pl.DataFrame, latest: pl.DataFrame
+) -> dg.MaterializeResult:
+    """Upsert the window's rows; report counts, range and the latest values as a Markdown table."""
+    first, last = _window(context)
+    rows = frame.filter(pl.col("date").is_between(first, last))
+    wh.upsert({table: rows})
+    if rows.is_empty():
+        context.log.warning(f"{table}: no rows for {first} .. {last} (inputs hold no data for it yet)")
+        return dg.MaterializeResult(metadata={"table": table, "rows_written": 0})
+    context.log.info(f"{table}: {rows.height} rows for {rows['date'].min()} .. {rows['date'].max()}")
+    return dg.MaterializeResult(
+        metadata={
+            "table": table,
+            "rows_written": rows.height,
+            "first": str(rows["date"].min()),
+            "last": str(rows["date"].max()),
+            "latest": dg.MetadataValue.md(md_table(latest, max_rows=20)),
+        }
+    )
+
+
+def _members(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> pl.LazyFrame:
+    candles = wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id)
+    universe = analytics.tokens.select("symbol")
+    return membership(candles.join(universe, on="symbol"), analytics.config.membership)
+
+
+@dg.asset(
+    **COMMON,
+    deps=[ohlcv_1d],
+    description="Sector indices (equal and capped weighting) with point-in-time membership, plus the "
+    "BTC, ETH and alts-ex-BTC/ETH composites; level 100 on each sector's first day.",
+)
+def sector_index(
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    _, last = _window(context)
+    wh = warehouse.get()
+    cfg = analytics.config.sector_index
+    index = sector_index_transform(
+        _members(wh, analytics, last), sector_assignments(analytics.tokens, cfg), cfg
+    ).collect()
+    latest = index.filter(pl.col("date") == pl.col("date").max()).sort("weighting", "sector")
+    return _write(context, wh, "marts.sector_index", index, latest)
+
+
+@dg.asset(
+    **COMMON,
+    deps=[sector_index],
+    description="Each sector index vs BTC: ratio, 7/30/90-day momentum, relative-rotation-graph "
+    "rs_ratio / rs_momentum (centred on 100) and quadrant.",
+)
+def relative_strength(
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    _, last = _window(context)
+    wh = warehouse.get()
+    cfg = analytics.config
+    index = wh.read("marts.sector_index", last, weighting=cfg.relative_strength.weighting)
+    rs = relative_strength_transform(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect()
+    latest = rs.filter(pl.col("date") == pl.col("date").max()).select(
+        "sector", "quadrant", "rs_ratio", "rs_momentum", "rs_mom_30d_pct", "rs_vs_btc"
+    ).sort("rs_ratio", descending=True)
+    return _write(context, wh, "marts.relative_strength", rs, latest)
+
+
+@dg.asset(
+    **COMMON,
+    deps=[ohlcv_1d],
+    description="Altcoin-season index: % of eligible alts beating BTC over 90 days (75+: alt season, "
+    "25-: BTC season).",
+)
+def altseason(
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    _, last = _window(context)
+    wh = warehouse.get()
+    cfg = analytics.config
+    season = altseason_transform(
+        _members(wh, analytics, last), analytics.tokens, cfg.altseason, cfg.sector_index
+    ).collect()
+    return _write(context, wh, "marts.altseason", season, season.tail(7).reverse())
+
+
+@dg.asset(
+    **COMMON,
+    deps=[funding_rates],
+    description="Perp funding per symbol and day: sum, annualised rate and 7-day trailing rate "
+    "(positive: longs pay shorts).",
+)
+def funding_costs(
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    _, last = _window(context)
+    wh = warehouse.get()
+    funding = wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id)
+    costs = funding_costs_transform(funding).collect()
+    latest = costs.filter(pl.col("date") == pl.col("date").max().over("symbol")).sort(
+        "funding_apr_7d_pct", descending=True
+    )
+    return _write(context, wh, "marts.funding_costs", costs, latest)
+
+
+@dg.asset(
+    **COMMON,
+    deps=[sector_index, relative_strength, altseason, funding_costs, btc_dominance, defi_tvl],
+    description="Market phase per day (btc_dominance, altcoin_surge, narrative_rotation, "
+    "peak_consolidation, bear), risk mode, and the evidence it was read from.",
+)
+def market_regime(
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    _, last = _window(context)
+    wh = warehouse.get()
+    cfg = analytics.config
+    btc = cfg.sector_index.btc
+    features = market_features(
+        btc_level=wh.read("marts.sector_index", last, sector=btc, weighting=cfg.relative_strength.weighting).lazy(),
+        dominance=wh.read("raw.btc_dominance", last).lazy(),
+        altseason=wh.read("marts.altseason", last).lazy(),
+        relative_strength=wh.read("marts.relative_strength", last).lazy(),
+        tvl=wh.read("raw.defi_tvl", last).lazy(),
+        btc_funding=btc_funding(
+            wh.read("marts.funding_costs", last, exchange=analytics.perp_exchange_id).lazy(), analytics.tokens, btc
+        ),
+        alts_sector=cfg.sector_index.alts,
+        cfg=cfg.regime,
+    )
+    regime = market_regime_transform(features, cfg.regime).collect()
+    latest = regime.tail(1).select(pl.all().cast(pl.String)).transpose(include_header=True, header_name="evidence", column_names=["value"])
+    return _write(context, wh, "marts.market_regime", regime, latest)
+
+
+analytics_assets = [sector_index, relative_strength, altseason, funding_costs, market_regime]

@@ -19,3 +19,33 @@ def real_data() -> Path:
 @pytest.fixture
 def warehouse_path(tmp_path: Path) -> Path:
     return tmp_path / "rotation.duckdb"
+
+
+def raw_frames(dataset, until=None):
+    """A replay dataset as the raw tables hold it (optionally only days <= until), for the analytics chain."""
+    import datetime as dt
+
+    import polars as pl
+
+    from pipeline.transforms.chain import RawFrames
+
+    def upto(frame: pl.DataFrame, column: str = "date") -> pl.DataFrame:
+        if until is None:
+            return frame
+        end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC)
+        return frame.filter(pl.col(column) < (end if column == "funding_time" else until + dt.timedelta(days=1)))
+
+    funding = dataset.funding.rename({"ts": "funding_time"}).with_columns(
+        interval_hours=pl.col("symbol").replace_strict(dataset.funding_interval_hours, default=8, return_dtype=pl.Int32)
+    )
+    tvl = dataset.chain_tvl.select(scope=pl.lit("chain"), name="chain", date="date", tvl_usd=pl.col("tvl_usd").cast(pl.Float64))
+    if dataset.total_tvl is not None:
+        total = dataset.total_tvl.select(scope=pl.lit("total"), name=pl.lit("all"), date="date",
+                                         tvl_usd=pl.col("tvl_usd").cast(pl.Float64))
+        tvl = pl.concat([tvl, total])
+    return RawFrames(
+        ohlcv=upto(dataset.ohlcv),
+        funding=upto(funding, "funding_time"),
+        defi_tvl=upto(tvl),
+        btc_dominance=upto(dataset.dominance),
+    )

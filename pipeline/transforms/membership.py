@@ -27,7 +27,7 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, cfg: Membership) -> pl.Lazy
         candles.lazy()
         .select("symbol", "date", "close", (pl.col("close") * pl.col("volume")).alias("dollar_volume_usd"))
         .sort("symbol", "date")
-        .with_columns(new_spell=gap.is_null() | (gap >= cfg.stale_after_days))
+        .with_columns(new_spell=gap.is_null() | (gap > cfg.stale_after_days))
         .with_columns(spell=pl.col("new_spell").cast(pl.Int32).cum_sum().over(sym))
         .with_columns(
             ret_1d=pl.when(~pl.col("new_spell")).then(pl.col("close") / pl.col("close").shift(1).over(sym) - 1),

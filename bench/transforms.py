@@ -1,0 +1,635 @@
+"""Analytics benchmark (P1): the Polars chain (`compute_marts`) on a synthetic 1,000-symbol x
+2,000-day market, against a plain pandas version of the same math and against a bare scan of the
+same candle rows, all measured in this process.
+
+Prints ratios (goals: pandas / polars >= 10x, polars / bare scan <= 3x, peak RSS <= 1 GiB) and
+never fails on a timing; it exits non-zero only when the pandas reference disagrees with the chain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from pipeline.transforms.altseason import altseason
+from pipeline.transforms.chain import RawFrames, btc_funding, compute_marts
+from pipeline.transforms.config import AnalyticsConfig
+from pipeline.transforms.funding_costs import funding_costs
+from pipeline.transforms.market_regime import EVIDENCE, market_features, market_regime
+from pipeline.transforms.membership import membership
+from pipeline.transforms.relative_strength import MOMENTUM_DAYS, relative_strength
+from pipeline.transforms.sector_index import sector_assignments, sector_index
+
+N_SYMBOLS = 1_000
+N_DAYS = 2_000
+FIRST_DAY = dt.date(2019, 1, 1)
+SEED = 20_260_101
+SECTORS = ("Core", "Layer-1", "Layer-2", "DeFi", "Infrastructure", "AI", "Gaming", "Memes")
+PERP_TOKENS = {"BTC": 8, "ETH": 8, "T0010": 8, "T0020": 4, "T0030": 8, "T0040": None}  # interval_hours (None: unknown)
+CHAINS = ("ethereum", "solana", "bsc", "arbitrum", "avalanche")
+POLARS_RUNS, PANDAS_RUNS, SCAN_RUNS = 3, 2, 5
+RTOL = 1e-9  # pandas vs Polars: floats equal to this relative tolerance (atol the same, for values near 0)
+GOAL_PANDAS_RATIO, GOAL_SCAN_RATIO, GOAL_RSS_BYTES = 10.0, 3.0, 1 << 30
+
+
+# --- the synthetic market ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Market:
+    """Raw tables as `RawFrames` holds them (candles also go to DuckDB) and the token frame."""
+
+    candles: pl.DataFrame  # symbol, date, close, volume
+    tokens: pl.DataFrame  # token, symbol, sector, bucket, perp, as `Universe.frame()`
+    funding: pl.DataFrame  # exchange, symbol, funding_time (UTC), funding_rate, interval_hours
+    defi_tvl: pl.DataFrame  # scope, name, date, tvl_usd
+    btc_dominance: pl.DataFrame  # date, btc_dominance_pct
+
+
+def synthetic_market(rng: np.random.Generator) -> Market:
+    """A factor market: each token = market + its sector + its own noise. Some tokens list late,
+    delist early, pause (stale gaps), miss single days, or trade too little to be members."""
+    names = ["BTC", "ETH", "USDC", "WBTC", *[f"T{i:04d}" for i in range(4, N_SYMBOLS)]]
+    sectors = np.array(["Core"] * 4 + [SECTORS[1 + i % (len(SECTORS) - 1)] for i in range(4, N_SYMBOLS)])
+    buckets = np.where(np.arange(N_SYMBOLS) < 4, "core", np.where(rng.random(N_SYMBOLS) < 0.4, "mid", "speculative"))
+    tokens = pl.DataFrame(
+        {
+            "token": names,
+            "symbol": [f"{n}/USDT" for n in names],
+            "sector": sectors,
+            "bucket": buckets,
+            "perp": [f"{n}/USDT:USDT" if n in PERP_TOKENS else None for n in names],
+        },
+        schema={"token": pl.String, "symbol": pl.String, "sector": pl.String, "bucket": pl.String, "perp": pl.String},
+    )
+
+    # Prices: daily log returns = beta * market + sector factor + idiosyncratic noise.
+    sector_of = np.array([SECTORS.index(s) for s in sectors])
+    market = rng.normal(0.0005, 0.035, N_DAYS)
+    sector_factor = rng.normal(0.0, 0.02, (N_DAYS, len(SECTORS)))
+    beta = rng.uniform(0.6, 1.6, N_SYMBOLS)
+    noise = rng.normal(0.0, 1.0, (N_DAYS, N_SYMBOLS)) * rng.uniform(0.01, 0.06, N_SYMBOLS)
+    log_ret = market[:, None] * beta + sector_factor[:, sector_of] + noise
+    log_ret[:, :4] = market[:, None] * [1.0, 1.2, 0.0, 1.0] + noise[:, :4] * [0.0, 0.3, 0.002, 0.05]
+    close = np.exp(np.log(rng.lognormal(0.0, 2.0, N_SYMBOLS)) + np.cumsum(log_ret, axis=0))
+    # Dollar volume: a per-token level (a sixth of tokens sit below the $1M membership bar) x daily noise.
+    dollar_volume = np.exp(rng.normal(np.log(6e6), 1.6, N_SYMBOLS) + rng.normal(0.0, 0.6, (N_DAYS, N_SYMBOLS)))
+    dollar_volume[:, :4] *= 1_000.0
+    volume = dollar_volume / close
+
+    # Which (day, token) candles exist: late listings, early delistings, stale pauses, missing days.
+    traded = np.ones((N_DAYS, N_SYMBOLS), dtype=bool)
+    late = rng.random(N_SYMBOLS) < 0.3
+    start = np.where(late, rng.integers(1, N_DAYS - 300, N_SYMBOLS), 0)
+    delisted = rng.random(N_SYMBOLS) < 0.1
+    end = np.where(delisted, start + rng.integers(120, N_DAYS, N_SYMBOLS), N_DAYS).clip(max=N_DAYS)
+    day = np.arange(N_DAYS)[:, None]
+    traded &= (day >= start) & (day < end)
+    for sym in np.flatnonzero(rng.random(N_SYMBOLS) < 0.08):  # pauses of 2..10 missing days
+        for _ in range(rng.integers(1, 4)):
+            first = rng.integers(0, N_DAYS - 12)
+            traded[first : first + rng.integers(2, 11), sym] = False
+    traded &= rng.random((N_DAYS, N_SYMBOLS)) > 0.002  # the odd single missing candle
+    traded[:, :2] = True  # BTC and ETH trade every day
+
+    syms, days = np.nonzero(traded.T)  # symbol-major order
+    dates = np.datetime64(FIRST_DAY, "D") + days
+    candles = pl.DataFrame(
+        {
+            "symbol": tokens["symbol"].gather(syms),
+            "date": dates,
+            "close": close[days, syms],
+            "volume": volume[days, syms],
+        }
+    )
+
+    all_dates = np.datetime64(FIRST_DAY, "D") + np.arange(N_DAYS)
+    funding_parts = []
+    for i, (name, interval) in enumerate(PERP_TOKENS.items()):
+        hours = interval or 8
+        listed = 0 if i < 2 else int(rng.integers(0, 600))
+        times = np.datetime64(FIRST_DAY, "h") + np.arange(listed * 24, N_DAYS * 24, hours)
+        rate = 0.0001 + np.cumsum(rng.normal(0.0, 0.00004, len(times))) * 0.05 + rng.normal(0.0, 0.0002, len(times))
+        funding_parts.append(
+            pl.DataFrame(
+                {
+                    "exchange": "binanceusdm",
+                    "symbol": f"{name}/USDT:USDT",
+                    "funding_time": times.astype("datetime64[us]"),
+                    "funding_rate": rate,
+                    "interval_hours": interval,
+                },
+                schema_overrides={"interval_hours": pl.Int32},
+            ).with_columns(pl.col("funding_time").dt.replace_time_zone("UTC"))
+        )
+    tvl_parts = []
+    for i, chain in enumerate(CHAINS):
+        launch = 0 if i < 2 else int(rng.integers(100, 900))
+        keep = rng.random(N_DAYS - launch) > 0.01  # DefiLlama misses a day now and then
+        level = 1e9 * np.exp(np.cumsum(rng.normal(0.001, 0.03, N_DAYS - launch)))
+        tvl_parts.append(
+            pl.DataFrame({"scope": "chain", "name": chain, "date": all_dates[launch:][keep], "tvl_usd": level[keep]})
+        )
+    dominance = 55.0 + 10.0 * np.sin(np.arange(N_DAYS) / 200.0) + np.cumsum(rng.normal(0.0, 0.1, N_DAYS))
+    return Market(
+        candles=candles,
+        tokens=tokens,
+        funding=pl.concat(funding_parts),
+        defi_tvl=pl.concat(tvl_parts),
+        btc_dominance=pl.DataFrame({"date": all_dates[20:], "btc_dominance_pct": dominance[20:]}),
+    )
+
+
+def write_candles(db: Path, candles: pl.DataFrame) -> None:
+    con = duckdb.connect(str(db))
+    con.register("candles_arrow", candles.to_arrow())
+    con.execute("begin")
+    con.execute("create table candles (symbol varchar not null, date date not null, close double, volume double)")
+    con.execute("insert into candles select * from candles_arrow order by symbol, date")
+    con.execute("commit")
+    con.close()
+
+
+CANDLES_SQL = "select symbol, date, close, volume from candles"
+
+
+# --- a. the Polars chain ---------------------------------------------------------------------------
+
+
+def polars_chain(db: Path, market: Market, cfg: AnalyticsConfig) -> dict[str, pl.DataFrame]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        candles = con.sql(CANDLES_SQL).pl()
+    raw = RawFrames(ohlcv=candles, funding=market.funding, defi_tvl=market.defi_tvl, btc_dominance=market.btc_dominance)
+    return compute_marts(raw, market.tokens, cfg)
+
+
+def polars_steps(db: Path, market: Market, cfg: AnalyticsConfig) -> dict[str, float]:
+    """The chain collected one step at a time: where its time goes."""
+    seconds: dict[str, float] = {}
+
+    def timed(step: str, fn: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+        start = time.perf_counter()
+        out = fn()
+        seconds[step] = time.perf_counter() - start
+        return out
+
+    def read() -> pl.DataFrame:
+        with duckdb.connect(str(db), read_only=True) as con:
+            return con.sql(CANDLES_SQL).pl()
+
+    si = cfg.sector_index
+    candles = timed("read candles (duckdb -> polars)", read)
+    members = timed(
+        "membership", lambda: membership(candles.join(market.tokens.select("symbol"), on="symbol"), cfg.membership).collect()
+    )
+    assignments = sector_assignments(market.tokens, si)
+    for weighting in si.weightings:
+        one = si.model_copy(update={"weightings": (weighting,)})
+        timed(f"sector_index ({weighting} only)", lambda one=one: sector_index(members.lazy(), assignments, one).collect())
+    index = timed("sector_index (both)", lambda: sector_index(members.lazy(), assignments, si).collect())
+    rs = timed("relative_strength", lambda: relative_strength(index.lazy(), si.btc, cfg.relative_strength).collect())
+    season = timed("altseason", lambda: altseason(members.lazy(), market.tokens, cfg.altseason, si).collect())
+    costs = timed("funding_costs", lambda: funding_costs(market.funding).collect())
+    timed(
+        "market_regime",
+        lambda: market_regime(
+            market_features(
+                btc_level=index.lazy().filter(
+                    (pl.col("sector") == si.btc) & (pl.col("weighting") == cfg.relative_strength.weighting)
+                ),
+                dominance=market.btc_dominance.lazy(),
+                altseason=season.lazy(),
+                relative_strength=rs.lazy(),
+                tvl=market.defi_tvl.lazy(),
+                btc_funding=btc_funding(costs.lazy(), market.tokens, si.btc),
+                alts_sector=si.alts,
+                cfg=cfg.regime,
+            ),
+            cfg.regime,
+        ).collect(),
+    )
+    return seconds
+
+
+# --- b. the pandas reference -----------------------------------------------------------------------
+# The same math written the way a pandas user would: groupby / transform / rolling / merge.
+
+GROUP = ["sector", "date"]
+
+
+def pd_membership(candles: pd.DataFrame, tokens: pd.DataFrame, cfg) -> pd.DataFrame:
+    c = candles.merge(tokens[["symbol"]], on="symbol")
+    c["dollar_volume_usd"] = c["close"] * c["volume"]
+    c = c[["symbol", "date", "close", "dollar_volume_usd"]].sort_values(["symbol", "date"], ignore_index=True)
+    by_symbol = c.groupby("symbol", sort=False)
+    gap = (c["date"] - by_symbol["date"].shift(1)).dt.days
+    new_spell = gap.isna() | (gap > cfg.stale_after_days)
+    c["spell"] = new_spell.astype(int).groupby(c["symbol"]).cumsum()
+    c["ret_1d"] = (c["close"] / by_symbol["close"].shift(1) - 1).where(~new_spell)
+    c["history_days"] = (c["date"] - c.groupby(["symbol", "spell"])["date"].transform("min")).dt.days + 1
+    adv = c.groupby("symbol").rolling(f"{cfg.dollar_volume_window_days}D", on="date")["dollar_volume_usd"].mean()
+    c["adv_usd"] = adv.reset_index(level=0, drop=True)
+    c["eligible"] = (c["history_days"] >= cfg.min_history_days) & (c["adv_usd"] >= cfg.min_dollar_volume_usd)
+    was_eligible = c.groupby("symbol")["eligible"].shift(1).fillna(False).astype(bool)
+    c["in_return"] = was_eligible & ~new_spell
+    adv_prev = c.groupby("symbol")["adv_usd"].shift(1)
+    month = c["date"].dt.to_period("M")
+    c["score_usd"] = adv_prev.where(c["in_return"]).groupby([c["symbol"], c["spell"], month]).transform("first")
+    c["status"] = np.select(
+        [c["history_days"] < cfg.min_history_days, c["adv_usd"] < cfg.min_dollar_volume_usd],
+        ["too_young", "low_volume"],
+        "member",
+    )
+    return c
+
+
+def pd_assignments(tokens: pd.DataFrame, cfg) -> pd.DataFrame:
+    own = tokens[["symbol", "sector"]]
+    btc_eth = tokens[tokens["token"].isin([cfg.btc, cfg.eth])][["symbol", "token"]].rename(columns={"token": "sector"})
+    alts = tokens[~tokens["token"].isin([cfg.btc, cfg.eth, *cfg.excluded_tokens])][["symbol"]].assign(sector=cfg.alts)
+    return pd.concat([own, btc_eth, alts], ignore_index=True).drop_duplicates()
+
+
+def pd_capped_weights(frame: pd.DataFrame, max_weight: float) -> pd.Series:
+    keys = [frame["sector"], frame["date"]]
+    size = frame["score_usd"].fillna(0.0).clip(lower=1e-12)
+    cap = np.maximum(max_weight, 1.0 / size.groupby(keys).transform("size"))
+    weight = size / size.groupby(keys).transform("sum")
+    pinned = pd.Series(False, index=frame.index)
+    for _ in range(math.floor(1 / max_weight) + 1):
+        pinned = pinned | (weight > cap * (1 + 1e-9))
+        free = size.where(~pinned, 0.0)
+        n_pinned = pinned.groupby(keys).transform("sum")
+        weight = cap.where(pinned, free * (1 - cap * n_pinned) / free.groupby(keys).transform("sum"))
+    return weight
+
+
+def pd_sector_index(members: pd.DataFrame, tokens: pd.DataFrame, cfg) -> pd.DataFrame:
+    rows = members.merge(pd_assignments(tokens, cfg), on="symbol")
+    counted = rows.groupby(GROUP, as_index=False).agg(n_constituents=("eligible", "sum"))
+    returning = rows[rows["in_return"] & rows["ret_1d"].notna()].copy()
+    weights = {
+        "equal": 1.0 / returning.groupby(GROUP)["ret_1d"].transform("size"),
+        "capped": pd_capped_weights(returning, cfg.max_weight),
+    }
+    spans = counted[counted["n_constituents"] > 0].groupby("sector")["date"].min().to_frame("first")
+    spans["last"] = counted.groupby("sector")["date"].max()
+    calendar = pd.concat(
+        [pd.DataFrame({"sector": sector, "date": pd.date_range(s["first"], s["last"], freq="D")})
+         for sector, s in spans.iterrows()],
+        ignore_index=True,
+    )
+    parts = []
+    for weighting in cfg.weightings:
+        contribution = returning["ret_1d"] * weights[weighting]
+        returns = contribution.groupby([returning["sector"], returning["date"]]).sum().rename("ret_1d").reset_index()
+        level = calendar.merge(counted, on=GROUP, how="left").merge(returns, on=GROUP, how="left")
+        level["n_constituents"] = level["n_constituents"].fillna(0).astype(int)
+        level = level.sort_values(GROUP, ignore_index=True)
+        level["level"] = 100.0 * (1.0 + level["ret_1d"].fillna(0.0)).groupby(level["sector"]).cumprod()
+        parts.append(level.assign(weighting=weighting))
+    return pd.concat(parts, ignore_index=True)[["sector", "date", "weighting", "level", "ret_1d", "n_constituents"]]
+
+
+def pd_lagged(frame: pd.DataFrame, keys: list[str], column: str, days: int, alias: str) -> pd.DataFrame:
+    past = frame[[*keys, "date", column]].rename(columns={column: alias})
+    past["date"] = past["date"] + pd.Timedelta(days=days)
+    return frame.merge(past, on=[*keys, "date"], how="left")
+
+
+def pd_quadrant(ratio: pd.Series, momentum: pd.Series) -> np.ndarray:
+    strong, rising = ratio >= 100, momentum >= 100
+    return np.select(
+        [ratio.isna() | momentum.isna(), strong & rising, strong, rising],
+        [None, "leading", "weakening", "improving"],
+        "lagging",
+    )
+
+
+def pd_relative_strength(index: pd.DataFrame, btc_sector: str, cfg) -> pd.DataFrame:
+    levels = index[index["weighting"] == cfg.weighting]
+    btc = levels[levels["sector"] == btc_sector][["date", "level"]].rename(columns={"level": "btc_level"})
+    rs = levels[levels["sector"] != btc_sector].merge(btc, on="date")
+    rs["rs_vs_btc"] = 100.0 * rs["level"] / rs["btc_level"]
+    rs = rs[["sector", "date", "rs_vs_btc"]]
+    for days in MOMENTUM_DAYS:
+        rs = pd_lagged(rs, ["sector"], "rs_vs_btc", days, "_past")
+        rs[f"rs_mom_{days}d_pct"] = 100.0 * (rs["rs_vs_btc"] / rs.pop("_past") - 1)
+    rs = rs.sort_values(["sector", "date"], ignore_index=True)
+    smooth = rs.groupby("sector")["rs_vs_btc"].transform(lambda s: s.ewm(span=cfg.smoothing_days, adjust=False).mean())
+    norm = smooth.groupby(rs["sector"]).transform(
+        lambda s: s.rolling(cfg.ratio_window_days, min_periods=cfg.ratio_window_days).mean()
+    )
+    rs["rs_ratio"] = 100.0 * smooth / norm
+    rs["rs_momentum"] = 100.0 * rs["rs_ratio"] / rs.groupby("sector")["rs_ratio"].shift(cfg.momentum_lookback_days)
+    rs["quadrant"] = pd_quadrant(rs["rs_ratio"], rs["rs_momentum"])
+    return rs
+
+
+def pd_altseason(members: pd.DataFrame, tokens: pd.DataFrame, cfg, index_cfg) -> pd.DataFrame:
+    returns = pd_lagged(members[["symbol", "date", "close", "eligible"]], ["symbol"], "close", cfg.window_days, "_past")
+    returns = returns.merge(tokens[["symbol", "token"]], on="symbol")
+    returns["ret"] = returns["close"] / returns["_past"] - 1
+    btc = returns[(returns["token"] == index_cfg.btc) & returns["ret"].notna()][["date", "ret"]]
+    alts = returns[
+        returns["eligible"]
+        & returns["ret"].notna()
+        & ~returns["token"].isin([index_cfg.btc, *index_cfg.excluded_tokens])
+    ]
+    alts = alts.merge(btc.rename(columns={"ret": "btc_ret"}), on="date")
+    alts["beats_btc"] = alts["ret"] > alts["btc_ret"]
+    season = alts.groupby("date", as_index=False).agg(
+        n_eligible=("ret", "size"), n_outperforming=("beats_btc", "sum"), btc_ret=("btc_ret", "first")
+    )
+    season["btc_return_pct"] = 100.0 * season.pop("btc_ret")
+    season["altseason_index"] = (100.0 * season["n_outperforming"] / season["n_eligible"]).where(
+        season["n_eligible"] >= cfg.min_eligible
+    )
+    index = season["altseason_index"]
+    season["season"] = np.select(
+        [index.isna(), index >= cfg.alt_season, index <= cfg.btc_season], [None, "alt_season", "btc_season"], "neutral"
+    )
+    return season.sort_values("date", ignore_index=True)
+
+
+def pd_funding_costs(funding: pd.DataFrame) -> pd.DataFrame:
+    f = funding.copy()
+    f["interval_hours"] = f["interval_hours"].fillna(8)
+    f["date"] = f["funding_time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.floor("D")
+    f["_apr"] = f["funding_rate"] * (24.0 / f["interval_hours"]) * 365 * 100.0
+    daily = f.groupby(["exchange", "symbol", "date"], as_index=False).agg(
+        settlements=("funding_rate", "size"),
+        interval_hours=("interval_hours", "max"),
+        funding_rate_sum=("funding_rate", "sum"),
+        _apr_sum=("_apr", "sum"),
+    )
+    daily = daily.sort_values(["exchange", "symbol", "date"], ignore_index=True)
+    daily["funding_apr_pct"] = daily["_apr_sum"] / daily["settlements"]
+    trailing = daily.groupby(["exchange", "symbol"]).rolling("7D", on="date")[["_apr_sum", "settlements"]].sum()
+    trailing = trailing.reset_index(level=[0, 1], drop=True)
+    daily["funding_apr_7d_pct"] = trailing["_apr_sum"] / trailing["settlements"]
+    return daily.drop(columns="_apr_sum")
+
+
+def pd_tvl_growth(tvl: pd.DataFrame, days: int) -> pd.DataFrame:
+    series = tvl[tvl["scope"].isin(["total", "chain"])][["scope", "name", "date", "tvl_usd"]]
+    paired = pd_lagged(series, ["scope", "name"], "tvl_usd", days, "_past").dropna(subset=["_past"])
+    sums = paired.groupby(["date", "scope"], as_index=False)[["tvl_usd", "_past"]].sum()
+    sums["growth"] = sums["tvl_usd"] / sums["_past"] - 1
+    sums["prefer"] = sums["scope"] != "total"
+    return sums.sort_values(["date", "prefer"]).groupby("date", as_index=False).first()[["date", "growth"]]
+
+
+def pd_leadership(rs: pd.DataFrame, alts_sector: str, cfg) -> pd.DataFrame:
+    momentum = f"rs_mom_{cfg.leadership_days}d_pct"
+    by_date = rs[["date"]].drop_duplicates()
+    alts = rs[rs["sector"] == alts_sector].groupby("date")[momentum].first().rename("alts_vs_btc_pct")
+    platform = rs[rs["sector"].isin(cfg.platform_sectors)].groupby("date")[momentum].mean()
+    narrative = rs[rs["sector"].isin(cfg.narrative_sectors)].groupby("date")[momentum].mean()
+    contenders = rs[rs["sector"].isin([*cfg.platform_sectors, *cfg.narrative_sectors]) & rs[momentum].notna()]
+    leader = contenders.loc[contenders.groupby("date")[momentum].idxmax()].set_index("date")["sector"]
+    out = by_date.set_index("date")
+    out["alts_vs_btc_pct"] = alts
+    out["platform_lead_pct"] = platform - narrative
+    out["leading_sector"] = leader
+    return out.reset_index()
+
+
+def pd_run_length(values: pd.Series) -> pd.Series:
+    """Position in the run of equal consecutive values (+1); a missing value always starts a run."""
+    previous = values.shift(1)
+    starts = (values != previous) | values.isna() | previous.isna()
+    run = starts.cumsum()
+    return run.groupby(run).cumcount() + 1
+
+
+def pd_market_regime(index: pd.DataFrame, season: pd.DataFrame, rs: pd.DataFrame, costs: pd.DataFrame,
+                     tokens: pd.DataFrame, tvl: pd.DataFrame, dominance: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
+    r = cfg.regime
+    btc = index[(index["sector"] == cfg.sector_index.btc) & (index["weighting"] == cfg.relative_strength.weighting)]
+    btc = btc[["date", "level"]].sort_values("date", ignore_index=True)
+    trend_mean = btc["level"].rolling(r.btc_trend_days, min_periods=r.btc_trend_days).mean()
+    btc["btc_trend_pct"] = 100.0 * (btc["level"] / trend_mean - 1)
+    log_return = np.log(btc["level"]).diff()
+    volatility = log_return.rolling(r.btc_volatility_days, min_periods=r.btc_volatility_days).std()
+    btc["btc_volatility_pct"] = 100.0 * math.sqrt(365) * volatility
+    btc = pd_lagged(btc, [], "level", r.btc_momentum_days, "_past")
+    btc["btc_momentum_pct"] = 100.0 * (btc["level"] / btc.pop("_past") - 1)
+    dom = pd_lagged(dominance[["date", "btc_dominance_pct"]], [], "btc_dominance_pct", r.dominance_trend_days, "_past")
+    dom["btc_dominance_trend"] = dom["btc_dominance_pct"] - dom.pop("_past")
+    btc_perps = tokens.loc[tokens["token"] == cfg.sector_index.btc, "perp"].tolist()
+    funding = costs[costs["symbol"].isin(btc_perps)][["date", "funding_apr_7d_pct"]]
+    tvl_growth = pd_tvl_growth(tvl, r.tvl_growth_days).rename(columns={"growth": "tvl_growth_30d"})
+    f = (
+        btc.merge(dom, on="date", how="left")
+        .merge(season[["date", "altseason_index"]], on="date", how="left")
+        .merge(pd_leadership(rs, cfg.sector_index.alts, r), on="date", how="left")
+        .merge(tvl_growth, on="date", how="left")
+        .merge(funding.rename(columns={"funding_apr_7d_pct": "btc_funding_apr_pct"}), on="date", how="left")
+        .sort_values("date", ignore_index=True)
+    )
+    f["missing_inputs"] = (
+        pd.concat([f[c].isna().map({True: c, False: None}) for c in EVIDENCE], axis=1)
+        .apply(lambda row: ",".join(row.dropna()), axis=1)
+    )
+
+    trend, momentum, alts = f["btc_trend_pct"], f["btc_momentum_pct"], f["alts_vs_btc_pct"]
+    above_trend = trend >= 0
+    bear = ~above_trend & ((momentum <= r.bear_momentum_pct) | (f["btc_funding_apr_pct"] < r.funding_negative_apr_pct))
+    whipsaw = above_trend & (f["btc_volatility_pct"] >= r.peak_volatility_pct)
+    winning = (alts >= r.alts_outperform_pct) | (f["altseason_index"] >= r.breadth_wide)
+    losing = (alts <= r.alts_underperform_pct) | (f["btc_dominance_trend"] >= r.dominance_rising_pp)
+    platform_leads = (f["platform_lead_pct"] >= 0) | f["platform_lead_pct"].isna()
+    f["raw_phase"] = pd.Series(
+        np.select(
+            [trend.isna() | momentum.isna(), bear, whipsaw, winning & platform_leads, winning, losing, above_trend],
+            [None, "bear", "peak_consolidation", "altcoin_surge", "narrative_rotation", "btc_dominance",
+             "peak_consolidation"],
+            "btc_dominance",
+        ),
+        dtype=object,
+    )
+    f["phase"] = f["raw_phase"].where(pd_run_length(f["raw_phase"]) >= r.confirm_days).ffill()
+    f["days_in_phase"] = pd_run_length(f["phase"])
+    f["risk_mode"] = np.select([f["phase"].isna(), f["phase"].isin(r.risk_off_phases)], [None, "risk_off"], "risk_on")
+    funding_apr = f["btc_funding_apr_pct"]
+    f["funding_regime"] = np.select(
+        [funding_apr.isna(), funding_apr < r.funding_negative_apr_pct, funding_apr > r.funding_hot_apr_pct],
+        [None, "negative", "hot"],
+        "normal",
+    )
+    return f
+
+
+def pandas_chain(db: Path, small: dict[str, pd.DataFrame], cfg: AnalyticsConfig) -> dict[str, pd.DataFrame]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        candles = con.sql(CANDLES_SQL).df()
+    tokens = small["tokens"]
+    members = pd_membership(candles, tokens, cfg.membership)
+    index = pd_sector_index(members, tokens, cfg.sector_index)
+    rs = pd_relative_strength(index, cfg.sector_index.btc, cfg.relative_strength)
+    season = pd_altseason(members, tokens, cfg.altseason, cfg.sector_index)
+    costs = pd_funding_costs(small["funding"])
+    regime = pd_market_regime(index, season, rs, costs, tokens, small["defi_tvl"], small["btc_dominance"], cfg)
+    return {
+        "marts.sector_index": index,
+        "marts.relative_strength": rs,
+        "marts.altseason": season,
+        "marts.funding_costs": costs,
+        "marts.market_regime": regime,
+    }
+
+
+# --- c. the bare floor -----------------------------------------------------------------------------
+
+SCAN_SQL = "select symbol, count(*) as n, avg(close) as avg_close, sum(close * volume) as dollar_volume from candles group by symbol"
+
+
+def duckdb_scan(db: Path) -> pl.DataFrame:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.sql(SCAN_SQL).pl()
+
+
+def polars_scan(db: Path) -> pl.DataFrame:
+    with duckdb.connect(str(db), read_only=True) as con:
+        candles = con.sql(CANDLES_SQL).pl()
+    return candles.group_by("symbol").agg(
+        n=pl.len(), avg_close=pl.col("close").mean(), dollar_volume=(pl.col("close") * pl.col("volume")).sum()
+    )
+
+
+# --- equality check and timing ----------------------------------------------------------------------
+
+KEYS = {
+    "marts.sector_index": ["sector", "weighting", "date"],
+    "marts.relative_strength": ["sector", "date"],
+    "marts.altseason": ["date"],
+    "marts.funding_costs": ["exchange", "symbol", "date"],
+    "marts.market_regime": ["date"],
+}
+
+
+def _normalised(frame: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
+    out = frame[columns].copy()
+    for column in columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]) or isinstance(out[column].iloc[0], dt.date):
+            out[column] = pd.to_datetime(out[column]).astype("datetime64[ns]")
+    return out.sort_values(keys, ignore_index=True)
+
+
+def differences(polars_marts: dict[str, pl.DataFrame], pandas_marts: dict[str, pd.DataFrame]) -> list[str]:
+    """One line per mart: rows, the worst relative float difference, and what (if anything) disagrees."""
+    lines = []
+    for mart, keys in KEYS.items():
+        columns = polars_marts[mart].columns
+        expected = _normalised(polars_marts[mart].to_pandas(), keys, columns)
+        missing = [c for c in columns if c not in pandas_marts[mart].columns]
+        if missing:
+            lines.append(f"FAIL {mart}: pandas lacks {missing}")
+            continue
+        actual = _normalised(pandas_marts[mart], keys, columns)
+        if len(actual) != len(expected):
+            lines.append(f"FAIL {mart}: {len(actual):,} pandas rows vs {len(expected):,} polars rows")
+            continue
+        worst, bad = 0.0, []
+        for column in columns:
+            want, got = expected[column], actual[column]
+            if pd.api.types.is_float_dtype(want):
+                a, b = want.to_numpy(dtype=float), got.to_numpy(dtype=float)
+                same_null = np.isnan(a) == np.isnan(b)
+                both = ~np.isnan(a) & ~np.isnan(b)
+                diff = np.abs(a[both] - b[both]) / np.maximum(np.abs(a[both]), 1.0)
+                worst = max(worst, float(diff.max(initial=0.0)))
+                if not same_null.all() or (diff > RTOL).any():
+                    bad.append(column)
+            else:
+                a = want.astype(object).where(want.notna(), None)
+                b = got.astype(object).where(got.notna(), None)
+                if pd.api.types.is_numeric_dtype(want) and not pd.api.types.is_bool_dtype(want):
+                    a, b = a.map(lambda v: None if v is None else int(v)), b.map(lambda v: None if v is None else int(v))
+                if not (a.to_numpy() == b.to_numpy()).all():
+                    bad.append(column)
+        status = f"FAIL on {bad}" if bad else "ok"
+        lines.append(f"{'FAIL' if bad else 'ok  '} {mart:<25} {len(expected):>7,} rows  max rel diff {worst:.1e}  {status}")
+    return lines
+
+
+def best_of(runs: int, fn: Callable[[], object]) -> tuple[float, object]:
+    best, result = math.inf, None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def main() -> int:
+    cfg = AnalyticsConfig()
+    market = synthetic_market(np.random.default_rng(SEED))
+    rows = market.candles.height
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "candles.duckdb"
+        write_candles(db, market.candles)
+
+        polars_s, polars_marts = best_of(POLARS_RUNS, lambda: polars_chain(db, market, cfg))
+        rss_after_polars = peak_rss_bytes()
+        steps = polars_steps(db, market, cfg)
+        duckdb_s, _ = best_of(SCAN_RUNS, lambda: duckdb_scan(db))
+        polars_scan_s, _ = best_of(SCAN_RUNS, lambda: polars_scan(db))
+
+        small = {
+            "tokens": market.tokens.to_pandas(),
+            "funding": market.funding.to_pandas(),
+            "defi_tvl": market.defi_tvl.with_columns(pl.col("date").cast(pl.Datetime("us"))).to_pandas(),
+            "btc_dominance": market.btc_dominance.with_columns(pl.col("date").cast(pl.Datetime("us"))).to_pandas(),
+        }
+        pandas_s, pandas_marts = best_of(PANDAS_RUNS, lambda: pandas_chain(db, small, cfg))
+    check = differences(polars_marts, pandas_marts)
+    scan_s = min(duckdb_s, polars_scan_s)
+    pandas_ratio, scan_ratio = pandas_s / polars_s, polars_s / scan_s
+    rss = rss_after_polars
+
+    print(f"synthetic market: {N_SYMBOLS:,} symbols x {N_DAYS:,} days, {rows:,} candle rows "
+          f"(+{market.funding.height:,} funding, {market.defi_tvl.height:,} tvl, {market.btc_dominance.height:,} dominance)")
+    print(f"polars  duckdb -> compute_marts (best of {POLARS_RUNS})  {polars_s:7.2f} s")
+    print(f"pandas  duckdb -> same math     (best of {PANDAS_RUNS})  {pandas_s:7.2f} s")
+    print(f"scan    duckdb group-by -> polars  (best of {SCAN_RUNS})  {duckdb_s:7.3f} s")
+    print(f"scan    duckdb -> polars group_by  (best of {SCAN_RUNS})  {polars_scan_s:7.3f} s   bare scan = {scan_s:.3f} s")
+    print(f"pandas / polars     {pandas_ratio:7.1f}x   goal >= {GOAL_PANDAS_RATIO:.0f}x   {verdict(pandas_ratio >= GOAL_PANDAS_RATIO)}")
+    print(f"polars / bare scan  {scan_ratio:7.1f}x   goal <= {GOAL_SCAN_RATIO:.0f}x    {verdict(scan_ratio <= GOAL_SCAN_RATIO)}")
+    print(f"peak RSS after the polars chain {rss / 2**20:7.0f} MiB   goal <= {GOAL_RSS_BYTES / 2**20:.0f} MiB   "
+          f"{verdict(rss <= GOAL_RSS_BYTES)}   (whole process incl. pandas: {peak_rss_bytes() / 2**20:.0f} MiB)")
+    print("polars chain, one step collected at a time:")
+    for step, seconds in steps.items():
+        print(f"  {step:<34} {seconds:7.3f} s")
+    print(f"equality, pandas reference vs polars marts (rtol {RTOL:g}):")
+    for line in check:
+        print(f"  {line}")
+    if any(line.startswith("FAIL") for line in check):
+        print("FAIL: the pandas reference disagrees with the Polars chain")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""The analytics math on small frames written out here, where every expected value is worked by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipeline.transforms.altseason import altseason
+from pipeline.transforms.config import (
+    AnalyticsConfig,
+    AnalyticsConfigError,
+    Altseason,
+    Membership,
+    Regime,
+    RelativeStrength,
+    SectorIndex,
+    load_analytics_config,
+)
+from pipeline.transforms.funding_costs import funding_costs
+from pipeline.transforms.market_regime import market_regime, with_hysteresis
+from pipeline.transforms.membership import membership
+from pipeline.transforms.relative_strength import QUADRANTS, relative_strength
+from pipeline.transforms.sector_index import capped_weights, sector_assignments, sector_index
+
+D0 = dt.date(2024, 1, 1)
+
+
+def day(n: int) -> dt.date:
+    return D0 + dt.timedelta(days=n)
+
+
+def candles(rows: list[tuple[str, int, float, float]]) -> pl.DataFrame:
+    """(symbol, day number, close, dollar volume) -> candle rows (volume in base units)."""
+    return pl.DataFrame(
+        {
+            "symbol": [r[0] for r in rows],
+            "date": [day(r[1]) for r in rows],
+            "close": [r[2] for r in rows],
+            "volume": [r[3] / r[2] for r in rows],
+        }
+    )
+
+
+def tokens(*specs: tuple[str, str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "token": [t for t, _ in specs],
+            "symbol": [f"{t}/USDT" for t, _ in specs],
+            "sector": [s for _, s in specs],
+            "bucket": ["mid"] * len(specs),
+            "perp": [None] * len(specs),
+        },
+        schema_overrides={"perp": pl.String},
+    )
+
+
+# ------------------------------------------------------------------ membership
+
+
+def test_tokens_join_after_their_history_and_volume_and_leave_when_stale_or_delisted():
+    cfg = Membership(min_history_days=3, min_dollar_volume_usd=1_000, dollar_volume_window_days=2, stale_after_days=2)
+    rows = [("A/USDT", d, 1.0, 5_000) for d in (0, 1, 2, 3, 4, 5, 9, 10, 11)]  # pauses days 6-8: 3 days
+    rows += [("B/USDT", d, 1.0, 5_000) for d in range(0, 4)]  # delisted after day 3
+    rows += [("C/USDT", d, 1.0, 500) for d in range(0, 6)]  # never trades enough
+    rows += [("D/USDT", d, 1.0, 5_000) for d in (0, 1, 2, 4, 5)]  # misses one day: under the stale bar
+    m = membership(candles(rows), cfg).collect()
+    member_days = {s: sorted((d - D0).days for d in g["date"]) for (s,), g in m.filter("eligible").group_by("symbol")}
+    assert member_days["A/USDT"] == [2, 3, 4, 5, 11]  # 3rd day in; history restarts after the pause
+    assert member_days["B/USDT"] == [2, 3]  # counted while it traded, gone after
+    assert "C/USDT" not in member_days
+    assert member_days["D/USDT"] == [2, 4, 5]
+    a = m.filter(pl.col("symbol") == "A/USDT").sort("date")
+    assert a["status"].to_list() == ["too_young"] * 2 + ["member"] * 4 + ["too_young"] * 2 + ["member"]
+    # The return across the pause is not a day's return: it restarts the series.
+    assert a.filter(pl.col("date") == day(9))["ret_1d"].item() is None
+    # A token's return counts on D only if it was a member at D-1's close.
+    assert sorted((d - D0).days for d in a.filter("in_return")["date"]) == [3, 4, 5]
+    d = m.filter(pl.col("symbol") == "D/USDT").sort("date")
+    assert d.filter(pl.col("date") == day(4))["in_return"].item() is True  # a 1-day gap is not stale
+
+
+def test_capped_weights_pin_the_largest_at_the_cap_and_spread_the_excess_pro_rata():
+    frame = pl.DataFrame({"g": ["x"] * 5 + ["y"] * 3, "score": [60.0, 20, 10, 5, 5, 8, 1, 1]})
+    weights = capped_weights(frame.lazy(), "score", ["g"], 0.30).collect()["weight"].to_list()
+    # x: 60% -> 30%; the other 40 points share 70%: 20 -> 35% > cap -> 30%; 10, 5, 5 share 40%.
+    assert weights[:5] == pytest.approx([0.30, 0.30, 0.20, 0.10, 0.10])
+    # y: three constituents cannot all stay under 30%, so the cap relaxes to 1/3 each.
+    assert weights[5:] == pytest.approx([1 / 3] * 3)
+
+
+def test_sector_index_levels_by_hand_with_the_cap_binding():
+    cfg = SectorIndex(max_weight=0.30)
+    mcfg = Membership(min_history_days=1, min_dollar_volume_usd=0, dollar_volume_window_days=1)
+    # Day 0 closes (and dollar volumes, the capped weighting's size): A 70, B/C/D 10 each.
+    # Day 1 returns: A +10%, B 0, C 0, D -10%. Day 2: all +5% except A -20%.
+    closes = {"A": (10.0, 11.0, 8.8), "B": (1.0, 1.0, 1.05), "C": (2.0, 2.0, 2.1), "D": (5.0, 4.5, 4.725)}
+    dollar = {"A": 70.0, "B": 10.0, "C": 10.0, "D": 10.0}
+    rows = [(f"{t}/USDT", d, closes[t][d], dollar[t]) for t in closes for d in range(3)]
+    universe = tokens(("A", "DeFi"), ("B", "DeFi"), ("C", "DeFi"), ("D", "DeFi"))
+    index = sector_index(membership(candles(rows), mcfg), sector_assignments(universe, cfg), cfg).collect()
+    defi = index.filter(pl.col("sector") == "DeFi").sort("weighting", "date")
+    # capped: A 30%, the rest 70%/3 each. equal: 25% each.
+    capped_1 = 0.30 * 0.10 + (0.7 / 3) * (0 + 0 - 0.10)
+    capped_2 = 0.30 * -0.20 + 0.70 * 0.05
+    equal_1, equal_2 = 0.0, 0.25 * (-0.20 + 3 * 0.05)
+    expected = pl.DataFrame(
+        {
+            "weighting": ["capped"] * 3 + ["equal"] * 3,
+            "date": [day(0), day(1), day(2)] * 2,
+            "level": [100.0, 100 * (1 + capped_1), 100 * (1 + capped_1) * (1 + capped_2),
+                      100.0, 100 * (1 + equal_1), 100 * (1 + equal_1) * (1 + equal_2)],
+            "ret_1d": [None, capped_1, capped_2, None, equal_1, equal_2],
+            "n_constituents": pl.Series([4] * 6, dtype=pl.Int32),
+        }
+    )
+    assert_frame_equal(defi.select(expected.columns), expected, abs_tol=1e-12)
+    # The alts composite holds all four; BTC/ETH composites only exist when those tokens do.
+    assert set(index["sector"]) == {"DeFi", "Alts"}
+
+
+def test_capped_weights_are_fixed_for_the_month_on_data_known_at_the_rebalance():
+    mcfg = Membership(min_history_days=1, min_dollar_volume_usd=0, dollar_volume_window_days=1)
+    # B's volume jumps on Jan 15: its weight size moves only at the February rebalance, and to
+    # the volume known at Jan 31's close.
+    rows = [("A/USDT", d, 1.0, 100.0) for d in range(0, 40)]
+    rows += [("B/USDT", d, 1.0, 100.0 if d < 14 else 300.0 + d) for d in range(0, 40)]
+    m = membership(candles(rows), mcfg).collect().filter(pl.col("symbol") == "B/USDT").sort("date")
+    january = m.filter(pl.col("date").dt.month() == 1, "in_return")["score_usd"]
+    february = m.filter(pl.col("date").dt.month() == 2)["score_usd"]
+    assert set(january) == {100.0}
+    assert set(february) == {300.0 + 30}  # Jan 31 is day 30
+
+
+def test_every_sector_gets_the_btc_eth_and_alts_composites_to_compare_against():
+    cfg = SectorIndex()
+    universe = tokens(("BTC", "Core"), ("ETH", "Core"), ("SOL", "Layer-1"), ("USDC", "Stable"))
+    pairs = set(sector_assignments(universe, cfg).iter_rows())
+    assert pairs == {
+        ("BTC/USDT", "Core"), ("ETH/USDT", "Core"), ("SOL/USDT", "Layer-1"), ("USDC/USDT", "Stable"),
+        ("BTC/USDT", "BTC"), ("ETH/USDT", "ETH"), ("SOL/USDT", "Alts"),
+    }
+
+
+# ------------------------------------------------------------------ relative strength
+
+
+def rs_index(sector_levels: list[float], btc_levels: list[float]) -> pl.LazyFrame:
+    n = len(sector_levels)
+    dates = [day(i) for i in range(n)]
+    return pl.LazyFrame(
+        {
+            "sector": ["S"] * n + ["BTC"] * n,
+            "date": dates * 2,
+            "weighting": ["capped"] * 2 * n,
+            "level": sector_levels + btc_levels,
+        }
+    )
+
+
+def test_rrg_turns_clockwise_through_all_four_quadrants_on_a_cycling_ratio():
+    cfg = RelativeStrength(smoothing_days=5, ratio_window_days=60, momentum_lookback_days=10)
+    n = 600
+    ratio = [100 * math.exp(0.1 * math.sin(2 * math.pi * t / 120)) for t in range(n)]
+    btc = [100 * 1.002**t for t in range(n)]  # BTC trends up; the sector cycles around it
+    rs = relative_strength(rs_index([r * b / 100 for r, b in zip(ratio, btc)], btc), "BTC", cfg).collect()
+    assert rs["rs_vs_btc"].to_list() == pytest.approx(ratio)
+    quadrants = rs["quadrant"].drop_nulls()
+    assert set(quadrants) == set(QUADRANTS)
+    # Clockwise: improving -> leading -> weakening -> lagging -> improving.
+    clockwise = {("improving", "leading"), ("leading", "weakening"), ("weakening", "lagging"), ("lagging", "improving")}
+    changes = {(a, b) for a, b in zip(quadrants[:-1], quadrants[1:]) if a != b}
+    assert changes == clockwise
+    # Warm-up: no RRG point until the ratio window and then the momentum lookback have filled.
+    assert rs["rs_ratio"].null_count() == 59 and rs["rs_momentum"].null_count() == 69
+
+
+def test_rs_momentum_is_the_rate_of_change_of_rs_ratio_and_momentum_columns_are_calendar_returns():
+    cfg = RelativeStrength(smoothing_days=1, ratio_window_days=3, momentum_lookback_days=2)
+    sector = [100.0, 110, 121, 121, 133.1, 146.41, 146.41, 160]
+    rs = relative_strength(rs_index(sector, [100.0] * len(sector)), "BTC", cfg).collect()
+    ratio = rs["rs_ratio"]
+    assert ratio[2] == pytest.approx(100 * 121 / ((100 + 110 + 121) / 3))
+    assert rs["rs_momentum"][4] == pytest.approx(100 * ratio[4] / ratio[2])
+    assert rs["rs_mom_7d_pct"][7] == pytest.approx(60.0)  # 160 vs 100 seven days earlier
+    assert rs["rs_mom_7d_pct"][6] is None
+
+
+# ------------------------------------------------------------------ altcoin season
+
+
+def test_altseason_counts_the_eligible_alts_beating_btc_over_the_window():
+    cfg = Altseason(window_days=90, min_eligible=10)
+    mcfg = Membership(min_history_days=1, min_dollar_volume_usd=0)
+    specs = [("BTC", "Core"), ("USDC", "Stable"), ("NEW", "AI")] + [(f"ALT{i}", "DeFi") for i in range(12)]
+    rows = [("BTC/USDT", d, 100.0 * (1.1 if d == 90 else 1.0), 1e6) for d in (0, 90)]
+    rows += [("USDC/USDT", d, 1.0, 1e6) for d in (0, 90)]  # a stablecoin never counts
+    rows += [("NEW/USDT", 90, 1.0, 1e6)]  # listed too recently to have a 90-day return
+    rows += [(f"ALT{i}/USDT", d, 1.0 if d == 0 else (1.2 if i < 9 else 1.0), 1e6) for i in range(12) for d in (0, 90)]
+    season = altseason(membership(candles(rows), mcfg), tokens(*specs), cfg, SectorIndex()).collect()
+    row = season.filter(pl.col("date") == day(90)).row(0, named=True)
+    assert (row["n_eligible"], row["n_outperforming"]) == (12, 9)
+    assert row["altseason_index"] == pytest.approx(75.0)
+    assert row["season"] == "alt_season"
+    assert row["btc_return_pct"] == pytest.approx(10.0)
+    fewer = altseason(membership(candles(rows), mcfg), tokens(*specs), Altseason(min_eligible=13), SectorIndex())
+    assert fewer.collect()["altseason_index"].to_list() == [None]
+
+
+# ------------------------------------------------------------------ funding
+
+
+def test_funding_is_annualised_with_each_symbols_own_interval():
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    rows = [("X/USDT:USDT", t0 + dt.timedelta(hours=h), 0.0001, 8) for h in (0, 8, 16)]
+    rows += [("Y/USDT:USDT", t0 + dt.timedelta(hours=h), 0.0001, 4) for h in range(0, 24, 4)]
+    funding = pl.DataFrame(rows, schema=["symbol", "funding_time", "funding_rate", "interval_hours"], orient="row")
+    costs = funding_costs(funding.with_columns(exchange=pl.lit("binanceusdm"))).collect().sort("symbol")
+    assert costs["settlements"].to_list() == [3, 6]
+    assert costs["funding_rate_sum"].to_list() == pytest.approx([0.0003, 0.0006])
+    # 0.01% per 8h is 10.95% a year; the same rate every 4h is twice that.
+    assert costs["funding_apr_pct"].to_list() == pytest.approx([10.95, 21.9])
+    assert costs["funding_apr_7d_pct"].to_list() == pytest.approx([10.95, 21.9])
+
+
+# ------------------------------------------------------------------ market phase
+
+
+EVIDENCE_DEFAULTS = dict(
+    btc_trend_pct=10.0, btc_momentum_pct=2.0, btc_volatility_pct=40.0, btc_dominance_pct=55.0,
+    btc_dominance_trend=0.0, altseason_index=50.0, alts_vs_btc_pct=0.0, platform_lead_pct=0.0,
+    tvl_growth_30d=0.0, btc_funding_apr_pct=10.0,
+)
+MARKETS = {
+    "bear": dict(btc_trend_pct=-15.0, btc_momentum_pct=-12.0, btc_funding_apr_pct=-5.0),
+    "peak_consolidation": dict(btc_trend_pct=20.0, btc_volatility_pct=85.0, alts_vs_btc_pct=1.0),
+    "altcoin_surge": dict(alts_vs_btc_pct=15.0, altseason_index=85.0, platform_lead_pct=6.0, btc_funding_apr_pct=45.0),
+    "narrative_rotation": dict(alts_vs_btc_pct=9.0, altseason_index=80.0, platform_lead_pct=-12.0),
+    "btc_dominance": dict(btc_trend_pct=-5.0, btc_momentum_pct=6.0, alts_vs_btc_pct=-9.0, btc_dominance_trend=2.5,
+                          altseason_index=15.0),
+}
+
+
+def features(days: list[dict]) -> pl.LazyFrame:
+    rows = [{"date": day(i), **EVIDENCE_DEFAULTS, **d, "leading_sector": None, "missing_inputs": ""}
+            for i, d in enumerate(days)]
+    return pl.LazyFrame(rows, schema_overrides={"leading_sector": pl.String})
+
+
+@pytest.mark.parametrize("phase", list(MARKETS))
+def test_each_phase_is_reached_on_a_market_built_for_it(phase):
+    cfg = Regime(confirm_days=3)
+    regime = market_regime(features([MARKETS[phase]] * 4), cfg).collect()
+    assert regime["raw_phase"].to_list() == [phase] * 4
+    assert regime["phase"].to_list() == [None, None, phase, phase]  # confirmed on the 3rd day
+    assert regime["risk_mode"][-1] == ("risk_off" if phase in ("bear", "peak_consolidation") else "risk_on")
+
+
+def test_a_new_phase_needs_confirm_days_in_a_row_so_noise_does_not_flip_it():
+    raw = ["bear"] * 6 + ["altcoin_surge"] * 4 + ["bear"] * 2 + ["altcoin_surge"] * 5
+    phase = pl.DataFrame({"raw": raw}).select(with_hysteresis(pl.col("raw"), 5))["raw"].to_list()
+    assert phase == [None] * 4 + ["bear"] * 12 + ["altcoin_surge"]
+
+
+def test_missing_evidence_is_named_and_does_not_block_the_phase():
+    day_without = dict(MARKETS["bear"], btc_funding_apr_pct=None, tvl_growth_30d=None)
+    regime = market_regime(features([day_without] * 5), Regime(confirm_days=1)).collect()
+    assert regime["phase"].to_list() == ["bear"] * 5
+    assert regime["funding_regime"].to_list() == [None] * 5
+
+
+def test_config_overrides_come_from_yaml_and_bad_values_are_named(tmp_path):
+    good = tmp_path / "analytics.yaml"
+    good.write_text("regime:\n  confirm_days: 9\nmembership:\n  min_history_days: 60\n")
+    cfg = load_analytics_config(good)
+    assert (cfg.regime.confirm_days, cfg.membership.min_history_days) == (9, 60)
+    assert cfg.sector_index == AnalyticsConfig().sector_index  # the rest keeps its defaults
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sector_index:\n  max_weight: 1.5\n")
+    with pytest.raises(AnalyticsConfigError, match=r"bad.yaml: sector_index.max_weight"):
+        load_analytics_config(bad)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("regime:\n  confirm_dayz: 3\n")
+    with pytest.raises(AnalyticsConfigError, match="confirm_dayz"):
+        load_analytics_config(typo)

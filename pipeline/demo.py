@@ -20,15 +20,32 @@ SUMMARY_SQL = {
     "count(distinct symbol) from raw.funding_rates",
     "raw.defi_tvl": "select count(*), min(date), max(date), count(distinct scope || ':' || name) from raw.defi_tvl",
     "raw.btc_dominance": "select count(*), min(date), max(date), count(distinct source) from raw.btc_dominance",
+    "marts.sector_index": "select count(*), min(date), max(date), count(distinct sector) from marts.sector_index",
+    "marts.relative_strength": "select count(*), min(date), max(date), count(distinct sector) "
+    "from marts.relative_strength",
+    "marts.altseason": "select count(*), min(date), max(date), count(altseason_index) from marts.altseason",
+    "marts.funding_costs": "select count(*), min(date), max(date), count(distinct symbol) from marts.funding_costs",
+    "marts.market_regime": "select count(*), min(date), max(date), count(distinct phase) from marts.market_regime",
 }
 SERIES_WORD = {"raw.ohlcv_1d": "symbols", "raw.funding_rates": "perps", "raw.defi_tvl": "series",
-               "raw.btc_dominance": "sources"}
+               "raw.btc_dominance": "sources", "marts.sector_index": "sectors", "marts.relative_strength": "sectors",
+               "marts.altseason": "days with an index", "marts.funding_costs": "perps",
+               "marts.market_regime": "phases seen"}
+TODAY_SQL = """
+    select date, phase, risk_mode, days_in_phase, funding_regime, leading_sector, btc_trend_pct,
+           btc_dominance_pct, altseason_index, alts_vs_btc_pct, tvl_growth_30d, btc_funding_apr_pct, missing_inputs
+    from marts.market_regime where phase is not null order by date desc limit 1
+"""
+QUADRANTS_SQL = """
+    select sector, quadrant, rs_ratio, rs_momentum, rs_mom_30d_pct
+    from marts.relative_strength where date = ? order by rs_ratio desc
+"""
 
 
 def table_counts(warehouse: Warehouse) -> dict[str, tuple]:
     if not warehouse.path.exists():
         return {t: (0, None, None, 0) for t in SUMMARY_SQL}
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.connect() as con:  # read-write: creates the tables an older warehouse lacks
         return {t: con.execute(sql).fetchone() for t, sql in SUMMARY_SQL.items()}
 
 
@@ -69,10 +86,43 @@ def run_demo() -> int:
 def print_summary(warehouse: Warehouse, before: dict[str, tuple] | None = None, run_id: str | None = None) -> None:
     after = table_counts(warehouse)
     print(f"\nWarehouse: {warehouse.path}" + (f"  (run {run_id})" if run_id else ""))
-    print(f"{'table':<20}{'rows':>10}{'new':>9}  {'first':<12}{'last':<12}series")
+    print(f"{'table':<24}{'rows':>10}{'new':>9}  {'first':<12}{'last':<12}series")
     for table, (rows, first, last, series) in after.items():
         new = rows - (before or {}).get(table, (0,))[0]
-        print(f"{table:<20}{rows:>10,}{new:>9,}  {str(first):<12}{str(last):<12}{series} {SERIES_WORD[table]}")
+        print(f"{table:<24}{rows:>10,}{new:>9,}  {str(first):<12}{str(last):<12}{series} {SERIES_WORD[table]}")
+    print_today(warehouse)
     print("\nNext:")
+    print("  .venv/bin/python -m pipeline summary       # this summary again")
     print("  make ui                                   # Dagster UI at http://127.0.0.1:3000 (lineage, runs)")
-    print('  .venv/bin/python -m pipeline sql "select symbol, max(date) from raw.ohlcv_1d group by all"')
+    print('  .venv/bin/python -m pipeline sql "select date, phase, risk_mode from marts.market_regime order by date desc limit 10"')
+
+
+def print_today(warehouse: Warehouse) -> None:
+    """The latest market phase with its evidence, and where each sector sits on the rotation graph."""
+    if not warehouse.path.exists():
+        return
+    with warehouse.connect(read_only=True) as con:
+        today = con.sql(TODAY_SQL).pl()
+        if today.is_empty():
+            print("\nNo market phase yet: the marts need about 200 days of BTC history (its trend average).")
+            return
+        row = today.row(0, named=True)
+        quadrants = con.sql(QUADRANTS_SQL, params=[row["date"]]).pl()
+
+    def num(value: float | None, fmt: str) -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    print(f"\nMarket phase on {row['date']}: {row['phase']} ({row['risk_mode']}, {row['days_in_phase']} days)")
+    print(f"  BTC vs 200-day average {num(row['btc_trend_pct'], '+.1f')}%, dominance "
+          f"{num(row['btc_dominance_pct'], '.1f')}%, altseason index {num(row['altseason_index'], '.0f')}, "
+          f"alts vs BTC (30d) {num(row['alts_vs_btc_pct'], '+.1f')}%")
+    print(f"  DeFi TVL (30d) {num(None if row['tvl_growth_30d'] is None else 100 * row['tvl_growth_30d'], '+.1f')}%, "
+          f"BTC funding {num(row['btc_funding_apr_pct'], '.1f')}% APR ({row['funding_regime'] or 'no perp data'}), "
+          f"leading sector: {row['leading_sector'] or 'n/a'}")
+    if row["missing_inputs"]:
+        print(f"  no data for: {row['missing_inputs']}")
+    print("\nSector rotation vs BTC (relative-rotation graph, 100 = BTC-relative norm):")
+    print(f"  {'sector':<16}{'quadrant':<11}{'rs_ratio':>9}{'rs_momentum':>13}{'30d vs BTC':>12}")
+    for q in quadrants.iter_rows(named=True):
+        print(f"  {q['sector']:<16}{q['quadrant'] or 'warming up':<11}{num(q['rs_ratio'], '.1f'):>9}"
+              f"{num(q['rs_momentum'], '.1f'):>13}{num(q['rs_mom_30d_pct'], '+.1f'):>11}%")

@@ -173,7 +173,7 @@ def test_the_nightly_job_writes_the_marts_the_chain_computes_and_reruns_change_n
 
 def test_asset_metadata_shows_the_latest_values_as_markdown(synthetic_year, tmp_path):
     path = tmp_path / "rotation.duckdb"
-    assert _run("ingest", synthetic_year, path, AS_OF - dt.timedelta(days=400), AS_OF).success
+    assert _run("ingest", synthetic_year, path, AS_OF - dt.timedelta(days=120), AS_OF).success
     result = _run("analytics", synthetic_year, path, AS_OF - dt.timedelta(days=2), AS_OF)
     assert result.success
     metadata = {

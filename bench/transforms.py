@@ -239,8 +239,9 @@ def pd_membership(candles: pd.DataFrame, tokens: pd.DataFrame, cfg) -> pd.DataFr
     c["spell"] = new_spell.astype(int).groupby(c["symbol"]).cumsum()
     c["ret_1d"] = (c["close"] / by_symbol["close"].shift(1) - 1).where(~new_spell)
     c["history_days"] = (c["date"] - c.groupby(["symbol", "spell"])["date"].transform("min")).dt.days + 1
-    adv = c.groupby("symbol").rolling(f"{cfg.dollar_volume_window_days}D", on="date")["dollar_volume_usd"].mean()
-    c["adv_usd"] = adv.reset_index(level=0, drop=True)
+    # Rows are already in (symbol, date) order, the order groupby-rolling returns them in.
+    adv = c.groupby("symbol", sort=False).rolling(f"{cfg.dollar_volume_window_days}D", on="date")["dollar_volume_usd"]
+    c["adv_usd"] = adv.mean().to_numpy()
     c["eligible"] = (c["history_days"] >= cfg.min_history_days) & (c["adv_usd"] >= cfg.min_dollar_volume_usd)
     was_eligible = c.groupby("symbol")["eligible"].shift(1).fillna(False).astype(bool)
     c["in_return"] = was_eligible & ~new_spell
@@ -377,9 +378,9 @@ def pd_funding_costs(funding: pd.DataFrame) -> pd.DataFrame:
     )
     daily = daily.sort_values(["exchange", "symbol", "date"], ignore_index=True)
     daily["funding_apr_pct"] = daily["_apr_sum"] / daily["settlements"]
-    trailing = daily.groupby(["exchange", "symbol"]).rolling("7D", on="date")[["_apr_sum", "settlements"]].sum()
-    trailing = trailing.reset_index(level=[0, 1], drop=True)
-    daily["funding_apr_7d_pct"] = trailing["_apr_sum"] / trailing["settlements"]
+    trailing = daily.groupby(["exchange", "symbol"], sort=False).rolling("7D", on="date")[["_apr_sum", "settlements"]]
+    trailing = trailing.sum()  # in (exchange, symbol, date) order, like `daily`
+    daily["funding_apr_7d_pct"] = (trailing["_apr_sum"] / trailing["settlements"]).to_numpy()
     return daily.drop(columns="_apr_sum")
 
 

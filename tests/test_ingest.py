@@ -193,16 +193,27 @@ def test_a_bad_universe_entry_stops_the_run_before_anything_is_written(synthetic
 # ------------------------------------------------------------------ Dagster itself
 
 
-def test_definitions_load_with_the_four_raw_assets_on_daily_partitions():
+def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their_lineage():
     from pipeline.definitions import defs
 
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert keys == {"raw/ohlcv_1d", "raw/funding_rates", "raw/defi_tvl", "raw/btc_dominance"}
-    job = defs.resolve_job_def("ingest")
-    assert isinstance(job.partitions_def, dg.DailyPartitionsDefinition)
-    assert job.partitions_def.timezone == "UTC"
-    for asset in ingest_assets:
-        assert asset.backfill_policy == dg.BackfillPolicy.single_run()
+    assert keys == {
+        "raw/ohlcv_1d", "raw/funding_rates", "raw/defi_tvl", "raw/btc_dominance",
+        "marts/sector_index", "marts/relative_strength", "marts/altseason", "marts/funding_costs",
+        "marts/market_regime",
+    }
+    for name in ("ingest", "analytics", "nightly"):
+        job = defs.resolve_job_def(name)
+        assert isinstance(job.partitions_def, dg.DailyPartitionsDefinition)
+        assert job.partitions_def.timezone == "UTC"
+    graph = defs.resolve_asset_graph()
+    upstream = {k.to_user_string() for k in graph.get(dg.AssetKey(["marts", "market_regime"])).parent_keys}
+    assert upstream == {
+        "marts/sector_index", "marts/relative_strength", "marts/altseason", "marts/funding_costs",
+        "raw/btc_dominance", "raw/defi_tvl",
+    }
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).backfill_policy == dg.BackfillPolicy.single_run()
 
 
 def test_a_dagster_run_materialises_a_partition_range(synthetic_dir, warehouse_path):

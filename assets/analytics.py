@@ -170,7 +170,9 @@ def market_regime(
         cfg=cfg.regime,
     )
     regime = market_regime_transform(features, cfg.regime).collect()
-    latest = regime.tail(1).select(pl.all().cast(pl.String)).transpose(include_header=True, header_name="evidence", column_names=["value"])
+    latest = regime.tail(1).select(pl.all().cast(pl.String))
+    if latest.height:  # one row, shown as evidence | value
+        latest = latest.transpose(include_header=True, header_name="evidence", column_names=["value"])
     return _write(context, wh, "marts.market_regime", regime, latest)
 
 

@@ -186,3 +186,16 @@ def test_asset_metadata_shows_the_latest_values_as_markdown(synthetic_year, tmp_
     regime_table = metadata["marts/market_regime"]["latest"].value
     assert "| phase |" in regime_table and "| btc_trend_pct |" in regime_table
     assert metadata["marts/sector_index"]["rows_written"].value == 3 * 2 * 11  # days x weightings x sectors
+
+
+def test_marts_on_an_empty_warehouse_write_nothing_and_say_so(synthetic_year, tmp_path):
+    """Analytics before any ingest (or for days before the data starts) succeed with no rows."""
+    path = tmp_path / "rotation.duckdb"
+    result = _run("analytics", synthetic_year, path, dt.date(2020, 1, 1), dt.date(2020, 1, 3))
+    assert result.success
+    rows = {
+        e.asset_key.to_user_string(): e.metadata["rows_written"].value
+        for e in (ev.event_specific_data.materialization for ev in result.get_asset_materialization_events())
+    }
+    assert rows == {f"marts/{t.split('.')[1]}": 0 for t in MARTS}
+    assert all(Warehouse(path).query("select count(*) from " + t).item() == 0 for t in MARTS)

@@ -37,7 +37,14 @@ def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str) -> pl.LazyF
 
 def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) -> dict[str, pl.DataFrame]:
     """Every mart as a DataFrame, keyed by table name. `tokens` is `Universe.frame()`."""
-    members = membership(raw.ohlcv.join(tokens.select("symbol"), on="symbol"), cfg.membership).cache()
+    # Collected once, as two queries read it (a LazyFrame's .cache() spans one query only), and
+    # only the columns they read: it stays in memory while they run.
+    members = (
+        membership(raw.ohlcv.join(tokens.select("symbol"), on="symbol"), cfg.membership)
+        .select("symbol", "date", "close", "eligible", "in_return", "ret_1d", "score_usd")
+        .collect()
+        .lazy()
+    )
     index = sector_index(members, sector_assignments(tokens, cfg.sector_index), cfg.sector_index).collect()
     rs = relative_strength(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect()
     season = altseason(members, tokens, cfg.altseason, cfg.sector_index).collect()

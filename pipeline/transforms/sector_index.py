@@ -36,23 +36,43 @@ def capped_weights(frame: pl.LazyFrame, score: str, group: list[str], max_weight
     Water-filling: a constituent over the cap is pinned at it and the rest re-scaled; at most
     floor(1 / max_weight) can be pinned, so that many passes (+1) always converge. Where the cap
     cannot hold (fewer than 1 / max_weight constituents) it relaxes to 1/n, i.e. equal weights.
+    Only the groups whose largest constituent is over the cap go through the passes (in the rest
+    the first weights are final). A larger score is never pinned later than a smaller one, so a
+    group's outcome is three numbers: the smallest pinned size, how many are pinned, the free sum.
     """
     size = pl.col(score).fill_null(0.0).clip(lower_bound=1e-12)  # a zero-volume member keeps a sliver
+    cap = pl.max_horizontal(pl.lit(max_weight), 1.0 / pl.len().over(group))
+    total = size.sum().over(group)
     frame = frame.with_columns(
         _size=size,
-        _cap=pl.max_horizontal(pl.lit(max_weight), 1.0 / pl.len().over(group)),
-        _pinned=pl.lit(False),
-    ).with_columns(weight=pl.col("_size") / pl.col("_size").sum().over(group))
+        _cap=cap,
+        weight=size / total,
+        _capping=size.max().over(group) / total > cap * (1 + 1e-9),
+    )
+    capping = frame.filter(pl.col("_capping")).select(*group, "_size", "_cap", "weight", _pinned=pl.lit(False))
     free = pl.when(~pl.col("_pinned")).then(pl.col("_size")).otherwise(0.0)
     for _ in range(math.floor(1 / max_weight) + 1):
-        frame = frame.with_columns(
+        capping = capping.with_columns(
             _pinned=pl.col("_pinned") | (pl.col("weight") > pl.col("_cap") * (1 + 1e-9))
         ).with_columns(
             weight=pl.when(pl.col("_pinned"))
             .then(pl.col("_cap"))
             .otherwise(free * (1 - pl.col("_cap") * pl.col("_pinned").sum().over(group)) / free.sum().over(group))
         )
-    return frame.drop("_size", "_cap", "_pinned")
+    outcome = capping.group_by(group).agg(
+        _pinned_from=pl.col("_size").filter("_pinned").min(), _n_pinned=pl.col("_pinned").sum(), _free=free.sum()
+    )
+    return (
+        frame.join(outcome, on=group, how="left", nulls_equal=True, maintain_order="left")
+        .with_columns(
+            weight=pl.when(pl.col("_free").is_null())
+            .then(pl.col("weight"))
+            .when(pl.col("_size") >= pl.col("_pinned_from"))
+            .then(pl.col("_cap"))
+            .otherwise(pl.col("_size") * (1 - pl.col("_cap") * pl.col("_n_pinned")) / pl.col("_free"))
+        )
+        .drop("_size", "_cap", "_capping", "_pinned_from", "_n_pinned", "_free")
+    )
 
 
 def sector_index(

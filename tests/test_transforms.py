@@ -217,6 +217,7 @@ def test_funding_is_annualised_with_each_symbols_own_interval():
     t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     rows = [("X/USDT:USDT", t0 + dt.timedelta(hours=h), 0.0001, 8) for h in (0, 8, 16)]
     rows += [("Y/USDT:USDT", t0 + dt.timedelta(hours=h), 0.0001, 4) for h in range(0, 24, 4)]
+    rows += [("Y/USDT:USDT", t0 + dt.timedelta(hours=2), None, 4)]  # a settlement with no rate published
     funding = pl.DataFrame(rows, schema=["symbol", "funding_time", "funding_rate", "interval_hours"], orient="row")
     costs = funding_costs(funding.with_columns(exchange=pl.lit("binanceusdm"))).collect().sort("symbol")
     assert costs["settlements"].to_list() == [3, 6]
@@ -256,6 +257,7 @@ def test_each_phase_is_reached_on_a_market_built_for_it(phase):
     regime = market_regime(features([MARKETS[phase]] * 4), cfg).collect()
     assert regime["raw_phase"].to_list() == [phase] * 4
     assert regime["phase"].to_list() == [None, None, phase, phase]  # confirmed on the 3rd day
+    assert regime["days_in_phase"].to_list() == [None, None, 1, 2]
     assert regime["risk_mode"][-1] == ("risk_off" if phase in ("bear", "peak_consolidation") else "risk_on")
 
 

@@ -2,7 +2,9 @@
 
 Eligible on day D: a point-in-time index member (see `membership.py`) that is not BTC, a
 stablecoin or a wrapped/staked BTC/ETH, with a close `window_days` earlier. ETH counts as an alt.
->= alt_season (75): alt season; <= btc_season (25): BTC season; else neutral.
+A return needs the close exactly `window_days` earlier (a token missing that day sits the day out).
+>= alt_season (75): alt season; <= btc_season (25): BTC season; else neutral. Days without BTC's
+return or without any eligible alt have no row; days with too few eligible alts have a null index.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def funding_costs(funding: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
         )
         .group_by("exchange", "symbol", "date")
         .agg(
-            settlements=pl.len().cast(pl.Int32),
+            settlements=pl.col("funding_rate").count().cast(pl.Int32),  # with a published rate
             interval_hours=pl.col("interval_hours").max().cast(pl.Int32),
             funding_rate_sum=pl.col("funding_rate").sum(),
             _apr_sum=pl.col("_apr").sum(),

@@ -179,7 +179,7 @@ def market_regime(features: pl.LazyFrame, cfg: Regime) -> pl.LazyFrame:
         .with_columns(raw_phase=raw_phase(cfg))
         .with_columns(phase=with_hysteresis(pl.col("raw_phase"), cfg.confirm_days))
         .with_columns(
-            days_in_phase=_run_length("phase"),
+            days_in_phase=pl.when(pl.col("phase").is_not_null()).then(_run_length("phase")),
             risk_mode=pl.when(pl.col("phase").is_null())
             .then(None)
             .when(pl.col("phase").is_in(cfg.risk_off_phases))

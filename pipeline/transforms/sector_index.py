@@ -82,7 +82,8 @@ def sector_index(
     sector's first day (the first close with a member) to its last.
 
     `members` is `membership()`'s output. n_constituents counts the members at D's close (the set
-    that D+1's return will use); ret_1d is null on the first day.
+    that D+1's return will use); ret_1d is null on the first day and on any day no member traded
+    (the level then stays where it was).
     """
     rows = members.join(assignments.lazy(), on="symbol")
     counted = rows.group_by(GROUP).agg(n_constituents=pl.col("eligible").sum().cast(pl.Int32))

@@ -26,7 +26,7 @@ import pandas as pd
 import polars as pl
 
 from pipeline.transforms.altseason import altseason
-from pipeline.transforms.chain import RawFrames, btc_funding, compute_marts
+from pipeline.transforms.chain import MEMBERSHIP_ENGINE, RawFrames, btc_funding, compute_marts, universe_candles
 from pipeline.transforms.config import AnalyticsConfig
 from pipeline.transforms.funding_costs import funding_costs
 from pipeline.transforms.market_regime import EVIDENCE, market_features, market_regime
@@ -203,7 +203,8 @@ def polars_steps(db: Path, market: Market, cfg: AnalyticsConfig) -> dict[str, fl
     si = cfg.sector_index
     candles = timed("read candles (duckdb -> polars)", read)
     members = timed(
-        "membership", lambda: membership(candles.join(market.tokens.select("symbol"), on="symbol"), cfg.membership).collect()
+        "membership",
+        lambda: membership(universe_candles(candles, market.tokens), cfg.membership).collect(engine=MEMBERSHIP_ENGINE),
     )
     assignments = sector_assignments(market.tokens, si)
     for weighting in si.weightings:
@@ -382,7 +383,7 @@ def pd_funding_costs(funding: pd.DataFrame) -> pd.DataFrame:
     f["date"] = f["funding_time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.floor("D")
     f["_apr"] = f["funding_rate"] * (24.0 / f["interval_hours"]) * 365 * 100.0
     daily = f.groupby(["exchange", "symbol", "date"], as_index=False).agg(
-        settlements=("funding_rate", "size"),
+        settlements=("funding_rate", "count"),  # with a published rate
         interval_hours=("interval_hours", "max"),
         funding_rate_sum=("funding_rate", "sum"),
         _apr_sum=("_apr", "sum"),
@@ -474,7 +475,7 @@ def pd_market_regime(index: pd.DataFrame, season: pd.DataFrame, rs: pd.DataFrame
         dtype=object,
     )
     f["phase"] = f["raw_phase"].where(pd_run_length(f["raw_phase"]) >= r.confirm_days).ffill()
-    f["days_in_phase"] = pd_run_length(f["phase"])
+    f["days_in_phase"] = pd_run_length(f["phase"]).where(f["phase"].notna())
     f["risk_mode"] = np.select([f["phase"].isna(), f["phase"].isin(r.risk_off_phases)], [None, "risk_off"], "risk_on")
     funding_apr = f["btc_funding_apr_pct"]
     f["funding_regime"] = np.select(

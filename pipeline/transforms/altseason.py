@@ -12,25 +12,41 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.transforms.config import Altseason, SectorIndex
-from pipeline.transforms.relative_strength import lagged
+
+SYMBOL_STRIDE = 1 << 32  # a symbol's code in the high bits of a sort key, the day in the low ones
+
+
+def with_past_close(closes: pl.LazyFrame, days: int, alias: str) -> pl.LazyFrame:
+    """Adds `alias`: the symbol's close exactly `days` calendar days earlier (null if that day is absent).
+
+    `relative_strength.lagged` as an as-of join with zero tolerance on a (symbol, day) integer key:
+    a merge of two sorted frames, several times cheaper than hashing (symbol, date) on every row.
+    One row per (symbol, date). Rows come back sorted by that key.
+    """
+    symbol_code = pl.col("symbol").cast(pl.Categorical).to_physical().cast(pl.Int64)
+    key = symbol_code * SYMBOL_STRIDE + pl.col("date").cast(pl.Int64)
+    keyed = closes.with_columns(_key=key).sort("_key").cache()  # both sides of the join
+    past = keyed.select(pl.col("_key") + days, pl.col("close").alias(alias))
+    return keyed.join_asof(past, on="_key", strategy="backward", tolerance=0).drop("_key")
 
 
 def altseason(
     members: pl.LazyFrame, tokens: pl.DataFrame, cfg: Altseason, index_cfg: SectorIndex
 ) -> pl.LazyFrame:
     """date, altseason_index (0..100), n_eligible, n_outperforming, btc_return_pct, season."""
+    btc_symbols = tokens.filter(pl.col("token") == index_cfg.btc)["symbol"]
+    alt_symbols = tokens.filter(~pl.col("token").is_in([index_cfg.btc, *index_cfg.excluded_tokens]))["symbol"]
     window = f"_close_{cfg.window_days}d"
-    names = tokens.lazy().select("symbol", "token")
-    returns = (
-        lagged(members.lazy().select("symbol", "date", "close", "eligible"), ["symbol"], "close", cfg.window_days, window)
-        .join(names, on="symbol")
-        .with_columns(ret=pl.col("close") / pl.col(window) - 1)
-    )
-    btc = returns.filter(pl.col("token") == index_cfg.btc).select("date", btc_ret="ret")
+    returns = with_past_close(
+        members.lazy()
+        .select("symbol", "date", "close", "eligible")
+        .filter(pl.col("symbol").is_in(pl.concat([btc_symbols, alt_symbols]).implode())),
+        cfg.window_days,
+        window,
+    ).with_columns(ret=pl.col("close") / pl.col(window) - 1).cache()  # read by both filters below
+    btc = returns.filter(pl.col("symbol").is_in(btc_symbols.implode())).select("date", btc_ret="ret")
     alts = returns.filter(
-        pl.col("eligible")
-        & pl.col("ret").is_not_null()
-        & ~pl.col("token").is_in([index_cfg.btc, *index_cfg.excluded_tokens])
+        pl.col("eligible") & pl.col("ret").is_not_null() & pl.col("symbol").is_in(alt_symbols.implode())
     )
     counts = (
         alts.join(btc.filter(pl.col("btc_ret").is_not_null()), on="date")

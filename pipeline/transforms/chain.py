@@ -29,6 +29,17 @@ class RawFrames:
     btc_dominance: pl.DataFrame
 
 
+# membership is a chain of passes over one sorted frame (shifts, cumulative sums, fills, a rolling
+# window), which the in-memory engine runs faster than the streaming one (~0.3 s vs ~0.5 s on the
+# benchmark); the other steps are joins and group-bys, where the default streaming engine wins.
+MEMBERSHIP_ENGINE = "in-memory"
+
+
+def universe_candles(ohlcv: pl.DataFrame, tokens: pl.DataFrame) -> pl.LazyFrame:
+    """The candles of the universe's symbols (a filter, not a join: no string hashing per candle)."""
+    return ohlcv.lazy().filter(pl.col("symbol").is_in(tokens["symbol"].implode()))
+
+
 def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str) -> pl.LazyFrame:
     """date, funding_apr_pct: BTC perp's trailing funding, the regime's funding evidence."""
     perp = tokens.filter(pl.col("token") == btc)["perp"].to_list()
@@ -40,9 +51,9 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
     # Collected once, as two queries read it (a LazyFrame's .cache() spans one query only), and
     # only the columns they read: it stays in memory while they run.
     members = (
-        membership(raw.ohlcv.join(tokens.select("symbol"), on="symbol"), cfg.membership)
+        membership(universe_candles(raw.ohlcv, tokens), cfg.membership)
         .select("symbol", "date", "close", "eligible", "in_return", "ret_1d", "score_usd")
-        .collect()
+        .collect(engine=MEMBERSHIP_ENGINE)
         .lazy()
     )
     index = sector_index(members, sector_assignments(tokens, cfg.sector_index), cfg.sector_index).collect()

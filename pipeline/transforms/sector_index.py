@@ -30,6 +30,19 @@ def sector_assignments(tokens: pl.DataFrame, cfg: SectorIndex) -> pl.DataFrame:
     return pl.concat([own, btc_eth, alts]).unique(maintain_order=True)
 
 
+def _size(score: str) -> pl.Expr:
+    return pl.col(score).fill_null(0.0).clip(lower_bound=1e-12)  # a zero-volume member keeps a sliver
+
+
+def _cap(max_weight: float, n: pl.Expr) -> pl.Expr:
+    return pl.max_horizontal(pl.lit(max_weight), 1.0 / n)
+
+
+def _binds(largest: pl.Expr, total: pl.Expr, cap: pl.Expr) -> pl.Expr:
+    """Whether the cap binds: the largest constituent's proportional weight is over it."""
+    return largest / total > cap * (1 + 1e-9)
+
+
 def capped_weights(frame: pl.LazyFrame, score: str, group: list[str], max_weight: float) -> pl.LazyFrame:
     """Adds `weight`: proportional to `score` within `group`, none above max_weight, excess spread pro rata.
 
@@ -40,15 +53,15 @@ def capped_weights(frame: pl.LazyFrame, score: str, group: list[str], max_weight
     the first weights are final). A larger score is never pinned later than a smaller one, so a
     group's outcome is three numbers: the smallest pinned size, how many are pinned, the free sum.
     """
-    size = pl.col(score).fill_null(0.0).clip(lower_bound=1e-12)  # a zero-volume member keeps a sliver
-    cap = pl.max_horizontal(pl.lit(max_weight), 1.0 / pl.len().over(group))
+    size = _size(score)
+    cap = _cap(max_weight, pl.len().over(group))
     total = size.sum().over(group)
     frame = frame.with_columns(
         _size=size,
         _cap=cap,
         weight=size / total,
-        _capping=size.max().over(group) / total > cap * (1 + 1e-9),
-    )
+        _capping=_binds(size.max().over(group), total, cap),
+    ).cache()  # read twice below
     capping = frame.filter(pl.col("_capping")).select(*group, "_size", "_cap", "weight", _pinned=pl.lit(False))
     free = pl.when(~pl.col("_pinned")).then(pl.col("_size")).otherwise(0.0)
     for _ in range(math.floor(1 / max_weight) + 1):
@@ -85,25 +98,70 @@ def sector_index(
     that D+1's return will use); ret_1d is null on the first day and on any day no member traded
     (the level then stays where it was).
     """
-    rows = members.join(assignments.lazy(), on="symbol")
-    counted = rows.group_by(GROUP).agg(n_constituents=pl.col("eligible").sum().cast(pl.Int32))
-    returning = rows.filter(pl.col("in_return") & pl.col("ret_1d").is_not_null())
-    weighted = {
-        "equal": returning.with_columns(weight=1.0 / pl.len().over(GROUP)),
-        "capped": capped_weights(returning, "score_usd", GROUP, cfg.max_weight),
+    # Sectors as an enum while the member rows are grouped: grouping on its codes is cheaper
+    # than hashing strings, and sorting its codes sorts the names (the categories are sorted).
+    sector = pl.Enum(assignments["sector"].drop_nulls().unique().sort())
+    returning = pl.col("in_return") & pl.col("ret_1d").is_not_null()
+    sectors = assignments.lazy().with_columns(pl.col("sector").cast(sector))
+    rows = (
+        members.lazy()
+        .select("symbol", "date", "eligible", "in_return", "ret_1d", "score_usd")
+        .join(sectors, on="symbol")
+        .with_columns(_ret=pl.when(returning).then("ret_1d"), _size=pl.when(returning).then(_size("score_usd")))
+    )
+    # One pass over the member rows for everything either weighting needs per (sector, date).
+    daily = (
+        rows.group_by(GROUP)
+        .agg(
+            n_constituents=pl.col("eligible").sum().cast(pl.Int32),
+            _n=pl.col("_ret").count(),
+            _mean=pl.col("_ret").mean(),
+            _total=pl.col("_size").sum(),
+            _largest=pl.col("_size").max(),
+            _weighted=(pl.col("_size") * pl.col("_ret")).sum(),
+        )
+        .cache()  # read by both weightings
+    )
+    with_returns = {
+        "equal": lambda: daily.with_columns(ret_1d=pl.col("_mean")),
+        "capped": lambda: _with_capped_returns(members.lazy().filter(returning), sectors, daily, cfg.max_weight),
     }
-    parts = []
-    for weighting in cfg.weightings:
-        returns = weighted[weighting].group_by(GROUP).agg(ret_1d=(pl.col("weight") * pl.col("ret_1d")).sum())
-        parts.append(_levels(counted, returns).with_columns(weighting=pl.lit(weighting)))
-    return pl.concat(parts).select("sector", "date", "weighting", "level", "ret_1d", "n_constituents")
+    parts = [_levels(with_returns[w]()).with_columns(weighting=pl.lit(w)) for w in cfg.weightings]
+    return pl.concat(parts).select(
+        pl.col("sector").cast(pl.String), "date", "weighting", "level", "ret_1d", "n_constituents"
+    )
 
 
-def _levels(counted: pl.LazyFrame, returns: pl.LazyFrame) -> pl.LazyFrame:
-    """Daily calendar per sector from its first member to its last row; level = 100 * cum. growth."""
+def _with_capped_returns(
+    returning: pl.LazyFrame, sectors: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
+) -> pl.LazyFrame:
+    """Adds ret_1d to `daily`, capped weighting: sum(size * ret) / sum(size) where the cap does not
+    bind (no weight per row needed); only the groups where it binds go through `capped_weights`.
+    Null where no member's return counts. `returning`: the member rows whose ret_1d counts."""
+    binding = daily.filter(_binds(pl.col("_largest"), pl.col("_total"), _cap(max_weight, pl.col("_n")))).select(GROUP)
+    # Their member rows, through the (few) symbols of their sectors.
+    binding_sectors = sectors.join(binding.select("sector").unique(), on="sector", how="semi")
+    capped = (
+        capped_weights(
+            returning.join(binding_sectors, on="symbol").join(binding, on=GROUP, how="semi"),
+            "score_usd",
+            GROUP,
+            max_weight,
+        )
+        .group_by(GROUP)
+        .agg(_capped=(pl.col("weight") * pl.col("ret_1d")).sum())
+    )
+    return daily.join(capped, on=GROUP, how="left").with_columns(
+        ret_1d=pl.when(pl.col("_n") > 0).then(pl.coalesce("_capped", pl.col("_weighted") / pl.col("_total")))
+    )
+
+
+def _levels(daily: pl.LazyFrame) -> pl.LazyFrame:
+    """Daily calendar per sector from its first member to its last row; level = 100 * cum. growth.
+
+    `daily`: sector, date, n_constituents, ret_1d for each (sector, date) with member rows."""
     spans = (
-        counted.join(returns, on=GROUP, how="full", coalesce=True)
-        .group_by("sector")
+        daily.group_by("sector")
         .agg(
             first=pl.col("date").filter(pl.col("n_constituents") > 0).min(),
             last=pl.col("date").max(),
@@ -112,8 +170,7 @@ def _levels(counted: pl.LazyFrame, returns: pl.LazyFrame) -> pl.LazyFrame:
     )
     calendar = spans.select("sector", date=pl.date_ranges("first", "last", "1d")).explode("date")
     return (
-        calendar.join(counted, on=GROUP, how="left")
-        .join(returns, on=GROUP, how="left")
+        calendar.join(daily.select(*GROUP, "n_constituents", "ret_1d"), on=GROUP, how="left")
         .with_columns(pl.col("n_constituents").fill_null(0))
         .sort(GROUP)
         .with_columns(

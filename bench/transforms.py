@@ -460,7 +460,11 @@ def pd_market_regime(index: pd.DataFrame, season: pd.DataFrame, rs: pd.DataFrame
 
     trend, momentum, alts = f["btc_trend_pct"], f["btc_momentum_pct"], f["alts_vs_btc_pct"]
     above_trend = trend >= 0
-    bear = ~above_trend & ((momentum <= r.bear_momentum_pct) | (f["btc_funding_apr_pct"] < r.funding_negative_apr_pct))
+    bear = ~above_trend & (
+        (momentum <= r.bear_momentum_pct)
+        | (f["btc_funding_apr_pct"] < r.funding_negative_apr_pct)
+        | (f["tvl_growth_30d"] <= r.tvl_outflow_30d)
+    )
     whipsaw = above_trend & (f["btc_volatility_pct"] >= r.peak_volatility_pct)
     winning = (alts >= r.alts_outperform_pct) | (f["altseason_index"] >= r.breadth_wide)
     losing = (alts <= r.alts_underperform_pct) | (f["btc_dominance_trend"] >= r.dominance_rising_pp)

@@ -225,6 +225,11 @@ def test_funding_is_annualised_with_each_symbols_own_interval():
     # 0.01% per 8h is 10.95% a year; the same rate every 4h is twice that.
     assert costs["funding_apr_pct"].to_list() == pytest.approx([10.95, 21.9])
     assert costs["funding_apr_7d_pct"].to_list() == pytest.approx([10.95, 21.9])
+    # A day with a settlement but no published rate has no rate (not NaN, which would read as "hot").
+    silent = pl.DataFrame({"exchange": ["binanceusdm"], "symbol": ["Z/USDT:USDT"], "funding_time": [t0],
+                           "funding_rate": [None], "interval_hours": [8]}, schema_overrides={"funding_rate": pl.Float64})
+    row = funding_costs(silent).collect().row(0, named=True)
+    assert (row["settlements"], row["funding_apr_pct"], row["funding_apr_7d_pct"]) == (0, None, None)
 
 
 # ------------------------------------------------------------------ market phase
@@ -259,6 +264,13 @@ def test_each_phase_is_reached_on_a_market_built_for_it(phase):
     assert regime["phase"].to_list() == [None, None, phase, phase]  # confirmed on the 3rd day
     assert regime["days_in_phase"].to_list() == [None, None, 1, 2]
     assert regime["risk_mode"][-1] == ("risk_off" if phase in ("bear", "peak_consolidation") else "risk_on")
+
+
+def test_btc_below_trend_with_defi_tvl_draining_is_a_bear_even_before_price_momentum_turns():
+    draining = dict(btc_trend_pct=-3.0, btc_momentum_pct=1.0, btc_funding_apr_pct=8.0, tvl_growth_30d=-0.18)
+    holding = dict(draining, tvl_growth_30d=-0.02)
+    regime = market_regime(features([draining, holding]), Regime(confirm_days=1)).collect()
+    assert regime["raw_phase"].to_list() == ["bear", "btc_dominance"]
 
 
 def test_a_new_phase_needs_confirm_days_in_a_row_so_noise_does_not_flip_it():

@@ -72,6 +72,7 @@ class Regime(_Section):
     dominance_trend_days: int = Field(30, ge=1)
     bear_momentum_pct: float = -5.0  # below its trend average and falling this much: bear ...
     funding_negative_apr_pct: float = 0.0  # ... or below its trend while shorts pay funding
+    tvl_outflow_30d: float = -0.10  # ... or below its trend while DeFi TVL drains this much (fraction)
     peak_volatility_pct: float = 70.0  # above its trend but this volatile: a choppy top
     alts_outperform_pct: float = 5.0  # alts composite vs BTC over leadership_days: alts winning
     alts_underperform_pct: float = -5.0  # ... or losing

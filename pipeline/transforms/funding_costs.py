@@ -34,10 +34,13 @@ def funding_costs(funding: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
         .sort("exchange", "symbol", "date")
     )
     keys = ["exchange", "symbol"]
+    # A day (or week) with no published rate has no rate, not 0/0 = NaN (which would sort as "hot").
     trailing = pl.col("_apr_sum").rolling_sum_by("date", TRAILING).over(keys) / pl.col("settlements").cast(
         pl.Float64
     ).rolling_sum_by("date", TRAILING).over(keys)
     return daily.with_columns(
         funding_apr_pct=pl.col("_apr_sum") / pl.col("settlements"),
         funding_apr_7d_pct=trailing,
+    ).with_columns(
+        pl.col("funding_apr_pct", "funding_apr_7d_pct").fill_nan(None),
     ).drop("_apr_sum")

@@ -7,8 +7,8 @@ which sectors lead (Layer-1/L2/infrastructure vs the narratives, by relative-str
 DeFi TVL growth; and the BTC funding regime.
 
 Rules, first match wins (thresholds in the `Regime` config):
-1. bear: BTC below its trend average and either falling (momentum <= bear_momentum_pct) or with
-   shorts paying funding.
+1. bear: BTC below its trend average and either falling (momentum <= bear_momentum_pct), or with
+   shorts paying funding, or with DeFi TVL draining (30-day growth <= tvl_outflow_30d).
 2. peak_consolidation: BTC above its trend but whipsawing (volatility >= peak_volatility_pct).
 3. alts winning (alts composite beats BTC by alts_outperform_pct, or breadth >= breadth_wide):
    altcoin_surge when the platform sectors lead, narrative_rotation when a narrative leads.
@@ -131,7 +131,10 @@ def raw_phase(cfg: Regime) -> pl.Expr:
     trend, momentum = pl.col("btc_trend_pct"), pl.col("btc_momentum_pct")
     above_trend = trend >= 0
     shorts_pay = pl.col("btc_funding_apr_pct") < cfg.funding_negative_apr_pct
-    bear = ~above_trend & ((momentum <= cfg.bear_momentum_pct) | shorts_pay.fill_null(False))
+    draining = pl.col("tvl_growth_30d") <= cfg.tvl_outflow_30d
+    bear = ~above_trend & (
+        (momentum <= cfg.bear_momentum_pct) | shorts_pay.fill_null(False) | draining.fill_null(False)
+    )
     whipsaw = above_trend & (pl.col("btc_volatility_pct") >= cfg.peak_volatility_pct).fill_null(False)
     alts = pl.col("alts_vs_btc_pct")
     winning = ((alts >= cfg.alts_outperform_pct) | (pl.col("altseason_index") >= cfg.breadth_wide)).fill_null(False)

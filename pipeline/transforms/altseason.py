@@ -12,8 +12,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.transforms.config import Altseason, SectorIndex
-
-SYMBOL_STRIDE = 1 << 32  # a symbol's code in the high bits of a sort key, the day in the low ones
+from pipeline.transforms.membership import SYMBOL_STRIDE
 
 
 def with_past_close(closes: pl.LazyFrame, days: int, alias: str) -> pl.LazyFrame:

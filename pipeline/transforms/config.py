@@ -96,6 +96,8 @@ class AnalyticsConfig(_Section):
 
     @model_validator(mode="after")
     def _seasons_ordered(self) -> AnalyticsConfig:
+        if self.relative_strength.weighting not in self.sector_index.weightings:
+            raise ValueError("relative_strength.weighting must be one of sector_index.weightings")
         if self.altseason.btc_season >= self.altseason.alt_season:
             raise ValueError("altseason.btc_season must be below altseason.alt_season")
         if self.regime.alts_underperform_pct >= self.regime.alts_outperform_pct:

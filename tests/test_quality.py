@@ -1,0 +1,194 @@
+"""Data-quality suites: clean raw frames pass; each defect fails naming the table, the column and the
+expectation, and flags exactly the defective rows (positions in the frame given to `validate`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import polars as pl
+import pytest
+
+from pipeline.quality import QualityConfig, validate
+
+INGESTED = dt.datetime(2024, 1, 10, tzinfo=dt.UTC)
+D = dt.date(2024, 1, 1)
+
+
+def candles(n_days: int = 5, symbols=("BTC/USDT", "ETH/USDT")) -> pl.DataFrame:
+    rows = []
+    for s, symbol in enumerate(symbols):
+        for i in range(n_days):
+            base = (100.0 + i) * (s + 1)
+            rows.append(dict(exchange="binance", symbol=symbol, date=D + dt.timedelta(days=i), open=base,
+                             high=base * 1.05, low=base * 0.95, close=base * 1.01, volume=1_000.0 + i,
+                             source="test", ingested_at=INGESTED))
+    return pl.DataFrame(rows)
+
+
+def set_cell(frame: pl.DataFrame, row: int, **values) -> pl.DataFrame:
+    index = pl.int_range(pl.len()) == row
+    return frame.with_columns(
+        pl.when(index).then(pl.lit(v, dtype=frame.schema[c])).otherwise(pl.col(c)).alias(c) for c, v in values.items()
+    )
+
+
+def only_failure(report, column: str, expectation: str):
+    assert not report.success
+    found = [f for f in report.failures if column in f.columns and f.expectation == expectation]
+    assert found, report.summary()
+    return found[0]
+
+
+def test_clean_candles_pass():
+    report = validate("raw.ohlcv_1d", candles())
+    assert report.success, report.summary()
+    assert report.failures == () and report.failing_rows == ()
+    assert "raw.ohlcv_1d" in report.summary()
+
+
+@pytest.mark.parametrize(
+    ("defect", "column", "expectation"),
+    [
+        ({"close": math.nan}, "prices_finite", "expect_column_values_to_be_in_set"),
+        ({"close": 0.0}, "close", "expect_column_values_to_be_between"),
+        ({"open": -3.0}, "open", "expect_column_values_to_be_between"),
+        ({"high": 90.0, "low": 110.0}, "high", "expect_column_pair_values_a_to_be_greater_than_b"),
+        ({"volume": -1.0}, "volume", "expect_column_values_to_be_between"),
+        ({"high": math.inf}, "prices_finite", "expect_column_values_to_be_in_set"),
+    ],
+)
+def test_candle_defect_flags_its_row(defect, column, expectation):
+    frame = set_cell(candles(), 3, **defect)
+    report = validate("raw.ohlcv_1d", frame)
+    failure = only_failure(report, column, expectation)
+    assert failure.table == "raw.ohlcv_1d"
+    assert failure.row_indices == (3,)
+    assert failure.failing_keys == (("binance", "BTC/USDT", D + dt.timedelta(days=3)),)
+    assert failure.examples[0]["symbol"] == "BTC/USDT" and column in failure.examples[0]
+    assert report.failing_rows == (3,)
+    assert f"raw.ohlcv_1d.{column}" in report.summary() and expectation in report.summary()
+
+
+def test_nan_close_fails_even_though_pandas_calls_it_missing():
+    report = validate("raw.ohlcv_1d", set_cell(candles(), 2, close=math.nan))
+    failed = {(f.columns, f.expectation) for f in report.failures}
+    assert (("prices_finite",), "expect_column_values_to_be_in_set") in failed
+    assert (("close",), "expect_column_values_to_not_be_null") in failed
+    assert report.failing_rows == (2,)
+
+
+def test_high_below_low_also_breaks_the_candle_body():
+    report = validate("raw.ohlcv_1d", set_cell(candles(), 1, high=90.0, low=110.0))
+    failed = {f.columns for f in report.failures}
+    assert {("high", "low"), ("high", "body_high"), ("body_low", "low")} <= failed
+    assert report.failing_rows == (1,)
+
+
+def test_duplicate_candle_key_flags_both_copies():
+    frame = candles()
+    report = validate("raw.ohlcv_1d", pl.concat([frame, frame[7:8]]))
+    failure = only_failure(report, "symbol", "expect_compound_columns_to_be_unique")
+    assert failure.columns == ("exchange", "symbol", "date")
+    assert failure.row_indices == (7, 10)
+    assert set(failure.failing_keys) == {("binance", "ETH/USDT", D + dt.timedelta(days=2))}
+
+
+def test_three_day_gap_flags_the_candle_after_it():
+    frame = candles(n_days=8).filter(~((pl.col("symbol") == "ETH/USDT") & pl.col("date").is_in([D + dt.timedelta(days=d) for d in (4, 5)])))
+    report = validate("raw.ohlcv_1d", frame.reverse())  # order of rows must not matter
+    failure = only_failure(report, "gap_days", "expect_column_values_to_be_between")
+    assert failure.failing_keys == (("binance", "ETH/USDT", D + dt.timedelta(days=6)),)
+    assert failure.examples[0]["gap_days"] == 3
+    assert len(report.failures) == 1
+
+
+def test_missing_column_fails_with_an_error_instead_of_passing():
+    report = validate("raw.ohlcv_1d", candles().drop("volume"))
+    failure = only_failure(report, "volume", "expect_column_values_to_be_between")
+    assert failure.error
+
+
+def funding(rate: float = 0.0001) -> pl.DataFrame:
+    times = [dt.datetime(2024, 1, 1, h, tzinfo=dt.UTC) for h in (0, 8, 16)]
+    return pl.DataFrame(dict(exchange=["binanceusdm"] * 3, symbol=["BTC/USDT:USDT"] * 3, funding_time=times,
+                             funding_rate=[rate, -rate, rate], mark_price=[42_000.0, 42_100.0, 41_900.0],
+                             interval_hours=[8, 8, 8], source=["test"] * 3, ingested_at=[INGESTED] * 3))
+
+
+def test_clean_funding_passes():
+    assert validate("raw.funding_rates", funding()).success
+
+
+def test_funding_of_half_per_eight_hours_fails():
+    report = validate("raw.funding_rates", set_cell(funding(), 1, funding_rate=0.5))
+    failure = only_failure(report, "funding_rate", "expect_column_values_to_be_between")
+    assert failure.row_indices == (1,)
+    assert failure.failing_keys[0][2] == dt.datetime(2024, 1, 1, 8, tzinfo=dt.UTC)
+    assert "raw.funding_rates.funding_rate" in report.summary()
+
+
+def test_funding_band_comes_from_config():
+    frame = set_cell(funding(), 0, funding_rate=0.02)
+    assert validate("raw.funding_rates", frame).success
+    assert not validate("raw.funding_rates", frame, QualityConfig(funding_rate_max_abs=0.01)).success
+
+
+def tvl() -> pl.DataFrame:
+    return pl.DataFrame(dict(scope=["total", "chain", "chain", "protocol"], name=["all", "ethereum", "solana", "aave"],
+                             date=[D] * 4, tvl_usd=[1e11, 6e10, 8e9, 2e10], source=["test"] * 4,
+                             ingested_at=[INGESTED] * 4))
+
+
+def test_clean_tvl_passes_and_negative_tvl_fails():
+    assert validate("raw.defi_tvl", tvl()).success
+    report = validate("raw.defi_tvl", set_cell(tvl(), 2, tvl_usd=-5.0))
+    failure = only_failure(report, "tvl_usd", "expect_column_values_to_be_between")
+    assert failure.row_indices == (2,) and failure.failing_keys == (("chain", "solana", D),)
+
+
+def test_unknown_tvl_scope_fails():
+    report = validate("raw.defi_tvl", set_cell(tvl(), 0, scope="galaxy"))
+    assert only_failure(report, "scope", "expect_column_values_to_be_in_set").row_indices == (0,)
+
+
+def dominance(values=(52.0, 52.5, 51.8, 53.0)) -> pl.DataFrame:
+    n = len(values)
+    return pl.DataFrame(dict(date=[D + dt.timedelta(days=i) for i in range(n)], btc_dominance_pct=list(values),
+                             total_market_cap_usd=[1.7e12] * n, source=["test"] * n, ingested_at=[INGESTED] * n))
+
+
+def test_clean_dominance_passes():
+    assert validate("raw.btc_dominance", dominance()).success
+
+
+def test_dominance_out_of_range_fails():
+    report = validate("raw.btc_dominance", dominance((52.0, 52.5, 152.0, 53.0)).vstack(dominance((-1.0,)).with_columns(date=pl.lit(D - dt.timedelta(days=1)))))
+    failure = only_failure(report, "btc_dominance_pct", "expect_column_values_to_be_between")
+    assert failure.row_indices == (2, 4)
+
+
+def test_dominance_jump_threshold_comes_from_config():
+    frame = dominance((50.0, 57.0, 57.5))
+    assert not validate("raw.btc_dominance", frame).success
+    assert validate("raw.btc_dominance", frame, QualityConfig(dominance_jump_max_pp=8.0)).success
+
+
+def test_real_dominance_history_glitches_fail(real_data):
+    history = pl.read_parquet(real_data / "btc_dominance_1d.parquet").with_columns(
+        source=pl.lit("coingecko:market_cap_chart"), ingested_at=pl.lit(INGESTED))
+    report = validate("raw.btc_dominance", history)
+    failure = only_failure(report, "jump_pp", "expect_column_values_to_be_between")
+    flagged = {key[0] for key in failure.failing_keys}
+    # the 2018-01-16 drop to 27.4 and its revert, the 2020-05-10 spike to 72.4 and its revert
+    assert flagged == {dt.date(2018, 1, 16), dt.date(2018, 1, 17), dt.date(2020, 5, 10), dt.date(2020, 5, 11)}
+    assert [f.columns for f in report.failures] == [("jump_pp",)]
+
+
+def test_real_candle_history(real_data):
+    """Recorded finding, not a tolerance: binance PEPE/USDT has no candles 2024-12-02..2024-12-14."""
+    history = pl.read_parquet(real_data / "ohlcv_1d.parquet")
+    report = validate("raw.ohlcv_1d", history)
+    assert [(f.columns, f.expectation) for f in report.failures] == [(("gap_days",), "expect_column_values_to_be_between")]
+    assert report.failures[0].failing_keys == (("binance", "PEPE/USDT", dt.date(2024, 12, 15)),)
+    assert report.failures[0].examples[0]["gap_days"] == 14

@@ -12,7 +12,7 @@ import polars as pl
 
 from assets.ingest import btc_dominance, defi_tvl, funding_rates, ohlcv_1d
 from assets.metadata import md_table
-from assets.partitions import daily
+from assets.partitions import DAILY_ASSET
 from pipeline.resources import AnalyticsSettings, WarehouseResource
 from pipeline.transforms.altseason import altseason as altseason_transform
 from pipeline.transforms.chain import btc_funding
@@ -26,8 +26,7 @@ from pipeline.transforms.sector_index import sector_index as sector_index_transf
 from warehouse import Warehouse
 
 COMMON = dict(
-    partitions_def=daily,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **DAILY_ASSET,
     group_name="analytics",
     key_prefix=["marts"],
     owners=["team:quant"],
@@ -38,6 +37,17 @@ COMMON = dict(
 def _window(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
     keys = context.partition_key_range
     return dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
+
+
+def _as_of(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> tuple[dt.date, Warehouse]:
+    """The last day of the run's window (inputs are read up to it, never later) and the warehouse."""
+    return _window(context)[1], warehouse.get()
+
+
+def _latest(frame: pl.DataFrame, per: str | None = None) -> pl.DataFrame:
+    """The rows of the newest date (per `per`, e.g. each symbol's newest day): the metadata preview."""
+    newest = pl.col("date").max()
+    return frame.filter(pl.col("date") == (newest.over(per) if per else newest))
 
 
 def _write(
@@ -77,13 +87,12 @@ def _members(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> pl.L
 def sector_index(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    _, last = _window(context)
-    wh = warehouse.get()
+    last, wh = _as_of(context, warehouse)
     cfg = analytics.config.sector_index
     index = sector_index_transform(
         _members(wh, analytics, last), sector_assignments(analytics.tokens, cfg), cfg
     ).collect()
-    latest = index.filter(pl.col("date") == pl.col("date").max()).sort("weighting", "sector")
+    latest = _latest(index).sort("weighting", "sector")
     return _write(context, wh, "marts.sector_index", index, latest)
 
 
@@ -96,12 +105,11 @@ def sector_index(
 def relative_strength(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    _, last = _window(context)
-    wh = warehouse.get()
+    last, wh = _as_of(context, warehouse)
     cfg = analytics.config
     index = wh.read("marts.sector_index", last, weighting=cfg.relative_strength.weighting)
     rs = relative_strength_transform(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect()
-    latest = rs.filter(pl.col("date") == pl.col("date").max()).select(
+    latest = _latest(rs).select(
         "sector", "quadrant", "rs_ratio", "rs_momentum", "rs_mom_30d_pct", "rs_vs_btc"
     ).sort("rs_ratio", descending=True)
     return _write(context, wh, "marts.relative_strength", rs, latest)
@@ -116,8 +124,7 @@ def relative_strength(
 def altseason(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    _, last = _window(context)
-    wh = warehouse.get()
+    last, wh = _as_of(context, warehouse)
     cfg = analytics.config
     season = altseason_transform(
         _members(wh, analytics, last), analytics.tokens, cfg.altseason, cfg.sector_index
@@ -134,11 +141,10 @@ def altseason(
 def funding_costs(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    _, last = _window(context)
-    wh = warehouse.get()
+    last, wh = _as_of(context, warehouse)
     funding = wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id)
     costs = funding_costs_transform(funding).collect()
-    latest = costs.filter(pl.col("date") == pl.col("date").max().over("symbol")).sort(
+    latest = _latest(costs, per="symbol").sort(
         "funding_apr_7d_pct", descending=True
     )
     return _write(context, wh, "marts.funding_costs", costs, latest)
@@ -153,8 +159,7 @@ def funding_costs(
 def market_regime(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    _, last = _window(context)
-    wh = warehouse.get()
+    last, wh = _as_of(context, warehouse)
     cfg = analytics.config
     btc = cfg.sector_index.btc
     features = market_features(

@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 
 from assets.metadata import md_table
-from assets.partitions import daily
+from assets.partitions import DAILY_ASSET
 from pipeline.resources import MarketSources, WarehouseResource
 from pipeline.sources.errors import NotAvailable, SymbolNotListed
 from pipeline.sources.funding import fetch_funding_history, funding_intervals
@@ -19,8 +19,7 @@ from pipeline.sources.prices import fetch_daily_candles
 from warehouse import Warehouse
 
 COMMON = dict(
-    partitions_def=daily,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **DAILY_ASSET,
     group_name="ingest",
     key_prefix=["raw"],
     owners=["team:data"],

@@ -50,12 +50,12 @@ def test_clean_candles_pass():
 @pytest.mark.parametrize(
     ("defect", "column", "expectation"),
     [
-        ({"close": math.nan}, "prices_finite", "expect_column_values_to_be_in_set"),
+        ({"close": math.nan}, "close", "expect_column_values_to_not_be_null"),
         ({"close": 0.0}, "close", "expect_column_values_to_be_between"),
         ({"open": -3.0}, "open", "expect_column_values_to_be_between"),
         ({"high": 90.0, "low": 110.0}, "high", "expect_column_pair_values_a_to_be_greater_than_b"),
         ({"volume": -1.0}, "volume", "expect_column_values_to_be_between"),
-        ({"high": math.inf}, "prices_finite", "expect_column_values_to_be_in_set"),
+        ({"high": math.inf}, "open/high/low/close", "expect_column_values_to_be_in_set"),
     ],
 )
 def test_candle_defect_flags_its_row(defect, column, expectation):
@@ -65,15 +65,16 @@ def test_candle_defect_flags_its_row(defect, column, expectation):
     assert failure.table == "raw.ohlcv_1d"
     assert failure.row_indices == (3,)
     assert failure.failing_keys == (("binance", "BTC/USDT", D + dt.timedelta(days=3)),)
-    assert failure.examples[0]["symbol"] == "BTC/USDT" and column in failure.examples[0]
+    assert failure.examples[0]["symbol"] == "BTC/USDT" and all(c in failure.examples[0] for c in column.split("/"))
     assert report.failing_rows == (3,)
     assert f"raw.ohlcv_1d.{column}" in report.summary() and expectation in report.summary()
+    assert failure.action == "block" and not failure.keeps_row
 
 
 def test_nan_close_fails_even_though_pandas_calls_it_missing():
     report = validate("raw.ohlcv_1d", set_cell(candles(), 2, close=math.nan))
     failed = {(f.columns, f.expectation) for f in report.failures}
-    assert (("prices_finite",), "expect_column_values_to_be_in_set") in failed
+    assert (("open/high/low/close",), "expect_column_values_to_be_in_set") in failed
     assert (("close",), "expect_column_values_to_not_be_null") in failed
     assert report.failing_rows == (2,)
 
@@ -81,7 +82,7 @@ def test_nan_close_fails_even_though_pandas_calls_it_missing():
 def test_high_below_low_also_breaks_the_candle_body():
     report = validate("raw.ohlcv_1d", set_cell(candles(), 1, high=90.0, low=110.0))
     failed = {f.columns for f in report.failures}
-    assert {("high", "low"), ("high", "body_high"), ("body_low", "low")} <= failed
+    assert {("high", "low"), ("high", "open/close"), ("open/close", "low")} <= failed
     assert report.failing_rows == (1,)
 
 
@@ -97,7 +98,8 @@ def test_duplicate_candle_key_flags_both_copies():
 def test_three_day_gap_flags_the_candle_after_it():
     frame = candles(n_days=8).filter(~((pl.col("symbol") == "ETH/USDT") & pl.col("date").is_in([D + dt.timedelta(days=d) for d in (4, 5)])))
     report = validate("raw.ohlcv_1d", frame.reverse())  # order of rows must not matter
-    failure = only_failure(report, "gap_days", "expect_column_values_to_be_between")
+    failure = only_failure(report, "date", "expect_column_values_to_be_between")
+    assert failure.name == "raw.ohlcv_1d.no_gap" and failure.keeps_row
     assert failure.failing_keys == (("binance", "ETH/USDT", D + dt.timedelta(days=6)),)
     assert failure.examples[0]["gap_days"] == 3
     assert len(report.failures) == 1
@@ -105,7 +107,7 @@ def test_three_day_gap_flags_the_candle_after_it():
 
 def test_missing_column_fails_with_an_error_instead_of_passing():
     report = validate("raw.ohlcv_1d", candles().drop("volume"))
-    failure = only_failure(report, "volume", "expect_column_values_to_be_between")
+    failure = only_failure(report, "volume", "expect_column_values_to_not_be_null")
     assert failure.error
 
 
@@ -174,21 +176,49 @@ def test_dominance_jump_threshold_comes_from_config():
     assert validate("raw.btc_dominance", frame, QualityConfig(dominance_jump_max_pp=8.0)).success
 
 
-def test_real_dominance_history_glitches_fail(real_data):
+def test_real_dominance_history_glitches_are_one_day_spikes(real_data):
+    """Both recorded glitches revert the next day: flagged as spikes on their day only (the revert is
+    not a jump of its own), and the shipped policy only warns about them."""
     history = pl.read_parquet(real_data / "btc_dominance_1d.parquet").with_columns(
         source=pl.lit("coingecko:market_cap_chart"), ingested_at=pl.lit(INGESTED))
     report = validate("raw.btc_dominance", history)
-    failure = only_failure(report, "jump_pp", "expect_column_values_to_be_between")
-    flagged = {key[0] for key in failure.failing_keys}
-    # the 2018-01-16 drop to 27.4 and its revert, the 2020-05-10 spike to 72.4 and its revert
-    assert flagged == {dt.date(2018, 1, 16), dt.date(2018, 1, 17), dt.date(2020, 5, 10), dt.date(2020, 5, 11)}
-    assert [f.columns for f in report.failures] == [("jump_pp",)]
+    assert [f.name for f in report.failures] == ["raw.btc_dominance.one_day_spike"], report.summary()
+    failure = report.failures[0]
+    assert {key[0] for key in failure.failing_keys} == {dt.date(2018, 1, 16), dt.date(2020, 5, 10)}
+    assert failure.columns == ("btc_dominance_pct",) and failure.action == "warn" and not report.blocking
+    assert report.withheld_rows == failure.row_indices  # the glitch days stay out of the table
+
+
+def test_a_jump_on_the_newest_day_blocks_until_the_next_day_shows_a_revert():
+    spike = dominance((52.0, 52.5, 45.0))
+    assert [f.name for f in validate("raw.btc_dominance", spike).blocking] == ["raw.btc_dominance.no_one_day_jump"]
+    reverted = validate("raw.btc_dominance", dominance((52.0, 52.5, 45.0, 52.7)))
+    assert [f.name for f in reverted.failures] == ["raw.btc_dominance.one_day_spike"] and not reverted.blocking
+    lasting = validate("raw.btc_dominance", dominance((52.0, 52.5, 45.0, 45.3)))
+    assert [f.name for f in lasting.failures] == ["raw.btc_dominance.no_one_day_jump"]
 
 
 def test_real_candle_history(real_data):
-    """Recorded finding, not a tolerance: binance PEPE/USDT has no candles 2024-12-02..2024-12-14."""
+    """Recorded finding, not a tolerance: binance PEPE/USDT has no candles 2024-12-02..2024-12-14;
+    a person can accept that gap in the config."""
     history = pl.read_parquet(real_data / "ohlcv_1d.parquet")
-    report = validate("raw.ohlcv_1d", history)
-    assert [(f.columns, f.expectation) for f in report.failures] == [(("gap_days",), "expect_column_values_to_be_between")]
+    report = validate("raw.ohlcv_1d", history, as_of=dt.date(2025, 8, 2))
+    assert [f.name for f in report.failures] == ["raw.ohlcv_1d.no_gap"], report.summary()
     assert report.failures[0].failing_keys == (("binance", "PEPE/USDT", dt.date(2024, 12, 15)),)
     assert report.failures[0].examples[0]["gap_days"] == 14
+    accepted = QualityConfig(accepted_gaps=[dict(symbol="PEPE/USDT", first=dt.date(2024, 12, 2), last=dt.date(2024, 12, 14),
+                                                 reason="not in the recording")])
+    assert validate("raw.ohlcv_1d", history, accepted, as_of=dt.date(2025, 8, 2)).success
+
+
+def test_a_symbol_quiet_for_five_days_is_stale_one_gone_for_months_is_not():
+    frame = candles(n_days=30, symbols=("BTC/USDT", "ETH/USDT", "OLD/USDT")).filter(
+        ~((pl.col("symbol") == "ETH/USDT") & (pl.col("date") > D + dt.timedelta(days=24)))
+        & ~((pl.col("symbol") == "OLD/USDT") & (pl.col("date") > D + dt.timedelta(days=3)))
+    )
+    report = validate("raw.ohlcv_1d", frame, window=(D + dt.timedelta(days=29), D + dt.timedelta(days=29)))
+    failure = only_failure(report, "date", "expect_column_values_to_be_between")
+    assert failure.name == "raw.ohlcv_1d.stale_symbol" and failure.action == "warn" and failure.keeps_row
+    assert failure.failing_keys == (("binance", "ETH/USDT", D + dt.timedelta(days=24)),)
+    assert failure.examples[0]["stale_days"] == 5
+    assert report.row_count == 2  # the window's one candle (BTC) and the stale symbol's newest

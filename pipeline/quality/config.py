@@ -1,9 +1,39 @@
-"""Thresholds of the quality suites, with defaults; a validated pydantic model so a typo in an
-override fails loudly instead of silently loosening a check."""
+"""Thresholds and the per-expectation policy of the quality gate, with defaults; a validated pydantic
+model so a typo in an override fails loudly instead of silently loosening a check."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import datetime as dt
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_QUALITY = Path(__file__).resolve().parents[1] / "quality.yaml"
+Action = Literal["block", "warn"]
+
+# The shipped policy: isolated one-row defects that can be dropped safely only quarantine and warn;
+# every other failed expectation blocks (the default for names not listed).
+SHIPPED_POLICY: dict[str, Action] = {
+    "raw.btc_dominance.one_day_spike": "warn",  # a vendor glitch that reverts the next day
+    "raw.ohlcv_1d.stale_symbol": "warn",  # membership drops it from the day's universe anyway
+}
+
+
+class QualityConfigError(ValueError):
+    """The quality config file is missing, not YAML, or has a bad field; the message names which."""
+
+
+class AcceptedGap(BaseModel):
+    """Days a person checked and accepted as missing at the exchange (e.g. a trading halt)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    symbol: str
+    first: dt.date
+    last: dt.date
+    reason: str = Field(min_length=1)
 
 
 class QualityConfig(BaseModel):
@@ -18,5 +48,54 @@ class QualityConfig(BaseModel):
     dominance_jump_max_pp: float = Field(5.5, gt=0)
     # Consecutive daily candles of one symbol may be at most this many days apart.
     candle_gap_max_days: int = Field(1, ge=1)
+    accepted_gaps: tuple[AcceptedGap, ...] = ()
+    # Freshness: a series whose newest row is older than the validated day minus this is stale...
+    stale_after_days: int = Field(2, ge=0)
+    # ...if it had a row within this many days (older series are gone: delisted, not stale).
+    freshness_lookback_days: int = Field(14, ge=1)
     # How many failing rows each failure carries as examples (all failing rows are always indexed).
     example_rows: int = Field(5, ge=0)
+    # "<table>.<expectation name>" -> block | warn; unlisted names block.
+    policy: dict[str, Action] = Field(default_factory=lambda: dict(SHIPPED_POLICY))
+
+    @model_validator(mode="after")
+    def _lookback_covers_staleness(self) -> QualityConfig:
+        if self.freshness_lookback_days <= self.stale_after_days:
+            raise ValueError("freshness_lookback_days must be above stale_after_days")
+        return self
+
+    def __hash__(self) -> int:  # the policy is a dict; the suites are cached per config
+        return hash(self.model_dump_json())
+
+    def action(self, name: str) -> Action:
+        return self.policy.get(name, "block")
+
+    def every_block(self) -> QualityConfig:
+        """The same thresholds with every expectation blocking (what the defect tests run with)."""
+        return self.model_copy(update={"policy": {}})
+
+
+def load_quality_config(path: str | Path | None = None) -> QualityConfig:
+    return _load_cached(Path(path or DEFAULT_QUALITY).resolve())
+
+
+@cache
+def _load_cached(path: Path) -> QualityConfig:
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise QualityConfigError(f"quality config not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise QualityConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        config = QualityConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "config"
+        raise QualityConfigError(f"{path}: {field}: {err['msg']}") from None
+    from pipeline.quality.validate import expectation_names  # the suites import this module
+
+    unknown = sorted(set(config.policy) - expectation_names(config))
+    if unknown:
+        raise QualityConfigError(f"{path}: policy: unknown expectation(s) {unknown}; known: {sorted(expectation_names(config))}")
+    return config

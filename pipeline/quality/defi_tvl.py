@@ -1,19 +1,22 @@
-"""Suite of raw.defi_tvl: one value per (scope, name, date), a known scope, non-negative TVL."""
+"""Suite of raw.defi_tvl: one value per (scope, name, date), a known scope, non-negative TVL, and no
+series gone quiet."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import great_expectations as gx
 import polars as pl
 
 from pipeline.quality.config import QualityConfig
-from pipeline.quality.spec import TableSpec, not_null
+from pipeline.quality.spec import TableSpec, freshness, named, not_null, stale_days, unique_key
 
 KEY = ("scope", "name", "date")
 SCOPES = ("total", "chain", "protocol")
 
 
-def prepare(frame: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
-    return frame
+def prepare(frame: pl.DataFrame, config: QualityConfig, as_of: dt.date) -> pl.DataFrame:
+    return frame.with_columns(stale_days=stale_days(SPEC, config, as_of, frame.schema))
 
 
 def suite(config: QualityConfig) -> gx.ExpectationSuite:
@@ -21,12 +24,15 @@ def suite(config: QualityConfig) -> gx.ExpectationSuite:
     return gx.ExpectationSuite(
         name="raw.defi_tvl",
         expectations=[
-            e.ExpectCompoundColumnsToBeUnique(column_list=list(KEY)),
-            *not_null(*KEY),
-            e.ExpectColumnValuesToBeInSet(column="scope", value_set=list(SCOPES)),
-            e.ExpectColumnValuesToBeBetween(column="tvl_usd", min_value=0),
+            unique_key(KEY),
+            *not_null(*KEY, "tvl_usd"),
+            named("known_scope", e.ExpectColumnValuesToBeInSet(column="scope", value_set=list(SCOPES))),
+            named("tvl_non_negative", e.ExpectColumnValuesToBeBetween(column="tvl_usd", min_value=0)),
+            freshness("series"),
         ],
     )
 
 
-SPEC = TableSpec("raw.defi_tvl", KEY, prepare, suite)
+SPEC = TableSpec(
+    "raw.defi_tvl", KEY, "date", prepare, suite, series=("scope", "name"), derived={"stale_days": "date"},
+)

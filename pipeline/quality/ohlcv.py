@@ -1,31 +1,44 @@
 """Suite of raw.ohlcv_1d: one candle per (exchange, symbol, date), positive finite prices, a
-consistent high/low range, non-negative volume, and no missing days inside a symbol's history."""
+consistent high/low range, non-negative volume, no missing days inside a symbol's history (unless a
+person accepted the gap), and no symbol gone quiet while others trade."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import great_expectations as gx
 import polars as pl
 
 from pipeline.quality.config import QualityConfig
-from pipeline.quality.spec import TableSpec, finite, not_null
+from pipeline.quality.spec import TableSpec, finite, freshness, named, not_null, stale_days, unique_key
 
 KEY = ("exchange", "symbol", "date")
 PRICES = ("open", "high", "low", "close")
 
 
-def prepare(frame: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
-    """Derived columns: `prices_finite` (no NaN/inf in OHLC; nulls pass here, close's are caught by
-    not-null), `body_high`/`body_low` (max/min of open and close, so the range check is a column pair),
-    `gap_days` (days since the symbol's previous candle; 0 on its first, which has none: a null would
-    turn the column into floats with NaN in pandas, which GX checks 5x slower)."""
+def _gap_days(config: QualityConfig) -> pl.Expr:
+    """Days since the symbol's previous candle; 0 on its first (a null would make the pandas column
+    float with NaN, which GX checks 5x slower) and on gaps a person accepted in the config."""
+    previous = pl.col("date").shift(1).over(["exchange", "symbol"], order_by="date")
+    gap = (pl.col("date") - previous).dt.total_days().fill_null(0)
+    accepted = pl.lit(False)
+    for g in config.accepted_gaps:
+        accepted = accepted | (
+            (pl.col("symbol") == g.symbol) & (previous >= g.first - dt.timedelta(days=1)) & (pl.col("date") <= g.last + dt.timedelta(days=1))
+        )
+    return pl.when(accepted).then(0).otherwise(gap)
+
+
+def prepare(frame: pl.DataFrame, config: QualityConfig, as_of: dt.date) -> pl.DataFrame:
+    """Derived columns: `prices_finite` (no NaN/inf in OHLC; nulls pass here, they fail not-null),
+    `body_high`/`body_low` (max/min of open and close, so the range check is a column pair),
+    `gap_days` and `stale_days`."""
     return frame.with_columns(
         prices_finite=pl.all_horizontal(finite(c).fill_null(True) for c in PRICES),
         body_high=pl.max_horizontal("open", "close"),
         body_low=pl.min_horizontal("open", "close"),
-        gap_days=(pl.col("date") - pl.col("date").shift(1))
-        .over(["exchange", "symbol"], order_by="date")
-        .dt.total_days()
-        .fill_null(0),
+        gap_days=_gap_days(config),
+        stale_days=stale_days(SPEC, config, as_of, frame.schema),
     )
 
 
@@ -34,17 +47,22 @@ def suite(config: QualityConfig) -> gx.ExpectationSuite:
     return gx.ExpectationSuite(
         name="raw.ohlcv_1d",
         expectations=[
-            e.ExpectCompoundColumnsToBeUnique(column_list=list(KEY)),
-            *not_null(*KEY, "close"),
-            e.ExpectColumnValuesToBeInSet(column="prices_finite", value_set=[True]),
-            *(e.ExpectColumnValuesToBeBetween(column=c, min_value=0, strict_min=True) for c in PRICES),
-            e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="high", column_B="low", or_equal=True),
-            e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="high", column_B="body_high", or_equal=True),
-            e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="body_low", column_B="low", or_equal=True),
-            e.ExpectColumnValuesToBeBetween(column="volume", min_value=0),
-            e.ExpectColumnValuesToBeBetween(column="gap_days", max_value=config.candle_gap_max_days),
+            unique_key(KEY),
+            *not_null(*KEY, *PRICES, "volume"),
+            named("prices_finite", e.ExpectColumnValuesToBeInSet(column="prices_finite", value_set=[True])),
+            *(named(f"{c}_positive", e.ExpectColumnValuesToBeBetween(column=c, min_value=0, strict_min=True)) for c in PRICES),
+            named("high_not_below_low", e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="high", column_B="low", or_equal=True)),
+            named("high_covers_body", e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="high", column_B="body_high", or_equal=True)),
+            named("low_covers_body", e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="body_low", column_B="low", or_equal=True)),
+            named("volume_non_negative", e.ExpectColumnValuesToBeBetween(column="volume", min_value=0)),
+            named("no_gap", e.ExpectColumnValuesToBeBetween(column="gap_days", max_value=config.candle_gap_max_days), keeps_row=True),
+            freshness("symbol"),
         ],
     )
 
 
-SPEC = TableSpec("raw.ohlcv_1d", KEY, prepare, suite)
+SPEC = TableSpec(
+    "raw.ohlcv_1d", KEY, "date", prepare, suite, series=("exchange", "symbol"),
+    derived={"prices_finite": "open/high/low/close", "body_high": "open/close", "body_low": "open/close",
+             "gap_days": "date", "stale_days": "date"},
+)

@@ -1,9 +1,10 @@
-"""Run a raw table's suite on a Polars frame: derive columns in Polars, hand GX a pandas frame of only
+"""Run a table's suite on a Polars frame: derive columns in Polars, hand GX a pandas frame of only
 the checked columns (through Arrow), and turn GX's result into a `QualityReport` whose failing rows
 point back into the frame the caller gave."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from great_expectations.data_context.types.base import (
 from pipeline.quality import btc_dominance, defi_tvl, funding, ohlcv
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.report import Failure, QualityReport
-from pipeline.quality.spec import ROW, TableSpec
+from pipeline.quality.spec import ROW, TableSpec, day
 
 TABLES: dict[str, TableSpec] = {s.table: s for s in (ohlcv.SPEC, funding.SPEC, defi_tvl.SPEC, btc_dominance.SPEC)}
 # Two passes: the whole suite as BOOLEAN_ONLY (about half the time of COMPLETE on 1M rows), then only
@@ -66,13 +67,36 @@ def _error(exception_info: Any) -> str | None:
     return None
 
 
-def validate(table: str, frame: pl.DataFrame, config: QualityConfig | None = None) -> QualityReport:
-    """Validate `frame` as rows of the raw `table` (e.g. "raw.ohlcv_1d"); failing rows are positions in `frame`."""
+def expectation_names(config: QualityConfig) -> set[str]:
+    """Every "<table>.<name>" a policy may refer to."""
+    return {f"{t}.{exp.meta['name']}" for t in TABLES for exp in _suite(t, config).expectations}
+
+
+def validate(
+    table: str,
+    frame: pl.DataFrame,
+    config: QualityConfig | None = None,
+    as_of: dt.date | None = None,
+    window: tuple[dt.date, dt.date] | None = None,
+) -> QualityReport:
+    """Validate `frame` as rows of `table` (e.g. "raw.ohlcv_1d"); failing rows are positions in `frame`.
+
+    Derived columns (gaps, jumps, staleness) see every row of `frame`; only rows on days in `window`
+    (default: all) are validated, plus each stale series' newest row. `as_of` is the day freshness is
+    measured against (default: the newest day in `frame`).
+    """
     config = config or QualityConfig()
     spec = TABLES[table]
     suite = _suite(table, config)
     t0 = time.perf_counter()
-    prepared = spec.prepare(frame.with_row_index(ROW), config)
+    with_row = frame.with_row_index(ROW)
+    on_day = day(spec.time, frame.schema)
+    as_of = as_of or (frame.select(on_day.max()).item() if frame.height else dt.date.today())
+    prepared = spec.prepare(with_row, config, as_of)
+    if window is not None and "stale_days" in prepared.columns:
+        prepared = prepared.filter(on_day.is_between(*window) | (pl.col("stale_days") > 0))
+    elif window is not None:
+        prepared = prepared.filter(on_day.is_between(*window))
     checked = {c for exp in suite.expectations for c in _columns(exp.configuration.kwargs)}
     t1 = time.perf_counter()
     pandas_frame = prepared.select(ROW, *(c for c in prepared.columns if c in checked)).to_pandas()
@@ -83,29 +107,40 @@ def validate(table: str, frame: pl.DataFrame, config: QualityConfig | None = Non
     details = [batch.validate(expectation, result_format=DETAIL_FORMAT) for expectation in failed]
     t3 = time.perf_counter()
 
-    failures = tuple(_failure(spec, prepared, res, config) for res in details if not res.success)
+    failures = tuple(_failure(spec, with_row, prepared, res, config) for res in details if not res.success)
     return QualityReport(
         table=table,
         key=spec.key,
         success=bool(result.success),
-        row_count=frame.height,
+        row_count=prepared.height,
         evaluated=len(result.results),
         failures=failures,
         seconds={"prepare": t1 - t0, "to_pandas": t2 - t1, "gx_validate": t3 - t2},
     )
 
 
-def _failure(spec: TableSpec, prepared: pl.DataFrame, res, config: QualityConfig) -> Failure:
+def _failure(spec: TableSpec, original: pl.DataFrame, prepared: pl.DataFrame, res, config: QualityConfig) -> Failure:
+    """Examples show the rows as given (a NaN stays NaN), plus the derived columns that failed."""
     kwargs = res.expectation_config.kwargs
-    columns = _columns(kwargs)
+    meta = res.expectation_config.meta or {}
+    checked = _columns(kwargs)
     rows = tuple(sorted({int(r[ROW]) for r in res.result.get("unexpected_index_list") or []}))
-    present = [c for c in dict.fromkeys((*spec.key, *columns)) if c in prepared.columns]
-    failing = prepared[list(rows)] if rows else prepared.clear()
-    keys = [k for k in spec.key if k in prepared.columns]
+    columns = tuple(dict.fromkeys(spec.derived.get(c, c) for c in checked))
+    failing = original.filter(pl.col(ROW).is_in(rows)).join(
+        prepared.select(ROW, *(c for c in checked if c in prepared.columns and c not in original.columns)),
+        on=ROW, how="left",
+    )
+    shown = (*spec.key, *(c for cs in columns for c in cs.split("/")), *checked)
+    present = [c for c in dict.fromkeys(shown) if c in failing.columns]
+    keys = [k for k in spec.key if k in original.columns]
+    name = f"{spec.table}.{meta.get('name', res.expectation_config.type)}"
     return Failure(
         table=spec.table,
+        name=name,
         columns=columns,
         expectation=res.expectation_config.type,
+        action=config.action(name),
+        keeps_row=bool(meta.get("keeps_row")),
         unexpected_count=int(res.result.get("unexpected_count") or len(rows)),
         examples=tuple(failing.head(config.example_rows).select(present).to_dicts()),
         row_indices=rows,

@@ -1,7 +1,8 @@
 """Ingestion assets: the four raw tables, one daily-partitioned asset per source.
 
 Each asset reads what the warehouse already holds for its partition window, fetches only newer
-data, and upserts it in one transaction at the end, so a failure writes nothing.
+data, passes it through the quality gate (its blocking `quality` check) and writes it in one
+transaction at the end, so a failure writes nothing.
 """
 
 import datetime as dt
@@ -12,7 +13,8 @@ import polars as pl
 
 from assets.metadata import md_table
 from assets.partitions import DAILY_ASSET
-from pipeline.resources import MarketSources, WarehouseResource
+from assets.quality import check_spec, gated_write
+from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.sources.errors import NotAvailable, SymbolNotListed
 from pipeline.sources.funding import fetch_funding_history, funding_intervals
 from pipeline.sources.prices import fetch_daily_candles
@@ -42,19 +44,29 @@ def _stamp(frame: pl.DataFrame, source: str, **keys: str) -> pl.DataFrame:
     )
 
 
-def _report(table: str, frame: pl.DataFrame, time_col: str, **extra) -> dg.MaterializeResult:
-    meta: dict[str, object] = {"table": table, "rows_written": frame.height, **extra}
-    if frame.height:
-        meta["first"] = str(frame[time_col].min())
-        meta["last"] = str(frame[time_col].max())
-        meta["preview"] = dg.MetadataValue.md(md_table(frame.tail(5)))
-    return dg.MaterializeResult(metadata=meta)
+def _write(
+    context: dg.AssetExecutionContext, wh: Warehouse, quality: QualitySettings, table: str,
+    rows: pl.DataFrame, window: tuple[dt.date, dt.date], time_col: str, **extra,
+) -> dg.MaterializeResult:
+    """Gate and write the fetched rows; metadata of what was written, and the `quality` check."""
+    result, check = gated_write(context, wh, table, rows, window, quality.config)
+    written = result.write
+    meta: dict[str, object] = {
+        "table": table, "rows_written": written.height, "rows_quarantined": result.quarantine.height, **extra,
+    }
+    if written.height:
+        meta["first"] = str(written[time_col].min())
+        meta["last"] = str(written[time_col].max())
+        meta["preview"] = dg.MetadataValue.md(md_table(written.tail(5)))
+    return dg.MaterializeResult(metadata=meta, check_results=[check])
 
 
 def _ingest_symbols(
     context: dg.AssetExecutionContext,
     sources: MarketSources,
+    quality: QualitySettings,
     wh: Warehouse,
+    window: tuple[dt.date, dt.date],
     table: str,
     time_col: str,
     exchange_id: str,
@@ -80,20 +92,20 @@ def _ingest_symbols(
         context.log.info(f"[{i}/{len(symbols)}] {symbol}: {frame.height} new rows")
         frames.append(_stamp(frame, sources.source(exchange_id), exchange=exchange_id, symbol=symbol))
     rows = pl.concat(frames) if frames else pl.DataFrame()
-    wh.upsert({table: rows})
-    return _report(
-        table, rows, time_col, exchange=exchange_id, skipped_symbols=", ".join(skipped) or "none",
-        dataset=sources.dataset_label or "live",
+    return _write(
+        context, wh, quality, table, rows, window, time_col, exchange=exchange_id,
+        skipped_symbols=", ".join(skipped) or "none", dataset=sources.dataset_label or "live",
     )
 
 
 @dg.asset(
     **COMMON,
+    check_specs=[check_spec("raw.ohlcv_1d")],
     kinds={"ccxt", "duckdb"},
     description="Daily closed spot candles (OHLCV) of every universe token, from the configured ccxt exchange.",
 )
 def ohlcv_1d(
-    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
 ) -> dg.MaterializeResult:
     start, last = _window(context, sources)
     exchange = sources.spot_exchange()
@@ -108,17 +120,19 @@ def ohlcv_1d(
         return fetch_daily_candles(exchange, symbol, since, last)
 
     return _ingest_symbols(
-        context, sources, wh, "raw.ohlcv_1d", "date", exchange.id, sources.universe.spot_symbols, fetch
+        context, sources, quality, wh, (start, last), "raw.ohlcv_1d", "date", exchange.id,
+        sources.universe.spot_symbols, fetch,
     )
 
 
 @dg.asset(
     **COMMON,
+    check_specs=[check_spec("raw.funding_rates")],
     kinds={"ccxt", "duckdb"},
     description="Perp funding-rate history of the universe's perps (positive rate: longs pay shorts).",
 )
 def funding_rates(
-    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
 ) -> dg.MaterializeResult:
     start, last = _window(context, sources)
     exchange = sources.perp_exchange_client()
@@ -135,17 +149,19 @@ def funding_rates(
         return fetch_funding_history(exchange, symbol, since, last, intervals.get(symbol))
 
     return _ingest_symbols(
-        context, sources, wh, "raw.funding_rates", "funding_time", exchange.id, sources.universe.perp_symbols, fetch
+        context, sources, quality, wh, (start, last), "raw.funding_rates", "funding_time", exchange.id,
+        sources.universe.perp_symbols, fetch,
     )
 
 
 @dg.asset(
     **COMMON,
+    check_specs=[check_spec("raw.defi_tvl")],
     kinds={"defillama", "duckdb"},
     description="DeFi TVL from DefiLlama: all chains (total), the universe's chains, and its DeFi protocols.",
 )
 def defi_tvl(
-    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
 ) -> dg.MaterializeResult:
     start, last = _window(context, sources)
     llama = sources.defillama()
@@ -168,21 +184,21 @@ def defi_tvl(
         context.log.info(f"[{i}/{len(series)}] {scope} {name}: {points.height} new days")
         frames.append(_stamp(points, sources.source("defillama"), scope=scope, name=name))
     rows = pl.concat(frames) if frames else pl.DataFrame()
-    wh.upsert({"raw.defi_tvl": rows})
-    return _report(
-        "raw.defi_tvl", rows, "date", unavailable=", ".join(unavailable) or "none",
-        dataset=sources.dataset_label or "live",
+    return _write(
+        context, wh, quality, "raw.defi_tvl", rows, (start, last), "date",
+        unavailable=", ".join(unavailable) or "none", dataset=sources.dataset_label or "live",
     )
 
 
 @dg.asset(
     **COMMON,
+    check_specs=[check_spec("raw.btc_dominance")],
     kinds={"coingecko", "duckdb"},
     description="BTC dominance (% of total crypto market cap) from CoinGecko: history where the plan "
     "allows it, else the daily /global snapshot. `source` says which.",
 )
 def btc_dominance(
-    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
 ) -> dg.MaterializeResult:
     start, last = _window(context, sources)
     gecko = sources.coingecko()
@@ -191,7 +207,7 @@ def btc_dominance(
     first_missing = newest + dt.timedelta(days=1) if newest else start
     if first_missing > last:
         context.log.info("up to date")
-        return _report("raw.btc_dominance", pl.DataFrame(), "date")
+        return _write(context, wh, quality, "raw.btc_dominance", pl.DataFrame(), (start, last), "date")
     days = (sources.as_of() - first_missing).days + 2  # counted back from the source's today
     try:
         points = gecko.dominance_history(days)
@@ -202,8 +218,7 @@ def btc_dominance(
         source = "coingecko:global"
     points = points.filter(pl.col("date").is_between(first_missing, last))
     rows = _stamp(points, sources.source(source))
-    wh.upsert({"raw.btc_dominance": rows})
-    return _report("raw.btc_dominance", rows, "date", source=sources.source(source))
+    return _write(context, wh, quality, "raw.btc_dominance", rows, (start, last), "date", source=sources.source(source))
 
 
 ingest_assets = [ohlcv_1d, funding_rates, defi_tvl, btc_dominance]

@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.analytics import analytics_assets
 from assets.ingest import ingest_assets
-from pipeline.resources import AnalyticsSettings, MarketSources, WarehouseResource
+from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, WarehouseResource
 
 ingest_job = dg.define_asset_job(
     "ingest", selection=dg.AssetSelection.groups("ingest"),
@@ -22,7 +22,10 @@ nightly_job = dg.define_asset_job(
 defs = dg.Definitions(
     assets=[*ingest_assets, *analytics_assets],
     jobs=[ingest_job, analytics_job, nightly_job],
-    resources={"sources": MarketSources(), "warehouse": WarehouseResource(), "analytics": AnalyticsSettings()},
+    resources={
+        "sources": MarketSources(), "warehouse": WarehouseResource(), "analytics": AnalyticsSettings(),
+        "quality": QualitySettings(),
+    },
     # One DuckDB writer at a time, and far less start-up cost than a process per step.
     executor=dg.in_process_executor,
 )

@@ -14,6 +14,7 @@ import dagster as dg
 import polars as pl
 from pydantic import PrivateAttr
 
+from pipeline.quality.config import QualityConfig, load_quality_config
 from pipeline.settings import Settings
 from pipeline.sources.coingecko import CoinGecko
 from pipeline.sources.defillama import DefiLlama
@@ -69,6 +70,24 @@ class AnalyticsSettings(dg.ConfigurableResource):
     @property
     def perp_exchange_id(self) -> str:
         return self.perp_exchange or Settings.from_env().perp_exchange
+
+
+class QualitySettings(dg.ConfigurableResource):
+    """The quality gate's thresholds and block/warn policy: `config_path`, else ROTATION_QUALITY
+    (default pipeline/quality.yaml). `block_everything` makes every failed expectation block."""
+
+    config_path: str | None = None
+    block_everything: bool = False
+
+    _config = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        config = load_quality_config(self.config_path or Settings.from_env().quality_path)
+        self._config = config.every_block() if self.block_everything else config
+
+    @property
+    def config(self) -> QualityConfig:
+        return self._config
 
 
 class MarketSources(dg.ConfigurableResource):

@@ -10,6 +10,7 @@
 | ROTATION_START_DATE | 2017-01-01 | first daily partition |
 | ROTATION_UNIVERSE | pipeline/universe.yaml | the universe file |
 | ROTATION_ANALYTICS | pipeline/analytics.yaml | analytics thresholds (overrides of the defaults) |
+| ROTATION_QUALITY | pipeline/quality.yaml | quality-gate thresholds and the block/warn policy |
 | COINGECKO_API_KEY / COINGECKO_API_PLAN | none / demo | CoinGecko key and plan (`demo` or `pro`) |
 """
 
@@ -41,6 +42,7 @@ class Settings(BaseModel):
     start_date: dt.date = dt.date(2017, 1, 1)
     universe_path: Path = PROJECT_ROOT / "pipeline" / "universe.yaml"
     analytics_path: Path = PROJECT_ROOT / "pipeline" / "analytics.yaml"
+    quality_path: Path = PROJECT_ROOT / "pipeline" / "quality.yaml"
     coingecko_api_key: str | None = None
     coingecko_plan: Literal["demo", "pro"] = "demo"
 
@@ -56,6 +58,7 @@ class Settings(BaseModel):
             "ROTATION_START_DATE": "start_date",
             "ROTATION_UNIVERSE": "universe_path",
             "ROTATION_ANALYTICS": "analytics_path",
+            "ROTATION_QUALITY": "quality_path",
             "COINGECKO_API_KEY": "coingecko_api_key",
             "COINGECKO_API_PLAN": "coingecko_plan",
         }

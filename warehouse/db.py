@@ -30,6 +30,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "marts.altseason": ("date",),
     "marts.funding_costs": ("exchange", "symbol", "date"),
     "marts.market_regime": ("date",),
+    "raw.quarantine": ("table_name", "row_key", "expectation", "payload"),
 }
 
 # table -> the column that says how far a series goes (where incremental fetches resume).
@@ -71,14 +72,22 @@ class Warehouse:
         finally:
             con.close()
 
-    def upsert(self, frames: Mapping[str, pl.DataFrame]) -> dict[str, int]:
-        """Insert-or-replace every frame into its table, all in one transaction; rows per table."""
-        for table, frame in frames.items():
+    def upsert(self, frames: Mapping[str, pl.DataFrame], delete: Mapping[str, pl.DataFrame] | None = None) -> dict[str, int]:
+        """Insert-or-replace every frame into its table, all in one transaction; rows per table.
+        `delete` maps a table to the keys of rows that leave it, first, in the same transaction."""
+        delete = {t: keys for t, keys in (delete or {}).items() if keys.height}
+        for table, frame in [*frames.items(), *delete.items()]:
             _check_frame(table, frame)
         written: dict[str, int] = {}
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
+                for table, keys in delete.items():
+                    con.register("leaving", keys.select(TABLES[table]).to_arrow())
+                    # identifiers from the TABLES allow-list (checked above)
+                    match = " and ".join(f"{table}.{k} = leaving.{k}" for k in TABLES[table])
+                    con.execute("DELETE FROM " + table + " USING leaving WHERE " + match)
+                    con.unregister("leaving")
                 for table, frame in frames.items():
                     if frame.is_empty():
                         written[table] = 0
@@ -117,17 +126,18 @@ class Warehouse:
         rows = self.query(sql, [first, last + dt.timedelta(days=1), *equals.values()]).iter_rows()
         return {row[:-1]: row[-1] for row in rows if row[-1] is not None}
 
-    def read(self, table: str, until: dt.date, **equals: str) -> pl.DataFrame:
-        """Every row of `table` up to and including day `until` (optionally where column = value),
-        ordered by key: what a point-in-time computation as of `until` may see."""
+    def read(self, table: str, until: dt.date, since: dt.date | None = None, **equals: str) -> pl.DataFrame:
+        """Every row of `table` up to and including day `until` (and from day `since`, optionally where
+        column = value), ordered by key: what a point-in-time computation as of `until` may see."""
         time_col = TIME_COLUMN.get(table)
         if time_col is None or not set(equals) <= set(TABLES[table]):
             raise WarehouseError(f"{table}: not readable by time, or {tuple(equals)} not among its keys")
         # Identifiers come from the TABLES / TIME_COLUMN allow-lists (checked above); values are parameters.
-        conditions = [time_col + " < ?"] + [c + " = ?" for c in equals]
+        conditions = [time_col + " < ?"] + [time_col + " >= ?"] * (since is not None) + [c + " = ?" for c in equals]
+        params = [until + dt.timedelta(days=1), *([since] if since is not None else []), *equals.values()]
         sql = "select * from " + table + " where " + " and ".join(conditions) + " order by " + ", ".join(TABLES[table])
         with self.connect() as con:  # the writer's own connection: creates tables not yet materialised
-            return con.sql(sql, params=[until + dt.timedelta(days=1), *equals.values()]).pl()
+            return con.sql(sql, params=params).pl()
 
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         with self.connect(read_only=self.path.exists()) as con:

@@ -13,7 +13,7 @@ import logging
 import ccxt
 import polars as pl
 
-from pipeline.sources.errors import PayloadError, SourceError
+from pipeline.sources.errors import SourceError
 from pipeline.sources.exchange import call_with_retries, require_listed
 from pipeline.sources.prices import day_ms
 
@@ -71,27 +71,21 @@ def fetch_funding_history(
             break
         events.extend(page)
         cursor = max(e["timestamp"] for e in page) + 1
-    bad = [e for e in events if e.get("fundingRate") is None]
-    if bad:
-        raise PayloadError(
-            f"{exchange.id} fetch_funding_rate_history {symbol}",
-            f"{len(bad)} event(s) without fundingRate, first {bad[0].get('info')}",
-        )
     if not events:
         return pl.DataFrame(schema=FUNDING_SCHEMA)
     return (
         pl.DataFrame(
             {
                 "funding_time": [e["timestamp"] for e in events],
-                "funding_rate": [float(e["fundingRate"]) for e in events],
+                # a missing rate stays null for the quality gate to name and quarantine
+                "funding_rate": [None if e.get("fundingRate") is None else float(e["fundingRate"]) for e in events],
                 "mark_price": [_mark_price(e) for e in events],
                 "interval_hours": [interval] * len(events),
             }
         )
         .with_columns(pl.from_epoch("funding_time", time_unit="ms").dt.replace_time_zone("UTC"))
         .select([pl.col(c).cast(t) for c, t in FUNDING_SCHEMA.items()])
-        .unique("funding_time", keep="last")
-        .sort("funding_time")
+        .sort("funding_time", maintain_order=True)
     )
 
 

@@ -35,7 +35,7 @@ def fetch_daily_candles(exchange: ccxt.Exchange, symbol: str, since: dt.date, un
 
     The still-open candle of the current UTC day is dropped: its values change until midnight.
     Raises `SymbolNotListed` when the exchange does not list the symbol, `PayloadError` when a
-    candle lacks a value.
+    candle lacks its time; other missing values come back as nulls for the quality gate.
     """
     require_listed(exchange, symbol)
     limit = PAGE_LIMIT.get(exchange.id, 500)
@@ -52,14 +52,12 @@ def fetch_daily_candles(exchange: ccxt.Exchange, symbol: str, since: dt.date, un
             break
         rows.extend(page)
         cursor = page[-1][0] + DAY_MS
-    bad = [c for c in rows if len(c) < 6 or any(v is None for v in c[:6])]
-    if bad:
-        raise PayloadError(
-            f"{exchange.id} fetch_ohlcv {symbol}",
-            f"{len(bad)} candle(s) with a missing field, first {bad[0]}",
-        )
+    if any(c[0] is None for c in rows):
+        raise PayloadError(f"{exchange.id} fetch_ohlcv {symbol}", "a candle without its time")
+    # A missing value stays null (and a repeated day stays repeated): the quality gate names and
+    # quarantines such candles, instead of this client dropping or guessing them.
     frame = pl.DataFrame(
-        [[c[0], c[1], c[2], c[3], c[4], c[5]] for c in rows],
+        [[*c[:6], *[None] * (6 - len(c))] for c in rows],
         schema=["ts", "open", "high", "low", "close", "volume"],
         orient="row",
     )
@@ -68,5 +66,4 @@ def fetch_daily_candles(exchange: ccxt.Exchange, symbol: str, since: dt.date, un
     return (
         frame.with_columns(pl.from_epoch("ts", time_unit="ms").dt.date().alias("date"))
         .select([pl.col(c).cast(t) for c, t in OHLCV_SCHEMA.items()])
-        .unique("date", keep="last", maintain_order=True)
     )

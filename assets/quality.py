@@ -1,0 +1,120 @@
+"""The quality gate in Dagster: a blocking check (ERROR severity) on every raw and mart asset.
+
+The asset validates what it is about to write (raw: with the rows its table holds around the
+window; marts: the window's rows) and reports the result as its `quality` check, so a failure stops
+everything downstream in the run. Raw rows are written, withheld and quarantined in one transaction.
+Each result is also written as a static HTML page under `<warehouse dir>/quality/`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from assets.metadata import md_table
+from pipeline.quality import html
+from pipeline.quality.config import QualityConfig
+from pipeline.quality.gate import QUARANTINE, GateResult, gate
+from pipeline.quality.report import QualityReport
+from pipeline.quality.validate import validate
+from warehouse import Warehouse
+
+CHECK = "quality"
+
+
+def check_spec(table: str) -> dg.AssetCheckSpec:
+    """The `quality` check of the asset writing `table` ("raw.ohlcv_1d" -> asset raw/ohlcv_1d)."""
+    return dg.AssetCheckSpec(
+        CHECK, asset=dg.AssetKey(table.split(".")), blocking=True,
+        description=f"Great Expectations suite of {table} on the rows this run wrote; blocks downstream on failure.",
+    )
+
+
+def gated_write(
+    context: dg.AssetExecutionContext, wh: Warehouse, table: str, new: pl.DataFrame,
+    window: tuple[dt.date, dt.date], config: QualityConfig,
+) -> tuple[GateResult, dg.AssetCheckResult]:
+    """Validate `new` with the held rows around `window`; write what passes, withhold and quarantine
+    what fails, all in one transaction."""
+    since = window[0] - dt.timedelta(days=config.freshness_lookback_days)
+    held = wh.read(table, window[1], since=since)
+    result = gate(table, new, held, window, config, context.run_id)
+    wh.upsert({table: result.write, QUARANTINE: result.quarantine}, delete={table: result.withhold})
+    return result, check_result(context, wh, result.report, window, result.quarantine.height)
+
+
+def gated_mart(
+    context: dg.AssetExecutionContext, wh: Warehouse, table: str, rows: pl.DataFrame,
+    window: tuple[dt.date, dt.date], config: QualityConfig,
+) -> tuple[bool, dg.AssetCheckResult]:
+    """Validate a mart's window rows; (whether they may be written, the check result). A blocking
+    failure writes nothing: the rows from the last good run stay."""
+    report = validate(table, rows, config, as_of=window[1])
+    return not report.blocking, check_result(context, wh, report, window, 0)
+
+
+def check_result(
+    context: dg.AssetExecutionContext, wh: Warehouse, report: QualityReport, window: tuple[dt.date, dt.date], quarantined: int
+) -> dg.AssetCheckResult:
+    span = f"{window[0]} .. {window[1]}"
+    page = _publish(wh, report, context.run_id, span, quarantined)
+    for f in report.failures:
+        log = context.log.error if f.action == "block" else context.log.warning
+        log(f"quality: {f.headline()}, e.g. {list(f.examples[:2])}")
+    context.log.info(f"quality: {report.table}: {html.status(report)} ({report.evaluated} expectations, "
+                     f"{report.row_count} rows, {report.seconds.get('gx_validate', 0):.2f} s in GX)")
+    metadata: dict[str, object] = {
+        "status": html.status(report),
+        "rows_validated": report.row_count,
+        "expectations": report.evaluated,
+        "failed_expectations": len(report.failures),
+        "quarantined_rows": quarantined,
+        "validation_seconds": round(sum(report.seconds.values()), 3),
+        "report": dg.MetadataValue.path(str(page)),
+    }
+    if report.failures:
+        metadata["failures"] = dg.MetadataValue.md(md_table(_failure_table(report), max_rows=50))
+    return dg.AssetCheckResult(
+        check_name=CHECK,
+        asset_key=dg.AssetKey(report.table.split(".")),
+        passed=report.success,
+        severity=dg.AssetCheckSeverity.ERROR if report.blocking else dg.AssetCheckSeverity.WARN,
+        description=report.summary(),
+        metadata=metadata,
+    )
+
+
+def _failure_table(report: QualityReport) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {"action": f.action, "expectation": f.name, "columns": "/".join(f.columns), "gx": f.expectation,
+             "rows": f.unexpected_count, "examples": f.error or "; ".join(str(e) for e in f.examples[:3])}
+            for f in report.failures
+        ]
+    )
+
+
+def _publish(wh: Warehouse, report: QualityReport, run_id: str, span: str, quarantined: int) -> Path:
+    """Write the table's page and refresh the index (each replaced atomically)."""
+    folder = wh.path.parent / "quality"
+    folder.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    page = folder / f"{report.table}.html"
+    _replace(page, html.table_page(report, run_id, now, span, quarantined))
+    status_file = folder / "status.json"
+    statuses = json.loads(status_file.read_text()) if status_file.exists() else {}
+    statuses[report.table] = [html.status(report), f"{now:%Y-%m-%d %H:%M} UTC"]
+    _replace(status_file, json.dumps(statuses, indent=1))
+    _replace(folder / "index.html", html.index_page({t: tuple(v) for t, v in statuses.items()}))
+    return page
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

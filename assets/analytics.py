@@ -13,7 +13,8 @@ import polars as pl
 from assets.ingest import btc_dominance, defi_tvl, funding_rates, ohlcv_1d
 from assets.metadata import md_table
 from assets.partitions import DAILY_ASSET
-from pipeline.resources import AnalyticsSettings, WarehouseResource
+from assets.quality import check_spec, gated_mart
+from pipeline.resources import AnalyticsSettings, QualitySettings, WarehouseResource
 from pipeline.transforms.altseason import altseason as altseason_transform
 from pipeline.transforms.chain import btc_funding
 from pipeline.transforms.funding_costs import funding_costs as funding_costs_transform
@@ -51,15 +52,21 @@ def _latest(frame: pl.DataFrame, per: str | None = None) -> pl.DataFrame:
 
 
 def _write(
-    context: dg.AssetExecutionContext, wh: Warehouse, table: str, frame: pl.DataFrame, latest: pl.DataFrame
+    context: dg.AssetExecutionContext, wh: Warehouse, quality: QualitySettings, table: str,
+    frame: pl.DataFrame, latest: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    """Upsert the window's rows; report counts, range and the latest values as a Markdown table."""
+    """Validate the window's rows and upsert them unless a blocking expectation failed (then the
+    previous rows stay); report counts, range, the latest values as a Markdown table, and the check."""
     first, last = _window(context)
     rows = frame.filter(pl.col("date").is_between(first, last))
+    may_write, check = gated_mart(context, wh, table, rows, (first, last), quality.config)
+    if not may_write:
+        context.log.error(f"{table}: {rows.height} rows failed the quality gate; nothing written")
+        return dg.MaterializeResult(metadata={"table": table, "rows_written": 0}, check_results=[check])
     wh.upsert({table: rows})
     if rows.is_empty():
         context.log.warning(f"{table}: no rows for {first} .. {last} (inputs hold no data for it yet)")
-        return dg.MaterializeResult(metadata={"table": table, "rows_written": 0})
+        return dg.MaterializeResult(metadata={"table": table, "rows_written": 0}, check_results=[check])
     context.log.info(f"{table}: {rows.height} rows for {rows['date'].min()} .. {rows['date'].max()}")
     return dg.MaterializeResult(
         metadata={
@@ -68,7 +75,8 @@ def _write(
             "first": str(rows["date"].min()),
             "last": str(rows["date"].max()),
             "latest": dg.MetadataValue.md(md_table(latest, max_rows=20)),
-        }
+        },
+        check_results=[check],
     )
 
 
@@ -80,12 +88,14 @@ def _members(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> pl.L
 
 @dg.asset(
     **COMMON,
+    check_specs=[check_spec("marts.sector_index")],
     deps=[ohlcv_1d],
     description="Sector indices (equal and capped weighting) with point-in-time membership, plus the "
     "BTC, ETH and alts-ex-BTC/ETH composites; level 100 on each sector's first day.",
 )
 def sector_index(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
+    quality: QualitySettings,
 ) -> dg.MaterializeResult:
     last, wh = _as_of(context, warehouse)
     cfg = analytics.config.sector_index
@@ -93,17 +103,19 @@ def sector_index(
         _members(wh, analytics, last), sector_assignments(analytics.tokens, cfg), cfg
     ).collect()
     latest = _latest(index).sort("weighting", "sector")
-    return _write(context, wh, "marts.sector_index", index, latest)
+    return _write(context, wh, quality, "marts.sector_index", index, latest)
 
 
 @dg.asset(
     **COMMON,
+    check_specs=[check_spec("marts.relative_strength")],
     deps=[sector_index],
     description="Each sector index vs BTC: ratio, 7/30/90-day momentum, relative-rotation-graph "
     "rs_ratio / rs_momentum (centred on 100) and quadrant.",
 )
 def relative_strength(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
+    quality: QualitySettings,
 ) -> dg.MaterializeResult:
     last, wh = _as_of(context, warehouse)
     cfg = analytics.config
@@ -112,34 +124,38 @@ def relative_strength(
     latest = _latest(rs).select(
         "sector", "quadrant", "rs_ratio", "rs_momentum", "rs_mom_30d_pct", "rs_vs_btc"
     ).sort("rs_ratio", descending=True)
-    return _write(context, wh, "marts.relative_strength", rs, latest)
+    return _write(context, wh, quality, "marts.relative_strength", rs, latest)
 
 
 @dg.asset(
     **COMMON,
+    check_specs=[check_spec("marts.altseason")],
     deps=[ohlcv_1d],
     description="Altcoin-season index: % of eligible alts beating BTC over 90 days (75+: alt season, "
     "25-: BTC season).",
 )
 def altseason(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
+    quality: QualitySettings,
 ) -> dg.MaterializeResult:
     last, wh = _as_of(context, warehouse)
     cfg = analytics.config
     season = altseason_transform(
         _members(wh, analytics, last), analytics.tokens, cfg.altseason, cfg.sector_index
     ).collect()
-    return _write(context, wh, "marts.altseason", season, season.tail(7).reverse())
+    return _write(context, wh, quality, "marts.altseason", season, season.tail(7).reverse())
 
 
 @dg.asset(
     **COMMON,
+    check_specs=[check_spec("marts.funding_costs")],
     deps=[funding_rates],
     description="Perp funding per symbol and day: sum, annualised rate and 7-day trailing rate "
     "(positive: longs pay shorts).",
 )
 def funding_costs(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
+    quality: QualitySettings,
 ) -> dg.MaterializeResult:
     last, wh = _as_of(context, warehouse)
     funding = wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id)
@@ -147,17 +163,19 @@ def funding_costs(
     latest = _latest(costs, per="symbol").sort(
         "funding_apr_7d_pct", descending=True
     )
-    return _write(context, wh, "marts.funding_costs", costs, latest)
+    return _write(context, wh, quality, "marts.funding_costs", costs, latest)
 
 
 @dg.asset(
     **COMMON,
+    check_specs=[check_spec("marts.market_regime")],
     deps=[sector_index, relative_strength, altseason, funding_costs, btc_dominance, defi_tvl],
     description="Market phase per day (btc_dominance, altcoin_surge, narrative_rotation, "
     "peak_consolidation, bear), risk mode, and the evidence it was read from.",
 )
 def market_regime(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
+    quality: QualitySettings,
 ) -> dg.MaterializeResult:
     last, wh = _as_of(context, warehouse)
     cfg = analytics.config
@@ -178,7 +196,7 @@ def market_regime(
     latest = regime.tail(1).select(pl.all().cast(pl.String))
     if latest.height:  # one row, shown as evidence | value
         latest = latest.transpose(include_header=True, header_name="evidence", column_names=["value"])
-    return _write(context, wh, "marts.market_regime", regime, latest)
+    return _write(context, wh, quality, "marts.market_regime", regime, latest)
 
 
 analytics_assets = [sector_index, relative_strength, altseason, funding_costs, market_regime]

@@ -83,7 +83,8 @@ def check_result(
         check_name=CHECK,
         asset_key=dg.AssetKey(report.table.split(".")),
         passed=report.success,
-        severity=dg.AssetCheckSeverity.ERROR if report.blocking else dg.AssetCheckSeverity.WARN,
+        # ERROR blocks downstream; a failure the policy only warns about is reported as WARN
+        severity=dg.AssetCheckSeverity.WARN if report.failures and not report.blocking else dg.AssetCheckSeverity.ERROR,
         description=report.summary(),
         metadata=metadata,
     )

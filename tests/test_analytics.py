@@ -142,6 +142,9 @@ def test_the_nightly_job_writes_the_marts_the_chain_computes_and_reruns_change_n
     start = dataset.first_date
     result = _run("nightly", synthetic_year, path, start, AS_OF - dt.timedelta(days=1))
     assert result.success
+    checks = {c.asset_key.to_user_string(): c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {f"{t.replace('.', '/')}": True for t in (*MARTS, "raw.ohlcv_1d", "raw.funding_rates",
+                                                              "raw.defi_tvl", "raw.btc_dominance")}
     wh = Warehouse(path)
     expected = compute_marts(
         RawFrames(

@@ -17,12 +17,12 @@ from great_expectations.data_context.types.base import (
     ProgressBarsConfig,
 )
 
-from pipeline.quality import btc_dominance, defi_tvl, funding, ohlcv
+from pipeline.quality import btc_dominance, defi_tvl, funding, marts, ohlcv
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.report import Failure, QualityReport
 from pipeline.quality.spec import ROW, TableSpec, day
 
-TABLES: dict[str, TableSpec] = {s.table: s for s in (ohlcv.SPEC, funding.SPEC, defi_tvl.SPEC, btc_dominance.SPEC)}
+TABLES: dict[str, TableSpec] = {s.table: s for s in (ohlcv.SPEC, funding.SPEC, defi_tvl.SPEC, btc_dominance.SPEC, *marts.SPECS)}
 # Two passes: the whole suite as BOOLEAN_ONLY (about half the time of COMPLETE on 1M rows), then only
 # the failed expectations again as COMPLETE, to name every failing row. Clean data pays the first only.
 FAST_FORMAT = "BOOLEAN_ONLY"

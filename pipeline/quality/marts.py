@@ -1,0 +1,73 @@
+"""Suites of the marts: what every consumer of a mart relies on. Index levels finite and > 0, one
+row per key, quadrant, phase and season within their fixed values, funding rates finite. They run
+on the rows an analytics run is about to write; a failure keeps the previous rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import great_expectations as gx
+import polars as pl
+
+from pipeline.quality.config import QualityConfig
+from pipeline.quality.spec import TableSpec, finite, named, not_null, unique_key
+from pipeline.transforms.market_regime import PHASES
+from pipeline.transforms.relative_strength import QUADRANTS
+
+e = gx.expectations
+SEASONS = ("alt_season", "btc_season", "neutral")
+
+
+def _finite(*columns: str):
+    """(prepare, expectations) of `<column>_finite` flags: NaN/inf fail, null passes (warm-up)."""
+
+    def prepare(frame: pl.DataFrame, config: QualityConfig, as_of: dt.date) -> pl.DataFrame:
+        return frame.with_columns(**{f"{c}_finite": finite(c).fill_null(True) for c in columns})
+
+    checks = [named(f"{c}_finite", e.ExpectColumnValuesToBeInSet(column=f"{c}_finite", value_set=[True])) for c in columns]
+    return prepare, checks, {f"{c}_finite": c for c in columns}
+
+
+def _spec(table: str, key: tuple[str, ...], finite_columns: tuple[str, ...], checks: list) -> TableSpec:
+    prepare, finite_checks, derived = _finite(*finite_columns)
+
+    def suite(config: QualityConfig) -> gx.ExpectationSuite:
+        return gx.ExpectationSuite(name=table, expectations=[unique_key(key), *not_null(*key), *finite_checks, *checks])
+
+    return TableSpec(table, key, "date", prepare, suite, derived=derived)
+
+
+SECTOR_INDEX = _spec(
+    "marts.sector_index", ("sector", "date", "weighting"), ("level", "ret_1d"),
+    [
+        named("level_positive", e.ExpectColumnValuesToBeBetween(column="level", min_value=0, strict_min=True)),
+        named("level_not_null", e.ExpectColumnValuesToNotBeNull(column="level")),
+        named("constituents_non_negative", e.ExpectColumnValuesToBeBetween(column="n_constituents", min_value=0)),
+    ],
+)
+RELATIVE_STRENGTH = _spec(
+    "marts.relative_strength", ("sector", "date"), ("rs_vs_btc", "rs_ratio", "rs_momentum"),
+    [
+        named("rs_positive", e.ExpectColumnValuesToBeBetween(column="rs_vs_btc", min_value=0, strict_min=True)),
+        named("known_quadrant", e.ExpectColumnValuesToBeInSet(column="quadrant", value_set=list(QUADRANTS))),
+    ],
+)
+ALTSEASON = _spec(
+    "marts.altseason", ("date",), ("altseason_index",),
+    [
+        named("index_in_range", e.ExpectColumnValuesToBeBetween(column="altseason_index", min_value=0, max_value=100)),
+        named("known_season", e.ExpectColumnValuesToBeInSet(column="season", value_set=list(SEASONS))),
+    ],
+)
+FUNDING_COSTS = _spec(
+    "marts.funding_costs", ("exchange", "symbol", "date"), ("funding_rate_sum", "funding_apr_pct", "funding_apr_7d_pct"),
+    [named("settlements_non_negative", e.ExpectColumnValuesToBeBetween(column="settlements", min_value=0))],
+)
+MARKET_REGIME = _spec(
+    "marts.market_regime", ("date",), (),
+    [
+        named("known_phase", e.ExpectColumnValuesToBeInSet(column="phase", value_set=list(PHASES))),
+        named("known_risk_mode", e.ExpectColumnValuesToBeInSet(column="risk_mode", value_set=["risk_on", "risk_off"])),
+    ],
+)
+SPECS = (SECTOR_INDEX, RELATIVE_STRENGTH, ALTSEASON, FUNDING_COSTS, MARKET_REGIME)

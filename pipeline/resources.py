@@ -100,6 +100,8 @@ class MarketSources(dg.ConfigurableResource):
     perp_exchange: str | None = None  # ccxt id for perp funding
     timeout_s: float = 30.0
     backoff_s: float = 1.0  # first retry delay; doubles per retry
+    # replay only: faults to inject, in the replay CLI's form, e.g. "missing_field=fundingRate:/fapi/"
+    faults: list[str] = []
 
     _server = PrivateAttr(default=None)
     _dataset = PrivateAttr(default=None)
@@ -125,12 +127,14 @@ class MarketSources(dg.ConfigurableResource):
         self._universe = load_universe(self.universe_path or settings.universe_path)
         if settings.sources != "replay":
             return
-        from pipeline.sources.replay import ReplayServer, load_dataset
+        from pipeline.sources.replay import FaultRule, ReplayServer, load_dataset
         from pipeline.sources.replay.synthetic import ensure_synthetic
 
         folder = self.replay_data or settings.replay_data or ensure_synthetic(settings.replay_cache)
         self._dataset = load_dataset(folder)
         self._server = ReplayServer(self._dataset)
+        for spec in self.faults:
+            self._server.faults.add(FaultRule.parse(spec))
         url = self._server.start()
         context.log.info(
             f"replay of {self._dataset.label!r} dataset ({folder}, as of {self._dataset.as_of}) at {url}"

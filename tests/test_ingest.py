@@ -187,16 +187,6 @@ def served(synthetic_dir, warehouse_path):
         yield ctx, ctx.resources.sources._server
 
 
-def test_a_malformed_payload_fails_naming_the_symbol_and_writes_nothing(served, warehouse_path):
-    ctx, server = served
-    btc_dominance(ctx)
-    before = counts(warehouse_path)
-    server.faults.add(FaultRule(kind="missing_field", path="/api/v3/klines", field="close"))
-    with pytest.raises(PayloadError, match=r"binance fetch_ohlcv BTC/USDT: 30 candle\(s\) with a missing field"):
-        ohlcv_1d(ctx)
-    assert counts(warehouse_path) == before
-
-
 def test_an_unreachable_source_fails_naming_the_endpoint_and_writes_nothing(served, warehouse_path):
     ctx, server = served
     server.faults.add(FaultRule(kind="5xx", path="/protocol/uniswap", status=503))

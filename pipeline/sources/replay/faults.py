@@ -17,8 +17,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
-FaultKind = Literal["429", "5xx", "timeout", "truncated_json", "missing_field", "latency"]
-KINDS: tuple[str, ...] = ("429", "5xx", "timeout", "truncated_json", "missing_field", "latency")
+FaultKind = Literal["429", "5xx", "timeout", "truncated_json", "missing_field", "duplicate_row", "latency"]
+KINDS: tuple[str, ...] = ("429", "5xx", "timeout", "truncated_json", "missing_field", "duplicate_row", "latency")
 
 # Columns of a kline row as both exchanges lay them out (Binance and Bybit agree up to volume).
 KLINE_COLUMNS = ("openTime", "open", "high", "low", "close", "volume")
@@ -169,6 +169,15 @@ def gateway_page(status: int) -> bytes:
 def truncate(body: bytes) -> bytes:
     """Cut the payload mid-way, as a dropped connection or a proxy hiccup leaves it."""
     return body[: max(1, len(body) // 2)]
+
+
+def duplicate_last(body: bytes) -> bytes:
+    """Send the last row of a list payload twice, as a vendor's overlapping pages or a retried write
+    upstream do (the copy is identical: same key, same values)."""
+    rows = json.loads(body)
+    if isinstance(rows, list) and rows:
+        rows.append(rows[-1])
+    return json.dumps(rows, separators=(",", ":")).encode()
 
 
 def drop_field(body: bytes, field: str) -> bytes:

@@ -40,6 +40,7 @@ from pipeline.sources.replay.faults import (
     FaultPlan,
     FaultRule,
     drop_field,
+    duplicate_last,
     gateway_page,
     rate_limit_body,
     retry_after_header,
@@ -882,6 +883,8 @@ class ReplayServer:
         for rule in fired:
             if rule.kind == "missing_field":
                 response.body = drop_field(response.body, rule.field)
+            if rule.kind == "duplicate_row":
+                response.body = duplicate_last(response.body)
         if any(rule.kind == "truncated_json" for rule in fired):
             response.body = truncate(response.body)
         return response

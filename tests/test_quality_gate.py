@@ -1,0 +1,192 @@
+"""The quality gate end to end: each defect is fed through the replay server into a real Dagster run
+of the `nightly` job (every expectation set to block), on top of a warehouse that already holds
+clean history. The check fails naming table, column and expectation; nothing downstream of the
+failing asset materialises; the marts from before stay as they were; the bad rows are quarantined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from assets.analytics import analytics_assets
+from assets.ingest import ingest_assets
+from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, WarehouseResource
+from pipeline.sources.replay.synthetic import generate
+from warehouse import Warehouse
+
+AS_OF = dt.date(2025, 6, 30)  # B: the defects sit on the last days of the replayed market
+WINDOW = (AS_OF - dt.timedelta(days=5), AS_OF)  # the run under test: B-5 .. B
+MARTS = ("marts.sector_index", "marts.relative_strength", "marts.altseason", "marts.funding_costs", "marts.market_regime")
+
+
+def day(offset: int) -> dt.date:
+    return AS_OF - dt.timedelta(days=offset)
+
+
+def resources(data: Path, path: Path, faults: list[str] | None = None) -> dict:
+    return {
+        "sources": MarketSources(replay_data=str(data), backoff_s=0.01, faults=faults or []),
+        "warehouse": WarehouseResource(path=str(path)),
+        "analytics": AnalyticsSettings(),
+        "quality": QualitySettings(block_everything=True),
+    }
+
+
+def materialise_directly(data: Path, path: Path, first: dt.date, last: dt.date) -> None:
+    """The clean history before the run under test, without Dagster's per-partition event log."""
+    with dg.build_asset_context(
+        partition_key_range=dg.PartitionKeyRange(first.isoformat(), last.isoformat()), resources=resources(data, path)
+    ) as ctx:
+        for asset in (*ingest_assets, *analytics_assets):
+            result = asset(ctx)
+            assert all(c.passed for c in result.check_results), result.check_results
+
+
+def nightly(data: Path, path: Path, window: tuple[dt.date, dt.date], faults: list[str] | None = None):
+    from pipeline.definitions import defs
+
+    return defs.resolve_job_def("nightly").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources=resources(data, path, faults),
+        tags={"dagster/asset_partition_range_start": window[0].isoformat(),
+              "dagster/asset_partition_range_end": window[1].isoformat()},
+        raise_on_error=False,
+    )
+
+
+def downstream(key: dg.AssetKey) -> set[dg.AssetKey]:
+    from pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    found, todo = set(), [key]
+    while todo:
+        for child in graph.get(todo.pop()).child_keys:
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def snapshot(path: Path, tables) -> dict[str, pl.DataFrame]:
+    wh = Warehouse(path)
+    return {t: wh.query("select * from " + t + " order by all") for t in tables}
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> tuple[Path, Path]:
+    """A synthetic market, and a warehouse holding its clean history up to the day before the window."""
+    folder = tmp_path_factory.mktemp("gate")
+    data = generate(folder / "synthetic", AS_OF, seed=11, years=0.4)
+    path = folder / "rotation.duckdb"
+    first = min(pl.read_parquet(data / "ohlcv_1d.parquet")["date"])
+    materialise_directly(data, path, first, WINDOW[0] - dt.timedelta(days=1))
+    return data, path
+
+
+def _edit(file: str, change: Callable[[pl.DataFrame], pl.DataFrame]) -> Callable[[Path], None]:
+    def apply(folder: Path) -> None:
+        change(pl.read_parquet(folder / file)).write_parquet(folder / file)
+    return apply
+
+
+def _candle(symbol: str, on: dt.date) -> pl.Expr:
+    return (pl.col("symbol") == symbol) & (pl.col("date") == on)
+
+
+def _set(where: pl.Expr, **values) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    return lambda f: f.with_columns(pl.when(where).then(pl.lit(v)).otherwise(pl.col(c)).alias(c) for c, v in values.items())
+
+
+def _funding_at(symbol: str, hour: int) -> pl.Expr:
+    return (pl.col("symbol") == symbol) & (pl.col("ts") == dt.datetime.combine(AS_OF, dt.time(hour), dt.UTC))
+
+
+ETH_B = '{"exchange":"binance","symbol":"ETH/USDT","date":"%s"}' % AS_OF
+# defect: (edit of the dataset folder, replay faults, table, column, GX expectation, policy name, quarantined row_key)
+DEFECTS = {
+    "nan_close": (_edit("ohlcv_1d.parquet", _set(_candle("ETH/USDT", AS_OF), close=math.nan)), None,
+                  "raw.ohlcv_1d", "close", "expect_column_values_to_not_be_null", "close_not_null", ETH_B),
+    "zero_price": (_edit("ohlcv_1d.parquet", _set(_candle("ETH/USDT", AS_OF), close=0.0)), None,
+                   "raw.ohlcv_1d", "close", "expect_column_values_to_be_between", "close_positive", ETH_B),
+    "negative_price": (_edit("ohlcv_1d.parquet", _set(_candle("ETH/USDT", AS_OF), low=-1.0)), None,
+                       "raw.ohlcv_1d", "low", "expect_column_values_to_be_between", "low_positive", ETH_B),
+    "high_below_low": (_edit("ohlcv_1d.parquet", lambda f: _set(_candle("ETH/USDT", AS_OF), high=1.0, low=10_000.0)(f)), None,
+                       "raw.ohlcv_1d", "high/low", "expect_column_pair_values_a_to_be_greater_than_b", "high_not_below_low", ETH_B),
+    "duplicate_candle": (None, ["duplicate_row:/api/v3/klines"],
+                         "raw.ohlcv_1d", "exchange/symbol/date", "expect_compound_columns_to_be_unique", "unique_key", ETH_B),
+    "three_day_gap": (_edit("ohlcv_1d.parquet", lambda f: f.filter(~((pl.col("symbol") == "ETH/USDT") & pl.col("date").is_between(day(3), day(1))))), None,
+                      "raw.ohlcv_1d", "date", "expect_column_values_to_be_between", "no_gap", ETH_B),
+    "stale_five_days": (_edit("ohlcv_1d.parquet", lambda f: f.filter(~((pl.col("symbol") == "LINK/USDT") & (pl.col("date") >= day(4))))), None,
+                        "raw.ohlcv_1d", "date", "expect_column_values_to_be_between", "stale_symbol",
+                        '{"exchange":"binance","symbol":"LINK/USDT","date":"%s"}' % day(5)),
+    "funding_50pct": (_edit("funding_8h.parquet", _set(_funding_at("BTC/USDT:USDT", 8), funding_rate=0.5)), None,
+                      "raw.funding_rates", "funding_rate", "expect_column_values_to_be_between", "rate_in_band",
+                      '{"exchange":"binanceusdm","symbol":"BTC/USDT:USDT","funding_time":"%sT08:00:00+00:00"}' % AS_OF),
+    "negative_tvl": (_edit("chain_tvl_1d.parquet", _set((pl.col("chain") == "ethereum") & (pl.col("date") == AS_OF), tvl_usd=-1.0e9)), None,
+                     "raw.defi_tvl", "tvl_usd", "expect_column_values_to_be_between", "tvl_non_negative",
+                     '{"scope":"chain","name":"ethereum","date":"%s"}' % AS_OF),
+    "missing_field": (None, ["missing_field=fundingRate:/fapi/v1/fundingRate"],
+                      "raw.funding_rates", "funding_rate", "expect_column_values_to_not_be_null", "funding_rate_not_null",
+                      '{"exchange":"binanceusdm","symbol":"BTC/USDT:USDT","funding_time":"%sT08:00:00+00:00"}' % AS_OF),
+}
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_a_defect_blocks_the_run_and_is_quarantined(defect, clean, tmp_path):
+    edit, faults, table, column, expectation, name, row_key = DEFECTS[defect]
+    data, clean_path = clean
+    broken = tmp_path / "data"
+    shutil.copytree(data, broken)
+    if edit:
+        edit(broken)
+    path = tmp_path / "rotation.duckdb"
+    shutil.copy(clean_path, path)
+    asset = dg.AssetKey(table.split("."))
+    below = downstream(asset)
+    marts_below = [t for t in MARTS if dg.AssetKey(t.split(".")) in below]
+    before = snapshot(path, marts_below)
+
+    result = nightly(broken, path, WINDOW, faults)
+
+    assert not result.success
+    check = next(c for c in result.get_asset_check_evaluations() if c.asset_key == asset)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert f"{table}.{column}: {expectation} ({table}.{name}, block)" in check.description, check.description
+    materialised = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert below and not materialised & below  # nothing downstream of the failing asset ran
+    after = snapshot(path, marts_below)
+    for t in marts_below:  # the rows of the last good run are untouched
+        assert_frame_equal(after[t], before[t])
+    quarantine = Warehouse(path).query("select row_key, expectation, action, run_id from raw.quarantine")
+    hits = quarantine.filter((pl.col("row_key") == row_key) & (pl.col("expectation") == f"{table}.{name}"))
+    assert hits.height >= 1, quarantine
+    assert hits["action"][0] == "block" and hits["run_id"][0] == result.run_id
+
+
+def test_the_real_2018_dominance_glitch_blocks_when_every_expectation_blocks(tmp_path):
+    from tests.conftest import REAL_DATA
+
+    if not (REAL_DATA / "btc_dominance_1d.parquet").exists():
+        pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
+    path = tmp_path / "rotation.duckdb"
+    result = nightly(REAL_DATA, path, (dt.date(2018, 1, 10), dt.date(2018, 1, 20)))
+    asset = dg.AssetKey(["raw", "btc_dominance"])
+    check = next(c for c in result.get_asset_check_evaluations() if c.asset_key == asset)
+    assert not result.success and not check.passed
+    assert ("raw.btc_dominance.btc_dominance_pct: expect_column_values_to_be_between "
+            "(raw.btc_dominance.one_day_spike, block)") in check.description
+    materialised = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert dg.AssetKey(["marts", "market_regime"]) not in materialised
+    wh = Warehouse(path)
+    assert wh.query("select row_key from raw.quarantine").rows() == [('{"date":"2018-01-16"}',)]
+    held = wh.query("select date from raw.btc_dominance order by date")["date"].to_list()
+    assert dt.date(2018, 1, 16) not in held and len(held) == 10  # the glitch day stays out of the table

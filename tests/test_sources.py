@@ -113,11 +113,13 @@ def test_a_persistent_outage_fails_naming_exchange_endpoint_and_symbol(synth):
         )
 
 
-def test_a_candle_missing_its_close_is_a_payload_error_naming_the_symbol(synth):
+def test_a_candle_missing_its_close_comes_back_with_nulls_for_the_quality_gate(synth):
+    """The client neither drops nor guesses: the gate names and quarantines such candles."""
     synth.faults.add(FaultRule(kind="missing_field", path="/api/v3/klines", field="close"))
     exchange = make_exchange("binance", "spot", synth.base_url)
-    with pytest.raises(PayloadError, match="ETH/USDT"):
-        fetch_daily_candles(exchange, "ETH/USDT", SYNTH_AS_OF - dt.timedelta(days=4), SYNTH_AS_OF)
+    candles = fetch_daily_candles(exchange, "ETH/USDT", SYNTH_AS_OF - dt.timedelta(days=4), SYNTH_AS_OF)
+    assert candles.height == 5 and candles["close"].null_count() == 5 and candles["volume"].null_count() == 5
+    assert candles["open"].null_count() == 0
 
 
 # ------------------------------------------------------------------ funding

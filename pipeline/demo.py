@@ -74,6 +74,7 @@ def run_demo() -> int:
         },
         raise_on_error=False,
     )
+    print_checks(result.get_asset_check_evaluations(), warehouse)
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
         message = failure.step_failure_data.error.message.strip() if failure else "see the run log"
@@ -81,6 +82,17 @@ def run_demo() -> int:
         return 1
     print_summary(warehouse, before, run_id=result.run_id)
     return 0
+
+
+def print_checks(evaluations, warehouse: Warehouse) -> None:
+    """The quality gate's verdict per table: pass, warn (quarantined, run went on) or FAILED (blocked)."""
+    print("\nQuality checks (Great Expectations suites, blocking):")
+    for check in sorted(evaluations, key=lambda c: c.asset_key.to_user_string()):
+        verdict = "pass" if check.passed else "warn" if check.severity == dg.AssetCheckSeverity.WARN else "FAILED"
+        rows = check.metadata.get("rows_validated")
+        print(f"  {verdict:<7}{check.asset_key.to_user_string():<26}{rows.value if rows else 0:>9,} rows"
+              f"  {(check.description or '').splitlines()[0]}")
+    print(f"  report: {warehouse.path.parent / 'quality' / 'index.html'}")
 
 
 def print_summary(warehouse: Warehouse, before: dict[str, tuple] | None = None, run_id: str | None = None) -> None:

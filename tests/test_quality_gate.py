@@ -114,7 +114,7 @@ ETH_B = '{"exchange":"binance","symbol":"ETH/USDT","date":"%s"}' % AS_OF
 # defect: (edit of the dataset folder, replay faults, table, column, GX expectation, policy name, quarantined row_key)
 DEFECTS = {
     "nan_close": (_edit("ohlcv_1d.parquet", _set(_candle("ETH/USDT", AS_OF), close=math.nan)), None,
-                  "raw.ohlcv_1d", "close", "expect_column_values_to_not_be_null", "close_not_null", ETH_B),
+                  "raw.ohlcv_1d", "close", "expect_column_values_to_not_be_null", "close_finite", ETH_B),
     "zero_price": (_edit("ohlcv_1d.parquet", _set(_candle("ETH/USDT", AS_OF), close=0.0)), None,
                    "raw.ohlcv_1d", "close", "expect_column_values_to_be_between", "close_positive", ETH_B),
     "negative_price": (_edit("ohlcv_1d.parquet", _set(_candle("ETH/USDT", AS_OF), low=-1.0)), None,

@@ -221,3 +221,19 @@ def test_a_symbol_quiet_for_five_days_is_stale_one_gone_for_months_is_not():
     assert failure.failing_keys == (("binance", "ETH/USDT", D + dt.timedelta(days=24)),)
     assert failure.examples[0]["stale_days"] == 5
     assert report.row_count == 2  # the window's one candle (BTC) and the stale symbol's newest
+
+
+def test_the_shipped_policy_file_is_the_default_and_typos_are_named(tmp_path):
+    from pipeline.quality.config import QualityConfigError, load_quality_config
+
+    assert load_quality_config() == QualityConfig()
+    assert QualityConfig().action("raw.btc_dominance.one_day_spike") == "warn"
+    assert QualityConfig().action("raw.ohlcv_1d.no_gap") == "block"  # unlisted: blocks
+    assert QualityConfig().every_block().action("raw.btc_dominance.one_day_spike") == "block"
+    bad = tmp_path / "quality.yaml"
+    bad.write_text("policy:\n  raw.ohlcv_1d.no_gaps: warn\n")
+    with pytest.raises(QualityConfigError, match=r"quality.yaml: policy: unknown expectation\(s\) \['raw.ohlcv_1d.no_gaps'\]"):
+        load_quality_config(bad)
+    bad.write_text("policy:\n  raw.ohlcv_1d.no_gap: ignore\n")
+    with pytest.raises(QualityConfigError, match=r"policy.raw.ohlcv_1d.no_gap"):
+        load_quality_config(bad)

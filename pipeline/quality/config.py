@@ -8,8 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.config_file import load_model
 
 DEFAULT_QUALITY = Path(__file__).resolve().parents[1] / "quality.yaml"
 Action = Literal["block", "warn"]
@@ -81,18 +82,7 @@ def load_quality_config(path: str | Path | None = None) -> QualityConfig:
 
 @cache
 def _load_cached(path: Path) -> QualityConfig:
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise QualityConfigError(f"quality config not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise QualityConfigError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        config = QualityConfig.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "config"
-        raise QualityConfigError(f"{path}: {field}: {err['msg']}") from None
+    config = load_model(path, QualityConfig, QualityConfigError, "quality")
     from pipeline.quality.validate import expectation_names  # the suites import this module
 
     unknown = sorted(set(config.policy) - expectation_names(config))

@@ -10,8 +10,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.config_file import load_model
 
 DEFAULT_ANALYTICS = Path(__file__).resolve().parent.parent / "analytics.yaml"
 
@@ -111,15 +112,4 @@ def load_analytics_config(path: str | Path | None = None) -> AnalyticsConfig:
 
 @cache
 def _load_cached(path: Path) -> AnalyticsConfig:
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise AnalyticsConfigError(f"analytics config not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise AnalyticsConfigError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return AnalyticsConfig.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "config"
-        raise AnalyticsConfigError(f"{path}: {field}: {err['msg']}") from None
+    return load_model(path, AnalyticsConfig, AnalyticsConfigError, "analytics")

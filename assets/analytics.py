@@ -24,6 +24,7 @@ from pipeline.transforms.membership import membership
 from pipeline.transforms.relative_strength import relative_strength as relative_strength_transform
 from pipeline.transforms.sector_index import sector_assignments
 from pipeline.transforms.sector_index import sector_index as sector_index_transform
+from pipeline.transforms.sector_weights import sector_weights as sector_weights_transform
 from warehouse import Warehouse
 
 COMMON = dict(
@@ -104,6 +105,26 @@ def sector_index(
     ).collect()
     latest = _latest(index).sort("weighting", "sector")
     return _write(context, wh, quality, "marts.sector_index", index, latest)
+
+
+@dg.asset(
+    **COMMON,
+    check_specs=[check_spec("marts.sector_weights")],
+    deps=[ohlcv_1d],
+    description="The constituents of every sector index and their weight in each day's return (equal and "
+    "capped weighting); they sum to 1 per sector, day and weighting.",
+)
+def sector_weights(
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
+    quality: QualitySettings,
+) -> dg.MaterializeResult:
+    last, wh = _as_of(context, warehouse)
+    cfg = analytics.config.sector_index
+    weights = sector_weights_transform(
+        _members(wh, analytics, last), sector_assignments(analytics.tokens, cfg), cfg
+    ).collect()
+    latest = _latest(weights).filter(pl.col("weighting") == analytics.config.relative_strength.weighting)
+    return _write(context, wh, quality, "marts.sector_weights", weights, latest.sort("sector", "weight", descending=[False, True]))
 
 
 @dg.asset(
@@ -199,4 +220,4 @@ def market_regime(
     return _write(context, wh, quality, "marts.market_regime", regime, latest)
 
 
-analytics_assets = [sector_index, relative_strength, altseason, funding_costs, market_regime]
+analytics_assets = [sector_index, sector_weights, relative_strength, altseason, funding_costs, market_regime]

@@ -21,6 +21,7 @@ SUMMARY_SQL = {
     "raw.defi_tvl": "select count(*), min(date), max(date), count(distinct scope || ':' || name) from raw.defi_tvl",
     "raw.btc_dominance": "select count(*), min(date), max(date), count(distinct source) from raw.btc_dominance",
     "marts.sector_index": "select count(*), min(date), max(date), count(distinct sector) from marts.sector_index",
+    "marts.sector_weights": "select count(*), min(date), max(date), count(distinct symbol) from marts.sector_weights",
     "marts.relative_strength": "select count(*), min(date), max(date), count(distinct sector) "
     "from marts.relative_strength",
     "marts.altseason": "select count(*), min(date), max(date), count(altseason_index) from marts.altseason",
@@ -28,7 +29,8 @@ SUMMARY_SQL = {
     "marts.market_regime": "select count(*), min(date), max(date), count(distinct phase) from marts.market_regime",
 }
 SERIES_WORD = {"raw.ohlcv_1d": "symbols", "raw.funding_rates": "perps", "raw.defi_tvl": "series",
-               "raw.btc_dominance": "sources", "marts.sector_index": "sectors", "marts.relative_strength": "sectors",
+               "raw.btc_dominance": "sources", "marts.sector_index": "sectors", "marts.sector_weights": "constituents",
+               "marts.relative_strength": "sectors",
                "marts.altseason": "days with an index", "marts.funding_costs": "perps",
                "marts.market_regime": "phases seen"}
 TODAY_SQL = """

@@ -25,7 +25,7 @@ from warehouse import Warehouse
 
 AS_OF = dt.date(2025, 6, 30)  # B: the defects sit on the last days of the replayed market
 WINDOW = (AS_OF - dt.timedelta(days=5), AS_OF)  # the run under test: B-5 .. B
-MARTS = ("marts.sector_index", "marts.relative_strength", "marts.altseason", "marts.funding_costs", "marts.market_regime")
+MARTS = ("marts.sector_index", "marts.sector_weights", "marts.relative_strength", "marts.altseason", "marts.funding_costs", "marts.market_regime")
 
 
 def day(offset: int) -> dt.date:

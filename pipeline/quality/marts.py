@@ -1,5 +1,5 @@
-"""Suites of the marts: what every consumer of a mart relies on. Index levels finite and > 0, one
-row per key, quadrant, phase and season within their fixed values, funding rates finite. They run
+"""Suites of the marts: what every consumer of a mart relies on. Index levels finite and > 0, each
+day's constituent weights summing to 1, one row per key, quadrant, phase and season within their fixed values, funding rates finite. They run
 on the rows an analytics run is about to write; a failure keeps the previous rows."""
 
 from __future__ import annotations
@@ -45,6 +45,25 @@ SECTOR_INDEX = _spec(
         named("constituents_non_negative", e.ExpectColumnValuesToBeBetween(column="n_constituents", min_value=0)),
     ],
 )
+SECTOR_WEIGHTS = TableSpec(
+    "marts.sector_weights", ("sector", "date", "weighting", "symbol"), "date",
+    lambda frame, config, as_of: frame.with_columns(
+        weight_finite=finite("weight").fill_null(False),
+        weight_sum=pl.col("weight").sum().over("sector", "date", "weighting"),
+    ),
+    lambda config: gx.ExpectationSuite(
+        name="marts.sector_weights",
+        expectations=[
+            unique_key(("sector", "date", "weighting", "symbol")),
+            *not_null("sector", "date", "weighting", "symbol"),
+            named("weight_finite", e.ExpectColumnValuesToBeInSet(column="weight_finite", value_set=[True])),
+            named("weight_in_range", e.ExpectColumnValuesToBeBetween(column="weight", min_value=0, max_value=1)),
+            # float sums of up to ~50 weights: 1e-9 is far above rounding, far below any real slip
+            named("weights_sum_to_one", e.ExpectColumnValuesToBeBetween(column="weight_sum", min_value=1 - 1e-9, max_value=1 + 1e-9)),
+        ],
+    ),
+    derived={"weight_finite": "weight", "weight_sum": "weight"},
+)
 RELATIVE_STRENGTH = _spec(
     "marts.relative_strength", ("sector", "date"), ("rs_vs_btc", "rs_ratio", "rs_momentum"),
     [
@@ -70,4 +89,4 @@ MARKET_REGIME = _spec(
         named("known_risk_mode", e.ExpectColumnValuesToBeInSet(column="risk_mode", value_set=["risk_on", "risk_off"])),
     ],
 )
-SPECS = (SECTOR_INDEX, RELATIVE_STRENGTH, ALTSEASON, FUNDING_COSTS, MARKET_REGIME)
+SPECS = (SECTOR_INDEX, SECTOR_WEIGHTS, RELATIVE_STRENGTH, ALTSEASON, FUNDING_COSTS, MARKET_REGIME)

@@ -14,6 +14,17 @@ CREATE TABLE IF NOT EXISTS marts.sector_index (
     PRIMARY KEY (sector, date, weighting)
 );
 
+-- The weights behind each day's index return: ret_1d of (sector, date, weighting) is the sum of
+-- weight * the member's return. They sum to 1 per sector, date and weighting (a quality check).
+CREATE TABLE IF NOT EXISTS marts.sector_weights (
+    sector     VARCHAR NOT NULL,
+    date       DATE    NOT NULL,
+    weighting  VARCHAR NOT NULL,
+    symbol     VARCHAR NOT NULL,   -- the member's spot symbol, e.g. UNI/USDT
+    weight     DOUBLE,             -- fraction of the sector (0.30 = 30%)
+    PRIMARY KEY (sector, date, weighting, symbol)
+);
+
 -- Relative strength of each sector index (the configured weighting) vs the BTC index, and its
 -- relative-rotation-graph position. Null while a rolling window warms up.
 CREATE TABLE IF NOT EXISTS marts.relative_strength (

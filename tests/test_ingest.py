@@ -215,9 +215,11 @@ def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert keys == {
         "raw/ohlcv_1d", "raw/funding_rates", "raw/defi_tvl", "raw/btc_dominance",
-        "marts/sector_index", "marts/relative_strength", "marts/altseason", "marts/funding_costs",
-        "marts/market_regime",
+        "marts/sector_index", "marts/sector_weights", "marts/relative_strength", "marts/altseason",
+        "marts/funding_costs", "marts/market_regime",
     }
+    checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
+    assert checks == {(k, "quality") for k in keys}  # every table has its blocking quality check
     for name in ("ingest", "analytics", "nightly"):
         job = defs.resolve_job_def(name)
         assert isinstance(job.partitions_def, dg.DailyPartitionsDefinition)

@@ -88,6 +88,21 @@ def capped_weights(frame: pl.LazyFrame, score: str, group: list[str], max_weight
     )
 
 
+def _sector_sets(assignments: pl.DataFrame) -> pl.DataFrame:
+    """_set, symbol (list), sector (list): the symbols grouped by the exact set of sectors they count in.
+
+    A sector's own tokens also make the alts composite, so ~10 sets cover every (symbol, sector)
+    pair: member rows are summed once per (set, date), not once per pair, and sets sum to sectors.
+    """
+    return (
+        assignments.group_by("symbol")
+        .agg(pl.col("sector").unique().sort())
+        .group_by("sector")
+        .agg("symbol")
+        .with_row_index("_set")
+    )
+
+
 def sector_index(
     members: pl.LazyFrame, assignments: pl.DataFrame, cfg: SectorIndex
 ) -> pl.LazyFrame:
@@ -102,29 +117,49 @@ def sector_index(
     # than hashing strings, and sorting its codes sorts the names (the categories are sorted).
     sector = pl.Enum(assignments["sector"].drop_nulls().unique().sort())
     returning = pl.col("in_return") & pl.col("ret_1d").is_not_null()
-    sectors = assignments.lazy().with_columns(pl.col("sector").cast(sector))
+    sets = _sector_sets(assignments)
+    symbols = sets.select("_set", "symbol").explode("symbol")
+    set_sectors = sets.lazy().select("_set", "sector").explode("sector").with_columns(pl.col("sector").cast(sector))
     rows = (
         members.lazy()
-        .select("symbol", "date", "eligible", "in_return", "ret_1d", "score_usd")
-        .join(sectors, on="symbol")
-        .with_columns(_ret=pl.when(returning).then("ret_1d"), _size=pl.when(returning).then(_size("score_usd")))
-    )
-    # One pass over the member rows for everything either weighting needs per (sector, date).
-    daily = (
-        rows.group_by(GROUP)
-        .agg(
-            n_constituents=pl.col("eligible").sum().cast(pl.Int32),
-            _n=pl.col("_ret").count(),
-            _mean=pl.col("_ret").mean(),
-            _total=pl.col("_size").sum(),
-            _largest=pl.col("_size").max(),
-            _weighted=(pl.col("_size") * pl.col("_ret")).sum(),
+        .select(
+            "date",
+            "eligible",
+            "ret_1d",
+            "score_usd",
+            # A lookup, not a join: no member column is moved. Symbols outside the universe get no set.
+            _set=pl.col("symbol").replace_strict(symbols["symbol"], symbols["_set"], default=None),
+            _ret=pl.when(returning).then("ret_1d"),
+            _size=pl.when(returning).then(_size("score_usd")),
         )
+        .cache()  # grouped below, and its returning rows are the capped weighting's
+    )
+    # One pass over the member rows for everything either weighting needs per (set, date), then
+    # per (sector, date) from the sets': sums and a max add up; the mean is their sum over count.
+    by_set = rows.group_by("_set", "date").agg(
+        n_constituents=pl.col("eligible").sum(),
+        _n=pl.col("_ret").count(),
+        _sum=pl.col("_ret").sum(),
+        _total=pl.col("_size").sum(),
+        _largest=pl.col("_size").max(),
+        _weighted=(pl.col("_size") * pl.col("_ret")).sum(),
+    )
+    daily = (
+        by_set.join(set_sectors, on="_set")
+        .group_by(GROUP)
+        .agg(
+            pl.col("n_constituents").sum().cast(pl.Int32),
+            pl.col("_n", "_sum", "_total", "_weighted").sum(),
+            pl.col("_largest").max(),
+        )
+        .with_columns(_mean=pl.when(pl.col("_n") > 0).then(pl.col("_sum") / pl.col("_n")))
         .cache()  # read by both weightings
     )
     with_returns = {
         "equal": lambda: daily.with_columns(ret_1d=pl.col("_mean")),
-        "capped": lambda: _with_capped_returns(members.lazy().filter(returning), sectors, daily, cfg.max_weight),
+        "capped": lambda: _with_capped_returns(
+            rows.filter(pl.col("_ret").is_not_null()), set_sectors, daily, cfg.max_weight
+        ),
     }
     parts = [_levels(with_returns[w]()).with_columns(weighting=pl.lit(w)) for w in cfg.weightings]
     return pl.concat(parts).select(
@@ -133,17 +168,18 @@ def sector_index(
 
 
 def _with_capped_returns(
-    returning: pl.LazyFrame, sectors: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
+    returning: pl.LazyFrame, set_sectors: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
 ) -> pl.LazyFrame:
     """Adds ret_1d to `daily`, capped weighting: sum(size * ret) / sum(size) where the cap does not
     bind (no weight per row needed); only the groups where it binds go through `capped_weights`.
-    Null where no member's return counts. `returning`: the member rows whose ret_1d counts."""
+    Null where no member's return counts. `returning`: the member rows (with their _set) whose
+    ret_1d counts."""
     binding = daily.filter(_binds(pl.col("_largest"), pl.col("_total"), _cap(max_weight, pl.col("_n")))).select(GROUP)
-    # Their member rows, through the (few) symbols of their sectors.
-    binding_sectors = sectors.join(binding.select("sector").unique(), on="sector", how="semi")
+    # Their member rows, through the (few) sets of their sectors.
+    binding_sets = set_sectors.join(binding.select("sector").unique(), on="sector", how="semi")
     capped = (
         capped_weights(
-            returning.join(binding_sectors, on="symbol").join(binding, on=GROUP, how="semi"),
+            returning.join(binding_sets, on="_set").join(binding, on=GROUP, how="semi"),
             "score_usd",
             GROUP,
             max_weight,

@@ -44,11 +44,12 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, cfg: Membership) -> pl.Lazy
     gaps), ret_1d (null across a stale gap or on the first candle), history_days, adv_usd (average
     dollar volume of the candles in the trailing window (D - window, D]), eligible (member at D's
     close), in_return (its ret_1d counts in the index on D: it was a member at its previous close),
-    score_usd (capped weighting's size, fixed per month, see below), status.
-    `symbol` comes back Categorical; rows come grouped by symbol, each symbol's sorted by date.
+    score_usd (capped weighting's size, fixed per month, see below), status, and key: the rows'
+    sort key (the symbol's categorical code, then the day; see `symbol_day_key`), which is what
+    lets `altseason` look 90 days back with a merge. `symbol` comes back Categorical.
     """
     # Days since the previous row; a new symbol is always more than 2**31 days away.
-    gap = pl.col("_key").diff()
+    gap = pl.col("key").diff()
     new_spell = pl.col("new_spell")
     new_symbol = (pl.col("symbol").to_physical().diff() != 0).fill_null(True)
     spells = new_spell.cast(pl.Int32).cum_sum()  # numbered across all symbols
@@ -66,24 +67,22 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, cfg: Membership) -> pl.Lazy
             "close",
             (pl.col("close") * pl.col("volume")).alias("dollar_volume_usd"),
         )
-        .with_columns(_key=symbol_day_key())
-        .sort("_key")
+        .with_columns(key=symbol_day_key())
+        .sort("key")
         .with_columns(new_spell=(gap > cfg.stale_after_days).fill_null(True))
         .with_columns(
             spell=spells - _at_start(new_symbol, spells) + 1,
             ret_1d=pl.when(~new_spell).then(pl.col("close") / pl.col("close").shift(1) - 1),
-            history_days=pl.col("_key") - _at_start(new_spell, pl.col("_key")) + 1,
-            adv_usd=pl.col("dollar_volume_usd").rolling_mean_by("_key", f"{cfg.dollar_volume_window_days}i"),
+            history_days=pl.col("key") - _at_start(new_spell, pl.col("key")) + 1,
+            adv_usd=pl.col("dollar_volume_usd").rolling_mean_by("key", f"{cfg.dollar_volume_window_days}i"),
+            _run=new_month.cast(pl.Int32).cum_sum(),  # here, to run alongside the rolling mean
         )
         .with_columns(
             eligible=(pl.col("history_days") >= cfg.min_history_days)
             & (pl.col("adv_usd") >= cfg.min_dollar_volume_usd),
-        )
-        .with_columns(
-            in_return=pl.col("eligible").shift(1).fill_null(False) & ~new_spell,
             _adv_before=pl.col("adv_usd").shift(1),
-            _run=new_month.cast(pl.Int32).cum_sum(),
         )
+        .with_columns(in_return=pl.col("eligible").shift(1).fill_null(False) & ~new_spell)
         .with_columns(
             score_usd=pl.col("_adv_before").filter("in_return").first().over(run),
             status=pl.when(pl.col("history_days") < cfg.min_history_days)
@@ -92,5 +91,5 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, cfg: Membership) -> pl.Lazy
             .then(pl.lit("low_volume"))
             .otherwise(pl.lit("member")),
         )
-        .drop("_key", "new_spell", "_adv_before", "_run")
+        .drop("new_spell", "_adv_before", "_run")
     )

@@ -120,19 +120,13 @@ def sector_index(
     sets = _sector_sets(assignments)
     symbols = sets.select("_set", "symbol").explode("symbol")
     set_sectors = sets.lazy().select("_set", "sector").explode("sector").with_columns(pl.col("sector").cast(sector))
-    rows = (
-        members.lazy()
-        .select(
-            "date",
-            "eligible",
-            "ret_1d",
-            "score_usd",
-            # A lookup, not a join: no member column is moved. Symbols outside the universe get no set.
-            _set=pl.col("symbol").replace_strict(symbols["symbol"], symbols["_set"], default=None),
-            _ret=pl.when(returning).then("ret_1d"),
-            _size=pl.when(returning).then(_size("score_usd")),
-        )
-        .cache()  # grouped below, and its returning rows are the capped weighting's
+    rows = members.lazy().select(
+        "date",
+        "eligible",
+        # A lookup, not a join: no member column is moved. Symbols outside the universe get no set.
+        _set=pl.col("symbol").replace_strict(symbols["symbol"], symbols["_set"], default=None),
+        _ret=pl.when(returning).then("ret_1d"),
+        _size=pl.when(returning).then(_size("score_usd")),
     )
     # One pass over the member rows for everything either weighting needs per (set, date), then
     # per (sector, date) from the sets': sums and a max add up; the mean is their sum over count.
@@ -158,7 +152,7 @@ def sector_index(
     with_returns = {
         "equal": lambda: daily.with_columns(ret_1d=pl.col("_mean")),
         "capped": lambda: _with_capped_returns(
-            rows.filter(pl.col("_ret").is_not_null()), set_sectors, daily, cfg.max_weight
+            members.lazy().filter(returning), symbols, set_sectors, daily, cfg.max_weight
         ),
     }
     parts = [_levels(with_returns[w]()).with_columns(weighting=pl.lit(w)) for w in cfg.weightings]
@@ -168,18 +162,24 @@ def sector_index(
 
 
 def _with_capped_returns(
-    returning: pl.LazyFrame, set_sectors: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
+    returning: pl.LazyFrame, symbols: pl.DataFrame, set_sectors: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
 ) -> pl.LazyFrame:
     """Adds ret_1d to `daily`, capped weighting: sum(size * ret) / sum(size) where the cap does not
     bind (no weight per row needed); only the groups where it binds go through `capped_weights`.
-    Null where no member's return counts. `returning`: the member rows (with their _set) whose
-    ret_1d counts."""
+    Null where no member's return counts. `returning`: the member rows whose ret_1d counts;
+    `symbols`: _set, symbol."""
     binding = daily.filter(_binds(pl.col("_largest"), pl.col("_total"), _cap(max_weight, pl.col("_n")))).select(GROUP)
-    # Their member rows, through the (few) sets of their sectors.
-    binding_sets = set_sectors.join(binding.select("sector").unique(), on="sector", how="semi")
+    # Their member rows, through the (few) symbols of their sectors.
+    binding_symbols = (
+        set_sectors.join(binding.select("sector").unique(), on="sector", how="semi")
+        .join(symbols.lazy(), on="_set")
+        .select(pl.col("symbol").cast(pl.Categorical), "sector")
+    )
     capped = (
         capped_weights(
-            returning.join(binding_sets, on="_set").join(binding, on=GROUP, how="semi"),
+            returning.with_columns(pl.col("symbol").cast(pl.Categorical))
+            .join(binding_symbols, on="symbol")
+            .join(binding, on=GROUP, how="semi"),
             "score_usd",
             GROUP,
             max_weight,

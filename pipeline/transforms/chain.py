@@ -16,7 +16,7 @@ from pipeline.transforms.funding_costs import funding_costs
 from pipeline.transforms.market_regime import market_features, market_regime
 from pipeline.transforms.membership import membership
 from pipeline.transforms.relative_strength import relative_strength
-from pipeline.transforms.sector_index import sector_assignments, sector_index
+from pipeline.transforms.sector_index import sector_assignments, sector_days, sector_index
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,11 @@ class RawFrames:
     btc_dominance: pl.DataFrame
 
 
-# Engines by the size of what a step reads. membership is a chain of passes over one sorted frame
-# (shifts, fills, a rolling window), which the in-memory engine runs faster than the streaming one;
-# the sector index and altseason group the 1.7M member rows, where the streaming engine wins; the
-# steps after them read a few thousand rows each, where the in-memory engine has less overhead.
+# Engines by the shape of a step. membership is a chain of passes over one sorted frame (shifts,
+# fills, a rolling window), which the in-memory engine runs faster than the streaming one; the
+# sector days and altseason group the 1.7M member rows, where the streaming engine wins; the rest
+# works on a few thousand rows each (the sector index's levels and capped weights, relative
+# strength, funding, the phase), where the in-memory engine has less overhead per step.
 MEMBERSHIP_ENGINE = "in-memory"
 SMALL_ENGINE = "in-memory"
 
@@ -63,12 +64,11 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
         .collect(engine=MEMBERSHIP_ENGINE)
         .lazy()
     )
-    index, season = pl.collect_all(
-        [
-            sector_index(members, sector_assignments(tokens, cfg.sector_index), cfg.sector_index),
-            altseason(members, tokens, cfg.altseason, cfg.sector_index),
-        ]
+    assignments = sector_assignments(tokens, cfg.sector_index)
+    days, season = pl.collect_all(
+        [sector_days(members, assignments), altseason(members, tokens, cfg.altseason, cfg.sector_index)]
     )
+    index = sector_index(members, assignments, cfg.sector_index, days.lazy()).collect(engine=SMALL_ENGINE)
     rs = relative_strength(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect(engine=SMALL_ENGINE)
     costs = funding_costs(raw.funding).collect(engine=SMALL_ENGINE)
     features = market_features(

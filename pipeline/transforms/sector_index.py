@@ -16,6 +16,7 @@ import polars as pl
 from pipeline.transforms.config import SectorIndex
 
 GROUP = ["sector", "date"]
+RETURNING = pl.col("in_return") & pl.col("ret_1d").is_not_null()  # member rows whose ret_1d counts
 
 
 def sector_assignments(tokens: pl.DataFrame, cfg: SectorIndex) -> pl.DataFrame:
@@ -88,48 +89,47 @@ def capped_weights(frame: pl.LazyFrame, score: str, group: list[str], max_weight
     )
 
 
-def _sector_sets(assignments: pl.DataFrame) -> pl.DataFrame:
-    """_set, symbol (list), sector (list): the symbols grouped by the exact set of sectors they count in.
+def _sector_enum(assignments: pl.DataFrame) -> pl.Enum:
+    """Sectors as an enum while rows are grouped: grouping on its codes is cheaper than hashing
+    strings, and sorting its codes sorts the names (the categories are sorted)."""
+    return pl.Enum(assignments["sector"].drop_nulls().unique().sort())
+
+
+def _sector_sets(assignments: pl.DataFrame) -> tuple[pl.DataFrame, pl.LazyFrame]:
+    """(_set, symbol) and (_set, sector): the symbols grouped by the exact set of sectors they count in.
 
     A sector's own tokens also make the alts composite, so ~10 sets cover every (symbol, sector)
     pair: member rows are summed once per (set, date), not once per pair, and sets sum to sectors.
     """
-    return (
+    sets = (
         assignments.group_by("symbol")
         .agg(pl.col("sector").unique().sort())
         .group_by("sector")
         .agg("symbol")
         .with_row_index("_set")
     )
-
-
-def sector_index(
-    members: pl.LazyFrame, assignments: pl.DataFrame, cfg: SectorIndex
-) -> pl.LazyFrame:
-    """sector, date, weighting, level, ret_1d, n_constituents, one row per calendar day from each
-    sector's first day (the first close with a member) to its last.
-
-    `members` is `membership()`'s output. n_constituents counts the members at D's close (the set
-    that D+1's return will use); ret_1d is null on the first day and on any day no member traded
-    (the level then stays where it was).
-    """
-    # Sectors as an enum while the member rows are grouped: grouping on its codes is cheaper
-    # than hashing strings, and sorting its codes sorts the names (the categories are sorted).
-    sector = pl.Enum(assignments["sector"].drop_nulls().unique().sort())
-    returning = pl.col("in_return") & pl.col("ret_1d").is_not_null()
-    sets = _sector_sets(assignments)
     symbols = sets.select("_set", "symbol").explode("symbol")
-    set_sectors = sets.lazy().select("_set", "sector").explode("sector").with_columns(pl.col("sector").cast(sector))
+    sectors = sets.lazy().select("_set", "sector").explode("sector")
+    return symbols, sectors.with_columns(pl.col("sector").cast(_sector_enum(assignments)))
+
+
+def sector_days(members: pl.LazyFrame, assignments: pl.DataFrame) -> pl.LazyFrame:
+    """sector, date, n_constituents and what either weighting needs (_n, _mean, _total, _largest,
+    _weighted) for each (sector, date) with member rows: the one pass over the member rows.
+
+    `members` is `membership()`'s output.
+    """
+    symbols, set_sectors = _sector_sets(assignments)
     rows = members.lazy().select(
         "date",
         "eligible",
         # A lookup, not a join: no member column is moved. Symbols outside the universe get no set.
         _set=pl.col("symbol").replace_strict(symbols["symbol"], symbols["_set"], default=None),
-        _ret=pl.when(returning).then("ret_1d"),
-        _size=pl.when(returning).then(_size("score_usd")),
+        _ret=pl.when(RETURNING).then("ret_1d"),
+        _size=pl.when(RETURNING).then(_size("score_usd")),
     )
-    # One pass over the member rows for everything either weighting needs per (set, date), then
-    # per (sector, date) from the sets': sums and a max add up; the mean is their sum over count.
+    # Per (set, date), then per (sector, date) from the sets': sums and a max add up; the mean is
+    # their sum over count.
     by_set = rows.group_by("_set", "date").agg(
         n_constituents=pl.col("eligible").sum(),
         _n=pl.col("_ret").count(),
@@ -138,7 +138,7 @@ def sector_index(
         _largest=pl.col("_size").max(),
         _weighted=(pl.col("_size") * pl.col("_ret")).sum(),
     )
-    daily = (
+    return (
         by_set.join(set_sectors, on="_set")
         .group_by(GROUP)
         .agg(
@@ -147,13 +147,28 @@ def sector_index(
             pl.col("_largest").max(),
         )
         .with_columns(_mean=pl.when(pl.col("_n") > 0).then(pl.col("_sum") / pl.col("_n")))
-        .cache()  # read by both weightings
+        .drop("_sum")
+    )
+
+
+def sector_index(
+    members: pl.LazyFrame, assignments: pl.DataFrame, cfg: SectorIndex, days: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """sector, date, weighting, level, ret_1d, n_constituents, one row per calendar day from each
+    sector's first day (the first close with a member) to its last.
+
+    `members` is `membership()`'s output. n_constituents counts the members at D's close (the set
+    that D+1's return will use); ret_1d is null on the first day and on any day no member traded
+    (the level then stays where it was). `days`: `sector_days()` of the same inputs if already
+    computed (the chain groups the member rows on the streaming engine, the rest is small).
+    """
+    days = (sector_days(members, assignments) if days is None else days).cache()  # read by both weightings
+    pairs = assignments.lazy().select(
+        pl.col("symbol").cast(pl.Categorical), pl.col("sector").cast(_sector_enum(assignments))
     )
     with_returns = {
-        "equal": lambda: daily.with_columns(ret_1d=pl.col("_mean")),
-        "capped": lambda: _with_capped_returns(
-            members.lazy().filter(returning), symbols, set_sectors, daily, cfg.max_weight
-        ),
+        "equal": lambda: days.with_columns(ret_1d=pl.col("_mean")),
+        "capped": lambda: _with_capped_returns(members.lazy().filter(RETURNING), pairs, days, cfg.max_weight),
     }
     parts = [_levels(with_returns[w]()).with_columns(weighting=pl.lit(w)) for w in cfg.weightings]
     return pl.concat(parts).select(
@@ -162,23 +177,19 @@ def sector_index(
 
 
 def _with_capped_returns(
-    returning: pl.LazyFrame, symbols: pl.DataFrame, set_sectors: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
+    returning: pl.LazyFrame, pairs: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
 ) -> pl.LazyFrame:
     """Adds ret_1d to `daily`, capped weighting: sum(size * ret) / sum(size) where the cap does not
     bind (no weight per row needed); only the groups where it binds go through `capped_weights`.
     Null where no member's return counts. `returning`: the member rows whose ret_1d counts;
-    `symbols`: _set, symbol."""
+    `pairs`: (symbol, sector), symbol Categorical as in the member rows."""
     binding = daily.filter(_binds(pl.col("_largest"), pl.col("_total"), _cap(max_weight, pl.col("_n")))).select(GROUP)
     # Their member rows, through the (few) symbols of their sectors.
-    binding_symbols = (
-        set_sectors.join(binding.select("sector").unique(), on="sector", how="semi")
-        .join(symbols.lazy(), on="_set")
-        .select(pl.col("symbol").cast(pl.Categorical), "sector")
-    )
+    binding_pairs = pairs.join(binding.select("sector").unique(), on="sector", how="semi")
     capped = (
         capped_weights(
             returning.with_columns(pl.col("symbol").cast(pl.Categorical))
-            .join(binding_symbols, on="symbol")
+            .join(binding_pairs, on="symbol")
             .join(binding, on=GROUP, how="semi"),
             "score_usd",
             GROUP,

@@ -50,7 +50,7 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, cfg: Membership) -> pl.Lazy
     """
     # Days since the previous row; a new symbol is always more than 2**31 days away.
     gap = pl.col("key").diff()
-    new_spell = pl.col("new_spell")
+    new_spell = (gap > cfg.stale_after_days).fill_null(True)
     new_symbol = (pl.col("symbol").to_physical().diff() != 0).fill_null(True)
     spells = new_spell.cast(pl.Int32).cum_sum()  # numbered across all symbols
     # Monthly rebalance on data known at the rebalance date: the size a constituent is weighted by
@@ -69,20 +69,20 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, cfg: Membership) -> pl.Lazy
         )
         .with_columns(key=symbol_day_key())
         .sort("key")
-        .with_columns(new_spell=(gap > cfg.stale_after_days).fill_null(True))
-        .with_columns(
+        .with_columns(  # one step, so that the rolling mean runs alongside the rest
+            new_spell=new_spell,
             spell=spells - _at_start(new_symbol, spells) + 1,
             ret_1d=pl.when(~new_spell).then(pl.col("close") / pl.col("close").shift(1) - 1),
             history_days=pl.col("key") - _at_start(new_spell, pl.col("key")) + 1,
             adv_usd=pl.col("dollar_volume_usd").rolling_mean_by("key", f"{cfg.dollar_volume_window_days}i"),
-            _run=new_month.cast(pl.Int32).cum_sum(),  # here, to run alongside the rolling mean
+            _run=new_month.cast(pl.Int32).cum_sum(),
         )
         .with_columns(
             eligible=(pl.col("history_days") >= cfg.min_history_days)
             & (pl.col("adv_usd") >= cfg.min_dollar_volume_usd),
             _adv_before=pl.col("adv_usd").shift(1),
         )
-        .with_columns(in_return=pl.col("eligible").shift(1).fill_null(False) & ~new_spell)
+        .with_columns(in_return=pl.col("eligible").shift(1).fill_null(False) & ~pl.col("new_spell"))
         .with_columns(
             score_usd=pl.col("_adv_before").filter("in_return").first().over(run),
             status=pl.when(pl.col("history_days") < cfg.min_history_days)

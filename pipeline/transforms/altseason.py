@@ -12,33 +12,32 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.transforms.config import Altseason, SectorIndex
-from pipeline.transforms.membership import SYMBOL_STRIDE
 
 
-def with_past_close(closes: pl.LazyFrame, days: int, alias: str) -> pl.LazyFrame:
+def with_past_close(members: pl.LazyFrame, days: int, alias: str) -> pl.LazyFrame:
     """Adds `alias`: the symbol's close exactly `days` calendar days earlier (null if that day is absent).
 
-    `relative_strength.lagged` as an as-of join with zero tolerance on a (symbol, day) integer key:
-    a merge of two sorted frames, several times cheaper than hashing (symbol, date) on every row.
-    One row per (symbol, date). Rows come back sorted by that key.
+    `relative_strength.lagged` as an as-of join with zero tolerance on membership's `key` (symbol,
+    day), which its rows are already sorted by: a merge of the frame with itself `days` later, with
+    no sort and no hashing. Rows keep their order.
     """
-    symbol_code = pl.col("symbol").cast(pl.Categorical).to_physical().cast(pl.Int64)
-    key = symbol_code * SYMBOL_STRIDE + pl.col("date").cast(pl.Int64)
-    keyed = closes.with_columns(_key=key).sort("_key").cache()  # both sides of the join
-    past = keyed.select(pl.col("_key") + days, pl.col("close").alias(alias))
-    return keyed.join_asof(past, on="_key", strategy="backward", tolerance=0).drop("_key")
+    members = members.cache()  # both sides of the join
+    past = members.select(pl.col("key") + days, pl.col("close").alias(alias))
+    return members.join_asof(past, on="key", strategy="backward", tolerance=0)
 
 
 def altseason(
     members: pl.LazyFrame, tokens: pl.DataFrame, cfg: Altseason, index_cfg: SectorIndex
 ) -> pl.LazyFrame:
-    """date, altseason_index (0..100), n_eligible, n_outperforming, btc_return_pct, season."""
+    """date, altseason_index (0..100), n_eligible, n_outperforming, btc_return_pct, season.
+
+    `members` is `membership()`'s output (sorted by its `key`)."""
     btc_symbols = tokens.filter(pl.col("token") == index_cfg.btc)["symbol"]
     alt_symbols = tokens.filter(~pl.col("token").is_in([index_cfg.btc, *index_cfg.excluded_tokens]))["symbol"]
     window = f"_close_{cfg.window_days}d"
     returns = with_past_close(
         members.lazy()
-        .select("symbol", "date", "close", "eligible")
+        .select("key", "symbol", "date", "close", "eligible")
         .filter(pl.col("symbol").is_in(pl.concat([btc_symbols, alt_symbols]).implode())),
         cfg.window_days,
         window,

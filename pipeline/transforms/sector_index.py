@@ -16,6 +16,7 @@ import polars as pl
 from pipeline.transforms.config import SectorIndex
 
 GROUP = ["sector", "date"]
+RETURNING = pl.col("in_return") & pl.col("ret_1d").is_not_null()  # member rows whose ret_1d counts
 
 
 def sector_assignments(tokens: pl.DataFrame, cfg: SectorIndex) -> pl.DataFrame:
@@ -88,43 +89,86 @@ def capped_weights(frame: pl.LazyFrame, score: str, group: list[str], max_weight
     )
 
 
+def _sector_enum(assignments: pl.DataFrame) -> pl.Enum:
+    """Sectors as an enum while rows are grouped: grouping on its codes is cheaper than hashing
+    strings, and sorting its codes sorts the names (the categories are sorted)."""
+    return pl.Enum(assignments["sector"].drop_nulls().unique().sort())
+
+
+def _sector_sets(assignments: pl.DataFrame) -> tuple[pl.DataFrame, pl.LazyFrame]:
+    """(_set, symbol) and (_set, sector): the symbols grouped by the exact set of sectors they count in.
+
+    A sector's own tokens also make the alts composite, so ~10 sets cover every (symbol, sector)
+    pair: member rows are summed once per (set, date), not once per pair, and sets sum to sectors.
+    """
+    sets = (
+        assignments.group_by("symbol")
+        .agg(pl.col("sector").unique().sort())
+        .group_by("sector")
+        .agg("symbol")
+        .with_row_index("_set")
+    )
+    symbols = sets.select("_set", "symbol").explode("symbol")
+    sectors = sets.lazy().select("_set", "sector").explode("sector")
+    return symbols, sectors.with_columns(pl.col("sector").cast(_sector_enum(assignments)))
+
+
+def sector_days(members: pl.LazyFrame, assignments: pl.DataFrame) -> pl.LazyFrame:
+    """sector, date, n_constituents and what either weighting needs (_n, _mean, _total, _largest,
+    _weighted) for each (sector, date) with member rows: the one pass over the member rows.
+
+    `members` is `membership()`'s output.
+    """
+    symbols, set_sectors = _sector_sets(assignments)
+    rows = members.lazy().select(
+        "date",
+        "eligible",
+        # A lookup, not a join: no member column is moved. Symbols outside the universe get no set.
+        _set=pl.col("symbol").replace_strict(symbols["symbol"], symbols["_set"], default=None),
+        _ret=pl.when(RETURNING).then("ret_1d"),
+        _size=pl.when(RETURNING).then(_size("score_usd")),
+    )
+    # Per (set, date), then per (sector, date) from the sets': sums and a max add up; the mean is
+    # their sum over count.
+    by_set = rows.group_by("_set", "date").agg(
+        n_constituents=pl.col("eligible").sum(),
+        _n=pl.col("_ret").count(),
+        _sum=pl.col("_ret").sum(),
+        _total=pl.col("_size").sum(),
+        _largest=pl.col("_size").max(),
+        _weighted=(pl.col("_size") * pl.col("_ret")).sum(),
+    )
+    return (
+        by_set.join(set_sectors, on="_set")
+        .group_by(GROUP)
+        .agg(
+            pl.col("n_constituents").sum().cast(pl.Int32),
+            pl.col("_n", "_sum", "_total", "_weighted").sum(),
+            pl.col("_largest").max(),
+        )
+        .with_columns(_mean=pl.when(pl.col("_n") > 0).then(pl.col("_sum") / pl.col("_n")))
+        .drop("_sum")
+    )
+
+
 def sector_index(
-    members: pl.LazyFrame, assignments: pl.DataFrame, cfg: SectorIndex
+    members: pl.LazyFrame, assignments: pl.DataFrame, cfg: SectorIndex, days: pl.LazyFrame | None = None
 ) -> pl.LazyFrame:
     """sector, date, weighting, level, ret_1d, n_constituents, one row per calendar day from each
     sector's first day (the first close with a member) to its last.
 
     `members` is `membership()`'s output. n_constituents counts the members at D's close (the set
     that D+1's return will use); ret_1d is null on the first day and on any day no member traded
-    (the level then stays where it was).
+    (the level then stays where it was). `days`: `sector_days()` of the same inputs if already
+    computed (the chain groups the member rows on the streaming engine, the rest is small).
     """
-    # Sectors as an enum while the member rows are grouped: grouping on its codes is cheaper
-    # than hashing strings, and sorting its codes sorts the names (the categories are sorted).
-    sector = pl.Enum(assignments["sector"].drop_nulls().unique().sort())
-    returning = pl.col("in_return") & pl.col("ret_1d").is_not_null()
-    sectors = assignments.lazy().with_columns(pl.col("sector").cast(sector))
-    rows = (
-        members.lazy()
-        .select("symbol", "date", "eligible", "in_return", "ret_1d", "score_usd")
-        .join(sectors, on="symbol")
-        .with_columns(_ret=pl.when(returning).then("ret_1d"), _size=pl.when(returning).then(_size("score_usd")))
-    )
-    # One pass over the member rows for everything either weighting needs per (sector, date).
-    daily = (
-        rows.group_by(GROUP)
-        .agg(
-            n_constituents=pl.col("eligible").sum().cast(pl.Int32),
-            _n=pl.col("_ret").count(),
-            _mean=pl.col("_ret").mean(),
-            _total=pl.col("_size").sum(),
-            _largest=pl.col("_size").max(),
-            _weighted=(pl.col("_size") * pl.col("_ret")).sum(),
-        )
-        .cache()  # read by both weightings
+    days = (sector_days(members, assignments) if days is None else days).cache()  # read by both weightings
+    pairs = assignments.lazy().select(
+        pl.col("symbol").cast(pl.Categorical), pl.col("sector").cast(_sector_enum(assignments))
     )
     with_returns = {
-        "equal": lambda: daily.with_columns(ret_1d=pl.col("_mean")),
-        "capped": lambda: _with_capped_returns(members.lazy().filter(returning), sectors, daily, cfg.max_weight),
+        "equal": lambda: days.with_columns(ret_1d=pl.col("_mean")),
+        "capped": lambda: _with_capped_returns(members.lazy().filter(RETURNING), pairs, days, cfg.max_weight),
     }
     parts = [_levels(with_returns[w]()).with_columns(weighting=pl.lit(w)) for w in cfg.weightings]
     return pl.concat(parts).select(
@@ -133,17 +177,20 @@ def sector_index(
 
 
 def _with_capped_returns(
-    returning: pl.LazyFrame, sectors: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
+    returning: pl.LazyFrame, pairs: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
 ) -> pl.LazyFrame:
     """Adds ret_1d to `daily`, capped weighting: sum(size * ret) / sum(size) where the cap does not
     bind (no weight per row needed); only the groups where it binds go through `capped_weights`.
-    Null where no member's return counts. `returning`: the member rows whose ret_1d counts."""
+    Null where no member's return counts. `returning`: the member rows whose ret_1d counts;
+    `pairs`: (symbol, sector), symbol Categorical as in the member rows."""
     binding = daily.filter(_binds(pl.col("_largest"), pl.col("_total"), _cap(max_weight, pl.col("_n")))).select(GROUP)
     # Their member rows, through the (few) symbols of their sectors.
-    binding_sectors = sectors.join(binding.select("sector").unique(), on="sector", how="semi")
+    binding_pairs = pairs.join(binding.select("sector").unique(), on="sector", how="semi")
     capped = (
         capped_weights(
-            returning.join(binding_sectors, on="symbol").join(binding, on=GROUP, how="semi"),
+            returning.with_columns(pl.col("symbol").cast(pl.Categorical))
+            .join(binding_pairs, on="symbol")
+            .join(binding, on=GROUP, how="semi"),
             "score_usd",
             GROUP,
             max_weight,

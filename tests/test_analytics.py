@@ -64,7 +64,7 @@ def test_constituent_weights_sum_to_one_and_make_the_index_return(real_dataset, 
     assert capped["top"].max() <= CONFIG.sector_index.max_weight + 1e-12
     assert capped.filter(pl.col("top") > CONFIG.sector_index.max_weight - 1e-9).height > 100  # the cap binds
     rebuilt = (
-        weights.join(members.select("symbol", "date", "ret_1d"), on=["symbol", "date"])
+        weights.join(members.select(pl.col("symbol").cast(pl.String), "date", "ret_1d"), on=["symbol", "date"])
         .group_by(group).agg(ret=(pl.col("weight") * pl.col("ret_1d")).sum())
         .join(real_marts["marts.sector_index"], on=group)
     )

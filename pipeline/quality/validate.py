@@ -16,6 +16,7 @@ from great_expectations.data_context.types.base import (
     InMemoryStoreBackendDefaults,
     ProgressBarsConfig,
 )
+from great_expectations.execution_engine import pandas_execution_engine
 
 from pipeline.quality import btc_dominance, defi_tvl, funding, marts, ohlcv
 from pipeline.quality.config import QualityConfig
@@ -32,7 +33,12 @@ DETAIL_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [
 @functools.cache
 def _batch_definition():
     """One ephemeral context, pandas datasource and whole-frame batch definition per process: building
-    them costs more than validating a small frame. No analytics (offline), no progress bars (logs)."""
+    them costs more than validating a small frame. No analytics (offline), no progress bars (logs).
+
+    GX fingerprints every in-memory frame it is given (an md5 over pandas' hash of every row, ~0.15 s
+    per 1M rows) for a batch marker nothing here reads; it skips that above HASH_THRESHOLD bytes, so
+    the threshold is set to 0 (a module constant of GX 1.x; validation results are unaffected)."""
+    pandas_execution_engine.HASH_THRESHOLD = 0
     context = gx.get_context(
         mode="ephemeral",
         project_config=DataContextConfig(

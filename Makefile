@@ -11,12 +11,13 @@ export PYTHONPATH := $(CURDIR)
 # event-log writes of a years-long single-run backfill (the run, not each partition, shows failure).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
-.PHONY: help env demo test ui bench clean
+.PHONY: help env demo test ui sql bench clean
 
 help:
 	@echo "make demo   replay the embedded synthetic market into warehouse/rotation.duckdb (offline)"
 	@echo "make test   run the test suite"
 	@echo "make ui     start the Dagster UI on http://127.0.0.1:3000"
+	@echo "make sql    SQL prompt on the published read-only warehouse (warehouse/rotation_read.duckdb)"
 	@echo "make bench  run the benchmarks in bench/"
 
 .tools/bin/uv:
@@ -37,6 +38,9 @@ test: env
 
 ui: env
 	$(PY) -m dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+sql: env
+	$(PY) -m pipeline sql
 
 bench: env
 	@for f in bench/*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(PY) "$$f" || exit 1; done

@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline demo | summary | sql QUERY`."""
+"""Command line: `python -m pipeline demo | summary | sql [QUERY]`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="replay the embedded (or ROTATION_REPLAY_DATA) dataset into the warehouse")
     sub.add_parser("summary", help="rows and date range per raw table")
-    sql = sub.add_parser("sql", help="run a read-only SQL query on the warehouse and print the result")
-    sql.add_argument("query")
+    sql = sub.add_parser("sql", help="run read-only SQL on the published snapshot (no query: an interactive shell)")
+    sql.add_argument("query", nargs="?")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -29,14 +29,42 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(Warehouse())
         return 0
     if args.command == "sql":
-        warehouse = Warehouse()
-        if not warehouse.path.exists():
-            print(f"no warehouse at {warehouse.path}: run `make demo` first", file=sys.stderr)
+        snapshot = Warehouse().snapshot_path  # never the writer's file: a run may hold its lock
+        if not snapshot.exists():
+            print(f"no published warehouse at {snapshot}: run `make demo` first", file=sys.stderr)
             return 1
-        with warehouse.connect(read_only=True) as con:
-            con.sql(args.query).show(max_rows=50)
+        with Warehouse(snapshot).connect(read_only=True) as con:
+            if args.query:
+                con.sql(args.query).show(max_rows=50)
+            else:
+                shell(con, snapshot)
         return 0
     return 2
+
+
+def shell(con, path) -> None:
+    """A minimal SQL prompt (the duckdb 2.0 wheel ships no CLI, and a 1.x CLI cannot open the file)."""
+    import duckdb
+
+    print(f"{path} (read-only). End a statement with ';'. Ctrl-D or .quit to leave.")
+    buffer = ""
+    while True:
+        try:
+            line = input("sql> " if not buffer else "...> ")
+        except EOFError:
+            print()
+            return
+        if line.strip() in (".quit", ".exit") and not buffer:
+            return
+        buffer += line + "\n"
+        if buffer.rstrip().endswith(";"):
+            try:
+                result = con.sql(buffer)
+                if result is not None:
+                    result.show(max_rows=50)
+            except duckdb.Error as exc:
+                print(f"error: {exc}")
+            buffer = ""
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.analytics import analytics_assets
 from assets.ingest import ingest_assets
+from assets.publish import publish_assets
 from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, WarehouseResource
 
 ingest_job = dg.define_asset_job(
@@ -15,12 +16,13 @@ analytics_job = dg.define_asset_job(
     description="Recompute the marts (sector indices, relative strength, altseason, funding, phase) from the raw tables.",
 )
 nightly_job = dg.define_asset_job(
-    "nightly", selection=dg.AssetSelection.groups("ingest", "analytics"),
-    description="Ingest, then recompute every mart: what the nightly schedule and `make demo` run.",
+    "nightly", selection=dg.AssetSelection.groups("ingest", "analytics", "publish"),
+    description="Ingest, recompute every mart, publish the read-only snapshot: what the nightly schedule "
+    "and `make demo` run.",
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, *analytics_assets],
+    assets=[*ingest_assets, *analytics_assets, *publish_assets],
     jobs=[ingest_job, analytics_job, nightly_job],
     resources={
         "sources": MarketSources(), "warehouse": WarehouseResource(), "analytics": AnalyticsSettings(),

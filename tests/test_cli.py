@@ -37,12 +37,28 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-def test_sql_prints_query_results_read_only(warehouse_path):
-    Warehouse(warehouse_path).upsert({"raw.ohlcv_1d": candles(3, close=123.5)})
-    done = _cli("sql", "select symbol, count(*) as n, max(close) from raw.ohlcv_1d group by all",
-                env={"ROTATION_WAREHOUSE": str(warehouse_path)})
+def test_sql_reads_the_published_snapshot_while_the_writer_holds_the_warehouse(warehouse_path):
+    wh = Warehouse(warehouse_path)
+    wh.upsert({"raw.ohlcv_1d": candles(3, close=123.5)})
+    wh.publish_snapshot()
+    with wh.connect():  # a run holding the writer's lock
+        done = _cli("sql", "select symbol, count(*) as n, max(close) from raw.ohlcv_1d group by all",
+                    env={"ROTATION_WAREHOUSE": str(warehouse_path)})
     assert done.returncode == 0, done.stderr
     assert "BTC/USDT" in done.stdout and "123.5" in done.stdout
+
+
+def test_sql_without_a_query_is_a_prompt(warehouse_path):
+    wh = Warehouse(warehouse_path)
+    wh.upsert({"raw.ohlcv_1d": candles(2, close=7.25)})
+    wh.publish_snapshot()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "sql"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        input="select max(close) as top\nfrom raw.ohlcv_1d;\nselect nope;\n.quit\n",
+        env={**os.environ, "PYTHONPATH": str(ROOT), "ROTATION_WAREHOUSE": str(warehouse_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "7.25" in done.stdout and "error:" in done.stdout and "rotation_read.duckdb" in done.stdout
 
 
 def test_sql_without_a_warehouse_says_to_run_the_demo(tmp_path):

@@ -141,6 +141,31 @@ class Warehouse:
         with self.connect() as con:  # the writer's own connection: creates tables not yet materialised
             return con.sql(sql, params=params).pl()
 
+    @property
+    def snapshot_path(self) -> Path:
+        """The read-only copy readers use: rotation.duckdb -> rotation_read.duckdb, beside it."""
+        return self.path.with_name(self.path.stem + "_read" + self.path.suffix)
+
+    def publish_snapshot(self) -> Path:
+        """Copy the whole warehouse into a new file beside it and rename that over the snapshot.
+
+        DuckDB lets one process hold a file read-write and then nobody else may open it, even
+        read-only; readers open the snapshot instead. The rename is atomic: a reader that has the
+        old snapshot open keeps reading it, the next connection sees the new one."""
+        target = self.snapshot_path
+        staging = target.with_name(target.name + ".publishing")
+        staging.unlink(missing_ok=True)
+        with self.connect() as con:
+            source = con.execute("select current_database()").fetchone()[0]
+            # a path and a database name as quoted SQL identifiers/literals: neither is user SQL
+            con.execute("ATTACH '" + str(staging).replace("'", "''") + "' AS snapshot")
+            try:
+                con.execute('COPY FROM DATABASE "' + source.replace('"', '""') + '" TO snapshot')
+            finally:
+                con.execute("DETACH snapshot")
+        os.replace(staging, target)
+        return target
+
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         with self.connect(read_only=self.path.exists()) as con:
             return con.sql(sql, params=params or None).pl()

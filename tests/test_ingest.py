@@ -12,7 +12,6 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
-import yaml
 from polars.testing import assert_frame_equal
 
 from assets.ingest import btc_dominance, defi_tvl, funding_rates, ingest_assets, ohlcv_1d
@@ -71,17 +70,9 @@ def real_warehouse(tmp_path_factory):
     if not (REAL_DATA / "ohlcv_1d.parquet").exists():
         pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
     path = tmp_path_factory.mktemp("real") / "rotation.duckdb"
-    reports = run(ingest_assets, MarketSources(replay_data=str(REAL_DATA)), path, REAL_FIRST, REAL_AS_OF, real_quality(path.parent))
+    # the shipped policy: it accepts the one gap of the recording (PEPE/USDT 2024-12-02..14)
+    reports = run(ingest_assets, MarketSources(replay_data=str(REAL_DATA)), path, REAL_FIRST, REAL_AS_OF, QualitySettings())
     return path, reports, REAL_DATA
-
-
-def real_quality(folder: Path) -> QualitySettings:
-    """The shipped policy, plus the one gap of the recording a person has looked at and accepted."""
-    shipped = yaml.safe_load((Path(__file__).parents[1] / "pipeline" / "quality.yaml").read_text())
-    shipped["accepted_gaps"] = [{"symbol": "PEPE/USDT", "first": "2024-12-02", "last": "2024-12-14",
-                                 "reason": "no candles in the recording (two archives spliced)"}]
-    (folder / "quality.yaml").write_text(yaml.safe_dump(shipped))
-    return QualitySettings(config_path=str(folder / "quality.yaml"))
 
 
 def test_real_history_passes_the_gate_with_its_known_glitches_quarantined(real_warehouse):
@@ -141,7 +132,7 @@ def test_a_second_run_fetches_nothing_and_duplicates_nothing(real_warehouse):
     path, _, data = real_warehouse
     before = counts(path)
     sources = MarketSources(replay_data=str(data))
-    reports = run(ingest_assets, sources, path, REAL_FIRST, REAL_AS_OF, real_quality(path.parent))
+    reports = run(ingest_assets, sources, path, REAL_FIRST, REAL_AS_OF, QualitySettings())
     assert {name: result.metadata["rows_written"] for name, result in reports.items()} == {
         "ohlcv_1d": 0, "funding_rates": 0, "defi_tvl": 0, "btc_dominance": 0,
     }

@@ -226,7 +226,9 @@ def test_a_symbol_quiet_for_five_days_is_stale_one_gone_for_months_is_not():
 def test_the_shipped_policy_file_is_the_default_and_typos_are_named(tmp_path):
     from pipeline.quality.config import QualityConfigError, load_quality_config
 
-    assert load_quality_config() == QualityConfig()
+    shipped = load_quality_config()  # the defaults, plus the recording's one accepted gap
+    assert [(g.symbol, g.first, g.last) for g in shipped.accepted_gaps] == [("PEPE/USDT", dt.date(2024, 12, 2), dt.date(2024, 12, 14))]
+    assert shipped.model_copy(update={"accepted_gaps": ()}) == QualityConfig()
     assert QualityConfig().action("raw.btc_dominance.one_day_spike") == "warn"
     assert QualityConfig().action("raw.ohlcv_1d.no_gap") == "block"  # unlisted: blocks
     assert QualityConfig().every_block().action("raw.btc_dominance.one_day_spike") == "block"

@@ -87,6 +87,12 @@ def _members(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> pl.L
     return membership(candles.join(universe, on="symbol"), analytics.config.membership)
 
 
+def _index_inputs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> tuple:
+    """(members, sector assignments, index config): what the sector index and its weights are built from."""
+    cfg = analytics.config.sector_index
+    return _members(wh, analytics, last), sector_assignments(analytics.tokens, cfg), cfg
+
+
 @dg.asset(
     **COMMON,
     check_specs=[check_spec("marts.sector_index")],
@@ -99,10 +105,7 @@ def sector_index(
     quality: QualitySettings,
 ) -> dg.MaterializeResult:
     last, wh = _as_of(context, warehouse)
-    cfg = analytics.config.sector_index
-    index = sector_index_transform(
-        _members(wh, analytics, last), sector_assignments(analytics.tokens, cfg), cfg
-    ).collect()
+    index = sector_index_transform(*_index_inputs(wh, analytics, last)).collect()
     latest = _latest(index).sort("weighting", "sector")
     return _write(context, wh, quality, "marts.sector_index", index, latest)
 
@@ -119,10 +122,7 @@ def sector_weights(
     quality: QualitySettings,
 ) -> dg.MaterializeResult:
     last, wh = _as_of(context, warehouse)
-    cfg = analytics.config.sector_index
-    weights = sector_weights_transform(
-        _members(wh, analytics, last), sector_assignments(analytics.tokens, cfg), cfg
-    ).collect()
+    weights = sector_weights_transform(*_index_inputs(wh, analytics, last)).collect()
     latest = _latest(weights).filter(pl.col("weighting") == analytics.config.relative_strength.weighting)
     return _write(context, wh, quality, "marts.sector_weights", weights, latest.sort("sector", "weight", descending=[False, True]))
 

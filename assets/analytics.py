@@ -6,6 +6,7 @@ dependent, and a full pass is fast), and upserts the rows of its window in one t
 """
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
 import polars as pl
@@ -39,11 +40,6 @@ COMMON = dict(
 def _window(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
     keys = context.partition_key_range
     return dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
-
-
-def _as_of(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> tuple[dt.date, Warehouse]:
-    """The last day of the run's window (inputs are read up to it, never later) and the warehouse."""
-    return _window(context)[1], warehouse.get()
 
 
 def _latest(frame: pl.DataFrame, per: str | None = None) -> pl.DataFrame:
@@ -93,112 +89,92 @@ def _index_inputs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) ->
     return _members(wh, analytics, last), sector_assignments(analytics.tokens, cfg), cfg
 
 
-@dg.asset(
-    **COMMON,
-    check_specs=[check_spec("marts.sector_index")],
-    deps=[ohlcv_1d],
-    description="Sector indices (equal and capped weighting) with point-in-time membership, plus the "
-    "BTC, ETH and alts-ex-BTC/ETH composites; level 100 on each sector's first day.",
+Compute = Callable[[Warehouse, AnalyticsSettings, dt.date], tuple[pl.DataFrame, pl.DataFrame]]
+
+
+def mart(table: str, deps: list, description: str) -> Callable[[Compute], dg.AssetsDefinition]:
+    """Declare the daily asset that writes `table`: `compute(warehouse, analytics, last day)` returns
+    the mart's rows (from the start of history) and the latest values to preview; the asset keeps
+    its window's rows, passes them through the `quality` check and writes them."""
+
+    def declare(compute: Compute) -> dg.AssetsDefinition:
+        @dg.asset(
+            **COMMON, name=table.split(".")[1], deps=deps, description=description,
+            check_specs=[check_spec(table)],
+        )
+        def _asset(
+            context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
+            quality: QualitySettings,
+        ) -> dg.MaterializeResult:
+            wh = warehouse.get()
+            rows, latest = compute(wh, analytics, _window(context)[1])  # inputs up to the window's end
+            return _write(context, wh, quality, table, rows, latest)
+
+        return _asset
+
+    return declare
+
+
+@mart(
+    "marts.sector_index", [ohlcv_1d],
+    "Sector indices (equal and capped weighting) with point-in-time membership, plus the BTC, ETH and "
+    "alts-ex-BTC/ETH composites; level 100 on each sector's first day.",
 )
-def sector_index(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
-    quality: QualitySettings,
-) -> dg.MaterializeResult:
-    last, wh = _as_of(context, warehouse)
+def sector_index(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     index = sector_index_transform(*_index_inputs(wh, analytics, last)).collect()
-    latest = _latest(index).sort("weighting", "sector")
-    return _write(context, wh, quality, "marts.sector_index", index, latest)
+    return index, _latest(index).sort("weighting", "sector")
 
 
-@dg.asset(
-    **COMMON,
-    check_specs=[check_spec("marts.sector_weights")],
-    deps=[ohlcv_1d],
-    description="The constituents of every sector index and their weight in each day's return (equal and "
-    "capped weighting); they sum to 1 per sector, day and weighting.",
+@mart(
+    "marts.sector_weights", [ohlcv_1d],
+    "The constituents of every sector index and their weight in each day's return (equal and capped "
+    "weighting); they sum to 1 per sector, day and weighting.",
 )
-def sector_weights(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
-    quality: QualitySettings,
-) -> dg.MaterializeResult:
-    last, wh = _as_of(context, warehouse)
+def sector_weights(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     weights = sector_weights_transform(*_index_inputs(wh, analytics, last)).collect()
     latest = _latest(weights).filter(pl.col("weighting") == analytics.config.relative_strength.weighting)
-    return _write(context, wh, quality, "marts.sector_weights", weights, latest.sort("sector", "weight", descending=[False, True]))
+    return weights, latest.sort("sector", "weight", descending=[False, True])
 
 
-@dg.asset(
-    **COMMON,
-    check_specs=[check_spec("marts.relative_strength")],
-    deps=[sector_index],
-    description="Each sector index vs BTC: ratio, 7/30/90-day momentum, relative-rotation-graph "
-    "rs_ratio / rs_momentum (centred on 100) and quadrant.",
+@mart(
+    "marts.relative_strength", [sector_index],
+    "Each sector index vs BTC: ratio, 7/30/90-day momentum, relative-rotation-graph rs_ratio / "
+    "rs_momentum (centred on 100) and quadrant.",
 )
-def relative_strength(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
-    quality: QualitySettings,
-) -> dg.MaterializeResult:
-    last, wh = _as_of(context, warehouse)
+def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     cfg = analytics.config
     index = wh.read("marts.sector_index", last, weighting=cfg.relative_strength.weighting)
     rs = relative_strength_transform(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect()
-    latest = _latest(rs).select(
-        "sector", "quadrant", "rs_ratio", "rs_momentum", "rs_mom_30d_pct", "rs_vs_btc"
-    ).sort("rs_ratio", descending=True)
-    return _write(context, wh, quality, "marts.relative_strength", rs, latest)
+    latest = _latest(rs).select("sector", "quadrant", "rs_ratio", "rs_momentum", "rs_mom_30d_pct", "rs_vs_btc")
+    return rs, latest.sort("rs_ratio", descending=True)
 
 
-@dg.asset(
-    **COMMON,
-    check_specs=[check_spec("marts.altseason")],
-    deps=[ohlcv_1d],
-    description="Altcoin-season index: % of eligible alts beating BTC over 90 days (75+: alt season, "
-    "25-: BTC season).",
+@mart(
+    "marts.altseason", [ohlcv_1d],
+    "Altcoin-season index: % of eligible alts beating BTC over 90 days (75+: alt season, 25-: BTC season).",
 )
-def altseason(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
-    quality: QualitySettings,
-) -> dg.MaterializeResult:
-    last, wh = _as_of(context, warehouse)
+def altseason(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     cfg = analytics.config
-    season = altseason_transform(
-        _members(wh, analytics, last), analytics.tokens, cfg.altseason, cfg.sector_index
-    ).collect()
-    return _write(context, wh, quality, "marts.altseason", season, season.tail(7).reverse())
+    season = altseason_transform(_members(wh, analytics, last), analytics.tokens, cfg.altseason, cfg.sector_index)
+    season = season.collect()
+    return season, season.tail(7).reverse()
 
 
-@dg.asset(
-    **COMMON,
-    check_specs=[check_spec("marts.funding_costs")],
-    deps=[funding_rates],
-    description="Perp funding per symbol and day: sum, annualised rate and 7-day trailing rate "
-    "(positive: longs pay shorts).",
+@mart(
+    "marts.funding_costs", [funding_rates],
+    "Perp funding per symbol and day: sum, annualised rate and 7-day trailing rate (positive: longs pay shorts).",
 )
-def funding_costs(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
-    quality: QualitySettings,
-) -> dg.MaterializeResult:
-    last, wh = _as_of(context, warehouse)
-    funding = wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id)
-    costs = funding_costs_transform(funding).collect()
-    latest = _latest(costs, per="symbol").sort(
-        "funding_apr_7d_pct", descending=True
-    )
-    return _write(context, wh, quality, "marts.funding_costs", costs, latest)
+def funding_costs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
+    costs = funding_costs_transform(wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id)).collect()
+    return costs, _latest(costs, per="symbol").sort("funding_apr_7d_pct", descending=True)
 
 
-@dg.asset(
-    **COMMON,
-    check_specs=[check_spec("marts.market_regime")],
-    deps=[sector_index, relative_strength, altseason, funding_costs, btc_dominance, defi_tvl],
-    description="Market phase per day (btc_dominance, altcoin_surge, narrative_rotation, "
-    "peak_consolidation, bear), risk mode, and the evidence it was read from.",
+@mart(
+    "marts.market_regime", [sector_index, relative_strength, altseason, funding_costs, btc_dominance, defi_tvl],
+    "Market phase per day (btc_dominance, altcoin_surge, narrative_rotation, peak_consolidation, bear), "
+    "risk mode, and the evidence it was read from.",
 )
-def market_regime(
-    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,
-    quality: QualitySettings,
-) -> dg.MaterializeResult:
-    last, wh = _as_of(context, warehouse)
+def market_regime(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     cfg = analytics.config
     btc = cfg.sector_index.btc
     features = market_features(
@@ -217,7 +193,7 @@ def market_regime(
     latest = regime.tail(1).select(pl.all().cast(pl.String))
     if latest.height:  # one row, shown as evidence | value
         latest = latest.transpose(include_header=True, header_name="evidence", column_names=["value"])
-    return _write(context, wh, quality, "marts.market_regime", regime, latest)
+    return regime, latest
 
 
 analytics_assets = [sector_index, sector_weights, relative_strength, altseason, funding_costs, market_regime]

@@ -10,7 +10,7 @@ import great_expectations as gx
 import polars as pl
 
 from pipeline.quality.config import QualityConfig
-from pipeline.quality.spec import TableSpec, freshness, named, not_null, stale_days, unique_key
+from pipeline.quality.spec import TableSpec, freshness, keyed_suite, named, stale_days
 
 KEY = ("date",)
 
@@ -44,11 +44,9 @@ def prepare(frame: pl.DataFrame, config: QualityConfig, as_of: dt.date) -> pl.Da
 def suite(config: QualityConfig) -> gx.ExpectationSuite:
     e = gx.expectations
     limit = config.dominance_jump_max_pp
-    return gx.ExpectationSuite(
-        name="raw.btc_dominance",
-        expectations=[
-            unique_key(KEY),
-            *not_null("date", "btc_dominance_pct"),
+    return keyed_suite(
+        "raw.btc_dominance", KEY, ("btc_dominance_pct",),
+        [
             named("share_in_range", e.ExpectColumnValuesToBeBetween(column="btc_dominance_pct", min_value=0, max_value=100)),
             named("no_one_day_jump", e.ExpectColumnValuesToBeBetween(column="jump_pp", max_value=limit)),
             named("one_day_spike", e.ExpectColumnValuesToBeBetween(column="spike_pp", max_value=limit)),

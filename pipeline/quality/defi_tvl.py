@@ -9,7 +9,7 @@ import great_expectations as gx
 import polars as pl
 
 from pipeline.quality.config import QualityConfig
-from pipeline.quality.spec import TableSpec, freshness, named, not_null, stale_days, unique_key
+from pipeline.quality.spec import TableSpec, freshness, keyed_suite, named, stale_days
 
 KEY = ("scope", "name", "date")
 SCOPES = ("total", "chain", "protocol")
@@ -21,11 +21,9 @@ def prepare(frame: pl.DataFrame, config: QualityConfig, as_of: dt.date) -> pl.Da
 
 def suite(config: QualityConfig) -> gx.ExpectationSuite:
     e = gx.expectations
-    return gx.ExpectationSuite(
-        name="raw.defi_tvl",
-        expectations=[
-            unique_key(KEY),
-            *not_null(*KEY, "tvl_usd"),
+    return keyed_suite(
+        "raw.defi_tvl", KEY, ("tvl_usd",),
+        [
             named("known_scope", e.ExpectColumnValuesToBeInSet(column="scope", value_set=list(SCOPES))),
             named("tvl_non_negative", e.ExpectColumnValuesToBeBetween(column="tvl_usd", min_value=0)),
             freshness("series"),

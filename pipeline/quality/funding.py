@@ -10,7 +10,7 @@ import great_expectations as gx
 import polars as pl
 
 from pipeline.quality.config import QualityConfig
-from pipeline.quality.spec import TableSpec, freshness, named, not_null, stale_days, unique_key
+from pipeline.quality.spec import TableSpec, freshness, keyed_suite, named, stale_days
 
 KEY = ("exchange", "symbol", "funding_time")
 
@@ -23,11 +23,9 @@ def prepare(frame: pl.DataFrame, config: QualityConfig, as_of: dt.date) -> pl.Da
 def suite(config: QualityConfig) -> gx.ExpectationSuite:
     e = gx.expectations
     band = config.funding_rate_max_abs
-    return gx.ExpectationSuite(
-        name="raw.funding_rates",
-        expectations=[
-            unique_key(KEY),
-            *not_null(*KEY, "funding_rate"),
+    return keyed_suite(
+        "raw.funding_rates", KEY, ("funding_rate",),
+        [
             named("rate_in_band", e.ExpectColumnValuesToBeBetween(column="funding_rate", min_value=-band, max_value=band)),
             named("mark_price_positive", e.ExpectColumnValuesToBeBetween(column="mark_price", min_value=0, strict_min=True)),
             freshness("perp"),

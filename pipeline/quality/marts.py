@@ -10,7 +10,7 @@ import great_expectations as gx
 import polars as pl
 
 from pipeline.quality.config import QualityConfig
-from pipeline.quality.spec import TableSpec, finite, named, not_null, unique_key
+from pipeline.quality.spec import TableSpec, finite, keyed_suite, named
 from pipeline.transforms.market_regime import PHASES
 from pipeline.transforms.relative_strength import QUADRANTS
 
@@ -32,7 +32,7 @@ def _spec(table: str, key: tuple[str, ...], finite_columns: tuple[str, ...], che
     prepare, finite_checks, derived = _finite(*finite_columns)
 
     def suite(config: QualityConfig) -> gx.ExpectationSuite:
-        return gx.ExpectationSuite(name=table, expectations=[unique_key(key), *not_null(*key), *finite_checks, *checks])
+        return keyed_suite(table, key, (), [*finite_checks, *checks])
 
     return TableSpec(table, key, "date", prepare, suite, derived=derived)
 
@@ -51,11 +51,9 @@ SECTOR_WEIGHTS = TableSpec(
         weight_finite=finite("weight").fill_null(False),
         weight_sum=pl.col("weight").sum().over("sector", "date", "weighting"),
     ),
-    lambda config: gx.ExpectationSuite(
-        name="marts.sector_weights",
-        expectations=[
-            unique_key(("sector", "date", "weighting", "symbol")),
-            *not_null("sector", "date", "weighting", "symbol"),
+    lambda config: keyed_suite(
+        "marts.sector_weights", ("sector", "date", "weighting", "symbol"), (),
+        [
             named("weight_finite", e.ExpectColumnValuesToBeInSet(column="weight_finite", value_set=[True])),
             named("weight_in_range", e.ExpectColumnValuesToBeBetween(column="weight", min_value=0, max_value=1)),
             # float sums of up to ~50 weights: 1e-9 is far above rounding, far below any real slip

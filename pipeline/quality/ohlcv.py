@@ -10,7 +10,7 @@ import great_expectations as gx
 import polars as pl
 
 from pipeline.quality.config import QualityConfig
-from pipeline.quality.spec import TableSpec, finite, freshness, named, not_null, stale_days, unique_key
+from pipeline.quality.spec import TableSpec, finite, freshness, keyed_suite, named, stale_days
 
 KEY = ("exchange", "symbol", "date")
 PRICES = ("open", "high", "low", "close")
@@ -46,11 +46,9 @@ def prepare(frame: pl.DataFrame, config: QualityConfig, as_of: dt.date) -> pl.Da
 
 def suite(config: QualityConfig) -> gx.ExpectationSuite:
     e = gx.expectations
-    return gx.ExpectationSuite(
-        name="raw.ohlcv_1d",
-        expectations=[
-            unique_key(KEY),
-            *not_null(*KEY, "volume"),
+    return keyed_suite(
+        "raw.ohlcv_1d", KEY, ("volume",),
+        [
             *(named(f"{c}_finite", e.ExpectColumnValuesToNotBeNull(column=c)) for c in PRICES),
             *(named(f"{c}_positive", e.ExpectColumnValuesToBeBetween(column=c, min_value=0, strict_min=True)) for c in PRICES),
             named("high_not_below_low", e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="high", column_B="low", or_equal=True)),

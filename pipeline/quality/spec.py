@@ -47,6 +47,11 @@ def unique_key(key: tuple[str, ...]):
     return named("unique_key", e.ExpectCompoundColumnsToBeUnique(column_list=list(key)))
 
 
+def keyed_suite(table: str, key: tuple[str, ...], required: tuple[str, ...], expectations: list) -> gx.ExpectationSuite:
+    """The suite of `table`: its key unique, key and `required` columns not null, then `expectations`."""
+    return gx.ExpectationSuite(name=table, expectations=[unique_key(key), *not_null(*key, *required), *expectations])
+
+
 def finite(column: str) -> pl.Expr:
     """False for NaN and +-inf, null stays null: pandas reads NaN as missing, so GX's range checks skip
     it; a boolean computed in Polars (where NaN is a value, not a null) is what makes NaN fail."""

@@ -14,7 +14,7 @@ import polars as pl
 from assets.ingest import btc_dominance, defi_tvl, funding_rates, ohlcv_1d
 from assets.metadata import md_table
 from assets.partitions import DAILY_ASSET
-from assets.quality import check_spec, gated_mart
+from assets.quality import gated_mart, gated_table
 from pipeline.resources import AnalyticsSettings, QualitySettings, WarehouseResource
 from pipeline.transforms.altseason import altseason as altseason_transform
 from pipeline.transforms.chain import btc_funding
@@ -100,7 +100,7 @@ def mart(table: str, deps: list, description: str) -> Callable[[Compute], dg.Ass
     def declare(compute: Compute) -> dg.AssetsDefinition:
         @dg.asset(
             **COMMON, name=table.split(".")[1], deps=deps, description=description,
-            check_specs=[check_spec(table)],
+            **gated_table(table),
         )
         def _asset(
             context: dg.AssetExecutionContext, analytics: AnalyticsSettings, warehouse: WarehouseResource,

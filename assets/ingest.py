@@ -6,6 +6,7 @@ transaction at the end, so a failure writes nothing.
 """
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 
 import dagster as dg
@@ -13,19 +14,45 @@ import polars as pl
 
 from assets.metadata import md_table
 from assets.partitions import DAILY_ASSET
-from assets.quality import check_spec, gated_write
+from assets.quality import gated_table, gated_write
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
-from pipeline.sources.errors import NotAvailable, SymbolNotListed
+from pipeline.settings import Settings
+from pipeline.sources.errors import NotAvailable, PayloadError, SourceError, SymbolNotListed
 from pipeline.sources.funding import fetch_funding_history, funding_intervals
 from pipeline.sources.prices import fetch_daily_candles
 from warehouse import Warehouse
 
+_settings = Settings.from_env()
 COMMON = dict(
     **DAILY_ASSET,
     group_name="ingest",
     key_prefix=["raw"],
     owners=["team:data"],
+    # On top of each request's own retries: a source down for minutes gets the asset re-run later.
+    retry_policy=dg.RetryPolicy(
+        max_retries=_settings.retries, delay=_settings.retry_delay_s,
+        backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS,
+    ),
 )
+
+
+def names_the_source(asset: Callable[..., dg.MaterializeResult]) -> Callable[..., dg.MaterializeResult]:
+    """A source error fails the asset with a message naming the asset, the source and the endpoint.
+    A malformed payload comes back the same on a re-run, so it fails at once; anything else (the
+    source down, throttling past the request retries) is left to the asset's RetryPolicy."""
+
+    @functools.wraps(asset)
+    def run(*args, **kwargs) -> dg.MaterializeResult:
+        try:
+            return asset(*args, **kwargs)
+        except SourceError as exc:
+            raise dg.Failure(
+                f"{asset.__name__}: source {exc.endpoint} failed: {exc}",
+                metadata={"source endpoint": exc.endpoint, "error": type(exc).__name__},
+                allow_retries=not isinstance(exc, PayloadError),
+            ) from exc
+
+    return run
 
 
 def _window(context: dg.AssetExecutionContext, sources: MarketSources) -> tuple[dt.date, dt.date]:
@@ -100,10 +127,11 @@ def _ingest_symbols(
 
 @dg.asset(
     **COMMON,
-    check_specs=[check_spec("raw.ohlcv_1d")],
+    **gated_table("raw.ohlcv_1d"),
     kinds={"ccxt", "duckdb"},
     description="Daily closed spot candles (OHLCV) of every universe token, from the configured ccxt exchange.",
 )
+@names_the_source
 def ohlcv_1d(
     context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
 ) -> dg.MaterializeResult:
@@ -127,10 +155,11 @@ def ohlcv_1d(
 
 @dg.asset(
     **COMMON,
-    check_specs=[check_spec("raw.funding_rates")],
+    **gated_table("raw.funding_rates"),
     kinds={"ccxt", "duckdb"},
     description="Perp funding-rate history of the universe's perps (positive rate: longs pay shorts).",
 )
+@names_the_source
 def funding_rates(
     context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
 ) -> dg.MaterializeResult:
@@ -156,10 +185,11 @@ def funding_rates(
 
 @dg.asset(
     **COMMON,
-    check_specs=[check_spec("raw.defi_tvl")],
+    **gated_table("raw.defi_tvl"),
     kinds={"defillama", "duckdb"},
     description="DeFi TVL from DefiLlama: all chains (total), the universe's chains, and its DeFi protocols.",
 )
+@names_the_source
 def defi_tvl(
     context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
 ) -> dg.MaterializeResult:
@@ -192,11 +222,12 @@ def defi_tvl(
 
 @dg.asset(
     **COMMON,
-    check_specs=[check_spec("raw.btc_dominance")],
+    **gated_table("raw.btc_dominance"),
     kinds={"coingecko", "duckdb"},
     description="BTC dominance (% of total crypto market cap) from CoinGecko: history where the plan "
     "allows it, else the daily /global snapshot. `source` says which.",
 )
+@names_the_source
 def btc_dominance(
     context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
 ) -> dg.MaterializeResult:

@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.metadata import md_table
+from assets.metadata import md_table, table_metadata
 from pipeline.quality import html
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.gate import QUARANTINE, GateResult, gate
@@ -33,6 +33,12 @@ def check_spec(table: str) -> dg.AssetCheckSpec:
         CHECK, asset=dg.AssetKey(table.split(".")), blocking=True,
         description=f"Great Expectations suite of {table} on the rows this run wrote; blocks downstream on failure.",
     )
+
+
+def gated_table(table: str) -> dict[str, object]:
+    """`@dg.asset` arguments of the asset that writes `table` through the gate: its blocking check
+    and its catalogue entry (table name, columns)."""
+    return dict(check_specs=[check_spec(table)], metadata=table_metadata(table))
 
 
 def gated_write(

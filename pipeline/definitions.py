@@ -1,11 +1,15 @@
-"""The one Dagster `Definitions` of the project: assets, resources, jobs, executor."""
+"""The one Dagster `Definitions` of the project: assets, checks, resources, jobs, schedules, executor."""
 
 import dagster as dg
 
 from assets.analytics import analytics_assets
+from assets.freshness import freshness_checks
 from assets.ingest import ingest_assets
 from assets.publish import publish_assets
+from assets.quarantine import quarantine_assets
 from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, WarehouseResource
+from pipeline.schedules import freshness_schedule, nightly_schedule
+from pipeline.settings import Settings
 
 ingest_job = dg.define_asset_job(
     "ingest", selection=dg.AssetSelection.groups("ingest"),
@@ -16,14 +20,20 @@ analytics_job = dg.define_asset_job(
     description="Recompute the marts (sector indices, relative strength, altseason, funding, phase) from the raw tables.",
 )
 nightly_job = dg.define_asset_job(
-    "nightly", selection=dg.AssetSelection.groups("ingest", "analytics", "publish"),
-    description="Ingest, recompute every mart, publish the read-only snapshot: what the nightly schedule "
-    "and `make demo` run.",
+    "nightly", selection=dg.AssetSelection.groups("ingest", "quality", "analytics", "publish"),
+    description="Ingest, gate, recompute every mart, publish the read-only snapshot: what the nightly "
+    "schedule and `make demo` run.",
+)
+freshness_job = dg.define_asset_job(
+    "freshness", selection=dg.AssetSelection.checks(*freshness_checks),
+    description="The raw tables' `fresh` checks alone (no fetching).",
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, *analytics_assets, *publish_assets],
-    jobs=[ingest_job, analytics_job, nightly_job],
+    assets=[*ingest_assets, *quarantine_assets, *analytics_assets, *publish_assets],
+    asset_checks=freshness_checks,
+    jobs=[ingest_job, analytics_job, nightly_job, freshness_job],
+    schedules=[nightly_schedule(nightly_job, Settings.from_env()), freshness_schedule(freshness_job)],
     resources={
         "sources": MarketSources(), "warehouse": WarehouseResource(), "analytics": AnalyticsSettings(),
         "quality": QualitySettings(),

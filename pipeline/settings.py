@@ -12,6 +12,10 @@
 | ROTATION_ANALYTICS | pipeline/analytics.yaml | analytics thresholds (overrides of the defaults) |
 | ROTATION_QUALITY | pipeline/quality.yaml | quality-gate thresholds and the block/warn policy |
 | COINGECKO_API_KEY / COINGECKO_API_PLAN | none / demo | CoinGecko key and plan (`demo` or `pro`) |
+| ROTATION_SCHEDULE_CRON | 15 1 * * * | when the nightly schedule ticks (cron, in the timezone below) |
+| ROTATION_SCHEDULE_TIMEZONE | UTC | the schedule's timezone (IANA name, e.g. Europe/Berlin) |
+| ROTATION_RETRIES | 3 | Dagster re-runs of a failed ingest asset (on top of each request's own retries) |
+| ROTATION_RETRY_DELAY_S | 60 | first re-run's delay in seconds; doubles per re-run, jittered |
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import datetime as dt
 import os
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +50,29 @@ class Settings(BaseModel):
     quality_path: Path = PROJECT_ROOT / "pipeline" / "quality.yaml"
     coingecko_api_key: str | None = None
     coingecko_plan: Literal["demo", "pro"] = "demo"
+    # Partitions are UTC days; 01:15 UTC leaves the sources an hour to publish yesterday's close.
+    schedule_cron: str = "15 1 * * *"
+    schedule_timezone: str = "UTC"
+    retries: int = Field(3, ge=0)
+    retry_delay_s: float = Field(60.0, ge=0)
+
+    @field_validator("schedule_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(value):
+            raise ValueError(f"not a cron expression (5 fields, e.g. '15 1 * * *'): {value!r}")
+        return value
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (an IANA name such as UTC or Europe/Berlin)") from None
+        return value
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -61,6 +89,10 @@ class Settings(BaseModel):
             "ROTATION_QUALITY": "quality_path",
             "COINGECKO_API_KEY": "coingecko_api_key",
             "COINGECKO_API_PLAN": "coingecko_plan",
+            "ROTATION_SCHEDULE_CRON": "schedule_cron",
+            "ROTATION_SCHEDULE_TIMEZONE": "schedule_timezone",
+            "ROTATION_RETRIES": "retries",
+            "ROTATION_RETRY_DELAY_S": "retry_delay_s",
         }
         values = {field: env[var] for var, field in mapping.items() if env.get(var)}
         try:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Read when pipeline.definitions is imported: a test whose source fails re-runs the asset after
+# a fraction of a second instead of the production minute (test_retries.py relies on it).
+os.environ.setdefault("ROTATION_RETRY_DELAY_S", "0.1")
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 

@@ -181,8 +181,11 @@ def served(synthetic_dir, warehouse_path):
 def test_an_unreachable_source_fails_naming_the_endpoint_and_writes_nothing(served, warehouse_path):
     ctx, server = served
     server.faults.add(FaultRule(kind="5xx", path="/protocol/uniswap", status=503))
-    with pytest.raises(SourceError, match=r"defillama GET /protocol/uniswap: HTTP 503 after 5 attempts"):
+    with pytest.raises(dg.Failure, match=r"defi_tvl: source defillama GET /protocol/uniswap failed: "
+                       r".*HTTP 503 after 5 attempts") as failure:
         defi_tvl(ctx)
+    assert failure.value.allow_retries  # a source that is down may be back for the asset's next attempt
+    assert isinstance(failure.value.__cause__, SourceError)
     assert counts(warehouse_path)["raw.defi_tvl"] == 0
 
 
@@ -207,10 +210,12 @@ def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their
     assert keys == {
         "raw/ohlcv_1d", "raw/funding_rates", "raw/defi_tvl", "raw/btc_dominance",
         "marts/sector_index", "marts/sector_weights", "marts/relative_strength", "marts/altseason",
-        "marts/funding_costs", "marts/market_regime", "warehouse/read_snapshot",
+        "marts/funding_costs", "marts/market_regime", "warehouse/read_snapshot", "raw/quarantine",
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
-    assert checks == {(k, "quality") for k in keys - {"warehouse/read_snapshot"}}  # one per table
+    gated = keys - {"warehouse/read_snapshot", "raw/quarantine"}
+    raw = {k for k in keys if k.startswith("raw/")} - {"raw/quarantine"}
+    assert checks == {(k, "quality") for k in gated} | {(k, "fresh") for k in raw}
     for name in ("ingest", "analytics", "nightly"):
         job = defs.resolve_job_def(name)
         assert isinstance(job.partitions_def, dg.DailyPartitionsDefinition)

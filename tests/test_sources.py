@@ -113,6 +113,22 @@ def test_a_persistent_outage_fails_naming_exchange_endpoint_and_symbol(synth):
         )
 
 
+def test_a_truncated_candle_page_is_retried_not_read_as_no_candles(synth):
+    """ccxt alone returns an unparsable body as text, which fetch_ohlcv reads as zero candles."""
+    synth.faults.add(FaultRule(kind="truncated_json", path="/api/v3/klines", times=1))
+    exchange = make_exchange("binance", "spot", synth.base_url)
+    got = fetch_daily_candles(exchange, "ETH/USDT", SYNTH_AS_OF - dt.timedelta(days=4), SYNTH_AS_OF)
+    assert got.height == 5
+    synth.faults.add(FaultRule(kind="truncated_json", path="/api/v3/klines"))
+    from pipeline.sources import exchange as exchange_module
+
+    with pytest.raises(SourceError, match=r"binance fetch_ohlcv ETH/USDT: BadResponse: binance: unparsable JSON"):
+        exchange_module.call_with_retries(
+            exchange, exchange.fetch_ohlcv, "ETH/USDT", "1d", endpoint="fetch_ohlcv ETH/USDT",
+            max_retries=1, backoff_s=0.01,
+        )
+
+
 def test_a_candle_missing_its_close_comes_back_with_nulls_for_the_quality_gate(synth):
     """The client neither drops nor guesses: the gate names and quarantines such candles."""
     synth.faults.add(FaultRule(kind="missing_field", path="/api/v3/klines", field="close"))

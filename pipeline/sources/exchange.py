@@ -6,6 +6,7 @@ the paths stay, so the replay server answers exactly the requests the live API w
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -60,9 +61,27 @@ def make_exchange(
         config["apiKey"] = os.environ[f"{prefix}_API_KEY"]
         config["secret"] = os.environ.get(f"{prefix}_API_SECRET", "")
     exchange: ccxt.Exchange = getattr(ccxt, exchange_id)(config)
+    exchange.parse_json = _strict_json_parser(exchange.id)
+    exchange.enableLastJsonResponse = True  # what was sent, to count it against what ccxt parsed
     if base_url:
         exchange.urls["api"] = _rewrite(exchange.urls["api"], base_url)
     return exchange
+
+
+def _strict_json_parser(exchange_id: str) -> Callable[[str], Any]:
+    """ccxt's JSON parsing, minus its silence: ccxt hands an unparsable body (a truncated page)
+    back as a string, which `fetch_ohlcv` then reads as zero candles. This raises BadResponse, which
+    `call_with_retries` retries like any broken answer."""
+
+    def parse_json(body: str) -> Any:
+        if not ccxt.Exchange.is_json_encoded_object(body):
+            return None  # not JSON at all (an HTML error page): ccxt's error handling reads the text
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise ccxt.BadResponse(f"{exchange_id}: unparsable JSON body ({exc})") from None
+
+    return parse_json
 
 
 def call_with_retries(

@@ -26,6 +26,14 @@ OHLCV_SCHEMA = {
 }
 
 
+def _rows_sent(payload: object) -> int | None:
+    """How many candle rows the exchange sent: a bare list (Binance) or `result.list` (Bybit);
+    None for a shape not known here."""
+    if isinstance(payload, dict):
+        payload = (payload.get("result") or {}).get("list")
+    return len(payload) if isinstance(payload, list) else None
+
+
 def day_ms(day: dt.date) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
 
@@ -47,6 +55,10 @@ def fetch_daily_candles(exchange: ccxt.Exchange, symbol: str, since: dt.date, un
             exchange, exchange.fetch_ohlcv, symbol, "1d", since=cursor, limit=limit,
             endpoint=f"fetch_ohlcv {symbol}",
         )
+        sent = _rows_sent(exchange.last_json_response)
+        if sent is not None and sent != len(page):  # ccxt drops rows it cannot timestamp, silently
+            raise PayloadError(f"{exchange.id} fetch_ohlcv {symbol}",
+                               f"{sent} rows in the payload but {len(page)} candles parsed (a row without its time?)")
         page = [c for c in page if cursor <= c[0] <= last_closed_ms]
         if not page:
             break

@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 = any free port (printed)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     parser.add_argument("--fault", type=_fault, action="append", default=[],
-                        metavar="KIND[=VALUE][:PATH_REGEX[:RATE]]",
+                        metavar="KIND[=VALUE][:PATH_REGEX[:RATE|xTIMES]]",
                         help="inject a fault: 429|5xx|timeout|truncated_json|missing_field|duplicate_row|latency; VALUE = seconds "
-                             "(429, timeout, latency), status (5xx) or field (missing_field); repeatable")
+                             "(429, timeout, latency), status (5xx) or field (missing_field); xTIMES = first TIMES matches only; repeatable")
     parser.add_argument("--seed", type=int, default=0, help="seed of rate-based faults")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)

@@ -55,18 +55,22 @@ class FaultRule:
 
     @classmethod
     def parse(cls, spec: str) -> FaultRule:
-        """Parse the CLI form `KIND[=VALUE][:PATH_REGEX[:RATE]]`.
+        """Parse the CLI form `KIND[=VALUE][:PATH_REGEX[:RATE|xTIMES]]`.
 
         VALUE sets the kind's knob: seconds for 429/timeout/latency, the status for 5xx, the field
-        for missing_field. E.g. `429=2:/api/v3/klines:0.1`, `5xx=502`, `missing_field=fundingRate:/fapi/`.
+        for missing_field. E.g. `429=2:/api/v3/klines:0.1`, `5xx=502`, `missing_field=fundingRate:/fapi/`,
+        `5xx=503:/protocol/:x5` (the first 5 matching requests only: an outage that ends).
         """
         head, _, rest = spec.partition(":")
         kind, _, value = head.partition("=")
-        path, rate = rest, None
+        path, rate, times = rest, None, None
         if ":" in rest:
             maybe_path, _, tail = rest.rpartition(":")
             try:
-                rate = float(tail)
+                if tail.startswith("x"):
+                    times = int(tail[1:])
+                else:
+                    rate = float(tail)
                 path = maybe_path
             except ValueError:
                 pass
@@ -82,7 +86,7 @@ class FaultRule:
                 knobs["field"] = value
             else:
                 raise ValueError(f"fault kind {kind!r} takes no =VALUE (in {spec!r})")
-        return cls(kind=kind, path=path, rate=rate, **knobs)  # type: ignore[arg-type]
+        return cls(kind=kind, path=path, rate=rate, times=times, **knobs)  # type: ignore[arg-type]
 
 
 @dataclass

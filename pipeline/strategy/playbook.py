@@ -1,0 +1,161 @@
+"""The seeds' playbook as numbers: risk buckets, each phase's posture and hedge, hedge sizing and
+the funding limits. Every number is a field (`pipeline/playbook.yaml` overrides the defaults).
+
+Weights and hedge sizes are fractions of the portfolio (0.10 = 10%); funding limits are APRs in
+percentage points, as `marts.funding_costs` gives them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.config_file import load_model
+
+DEFAULT_PLAYBOOK = Path(__file__).resolve().parent.parent / "playbook.yaml"
+Bucket = Literal["core", "mid", "speculative"]
+BUCKETS: tuple[Bucket, ...] = ("core", "mid", "speculative")
+
+
+class PlaybookError(ValueError):
+    """The playbook config is malformed; the message names the file and the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Band(_Section):
+    """A bucket's allowed range and the weight it is steered to."""
+
+    low: float = Field(ge=0, le=1)
+    target: float = Field(ge=0, le=1)
+    high: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Band:
+        if not self.low <= self.target <= self.high:
+            raise ValueError(f"need low <= target <= high, got {self.low} / {self.target} / {self.high}")
+        return self
+
+
+class Posture(_Section):
+    """One phase of the playbook: bucket bands and the BTC-perp short it holds."""
+
+    core: Band
+    mid: Band
+    speculative: Band
+    btc_short: float = Field(0.0, ge=0, le=1)  # short BTC perps, notional as a fraction of the portfolio
+    btc_short_max: float | None = Field(None, ge=0, le=1)  # upper end where the seeds give a range
+    strategy: str  # the playbook's name for it, shown with each recommendation
+
+    def band(self, bucket: Bucket) -> Band:
+        return getattr(self, bucket)
+
+    @model_validator(mode="after")
+    def _feasible(self) -> Posture:
+        bands = [self.core, self.mid, self.speculative]
+        if abs(sum(b.target for b in bands) - 1) > 1e-9:
+            raise ValueError(f"bucket targets must sum to 1, got {sum(b.target for b in bands):.4f}")
+        if self.btc_short_max is not None and self.btc_short_max < self.btc_short:
+            raise ValueError("btc_short_max must be at least btc_short")
+        return self
+
+
+def _band(low: float, target: float, high: float) -> Band:
+    return Band(low=low, target=target, high=high)
+
+
+class Hedging(_Section):
+    """Sizing of hedges and tactical longs."""
+
+    sector_hedge: float = Field(0.175, gt=0, le=1)  # a sector's hedge: 15-20% of its spot notional
+    sector_hedge_min: float = Field(0.15, gt=0, le=1)
+    sector_hedge_max: float = Field(0.20, gt=0, le=1)
+    exit_hedge: float = Field(0.30, ge=0, le=1)  # peak: short the exited sector's perp for 30% of what was sold
+    leverage: float = Field(1.0, ge=1)  # hedges at 1x unless set
+    max_leverage: float = Field(3.0, ge=1)  # never above, for hedges
+    tactical_long_max: float = Field(0.05, ge=0, le=1)  # of the portfolio
+    tactical_leverage_min: float = Field(3.0, ge=1)
+    tactical_leverage_max: float = Field(5.0, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Hedging:
+        if not self.sector_hedge_min <= self.sector_hedge <= self.sector_hedge_max:
+            raise ValueError("need sector_hedge_min <= sector_hedge <= sector_hedge_max")
+        if self.leverage > self.max_leverage:
+            raise ValueError(f"hedge leverage {self.leverage} is above max_leverage {self.max_leverage}")
+        if self.tactical_leverage_min > self.tactical_leverage_max:
+            raise ValueError("need tactical_leverage_min <= tactical_leverage_max")
+        return self
+
+
+class Funding(_Section):
+    """When a funding rate is too expensive to carry (APR, percentage points)."""
+
+    horizon_days: int = Field(30, ge=1)  # expected funding is shown over this many days
+    excessive_apr_pct: float = Field(30.0, gt=0)  # longs paying more: cut tactical longs
+    hedge_cut: float = Field(0.5, gt=0, le=1)  # a hedge that would pay more keeps this share of its size
+
+
+class Cadence(_Section):
+    """How often each layer may change; between those days, hold (no churn)."""
+
+    posture: Literal["monthly", "weekly", "daily"] = "monthly"
+    tilts: Literal["monthly", "weekly", "daily"] = "weekly"
+    hedges: Literal["monthly", "weekly", "daily"] = "daily"
+
+
+class Playbook(_Section):
+    sector_buckets: dict[str, Bucket] = {
+        "Core": "core", "Layer-1": "mid", "Layer-2": "mid", "DeFi": "mid", "Infrastructure": "mid",
+        "AI": "speculative", "Gaming": "speculative", "Memes": "speculative",
+    }
+    step: float = Field(0.05, gt=0, le=1)  # rotation moves in steps of 5 percentage points
+    # A rotation out of a sector sells this share now and hedges the rest 1:1 with the sector's perp
+    # until it is sold (the articles' $100,000 example: of $20,000, $15,000 sold, $5,000 hedged).
+    rotation_sell_now: float = Field(0.75, gt=0, le=1)
+    profit_take_30d_pct: float = Field(300.0, gt=0)  # a sector up this much in 30 days trims its gains
+    postures: dict[str, Posture] = {
+        "neutral": Posture(core=_band(0.50, 0.55, 0.60), mid=_band(0.25, 0.30, 0.35),
+                           speculative=_band(0.10, 0.15, 0.15), strategy="neutral buckets"),
+        "btc_dominance": Posture(core=_band(0.60, 0.65, 0.70), mid=_band(0.20, 0.25, 0.30),
+                                 speculative=_band(0.05, 0.10, 0.10), strategy="core-heavy"),
+        "altcoin_surge": Posture(core=_band(0.45, 0.50, 0.55), mid=_band(0.30, 0.35, 0.40),
+                                 speculative=_band(0.10, 0.15, 0.15), strategy="5% from BTC to Layer-1s"),
+        "narrative_rotation": Posture(core=_band(0.30, 0.30, 0.35), mid=_band(0.45, 0.50, 0.50),
+                                      speculative=_band(0.15, 0.20, 0.20), btc_short=0.10,
+                                      strategy="long beta, hedge major"),
+        "peak_consolidation": Posture(core=_band(0.55, 0.60, 0.65), mid=_band(0.25, 0.30, 0.35),
+                                      speculative=_band(0.05, 0.10, 0.10),
+                                      strategy="take profits into BTC/ETH, hedge the exited sector"),
+        "bear": Posture(core=_band(0.70, 0.70, 0.80), mid=_band(0.15, 0.25, 0.25),
+                        speculative=_band(0.0, 0.05, 0.05), btc_short=0.30, btc_short_max=0.50,
+                        strategy="core 70%, alts cut, short BTC"),
+    }
+    hedging: Hedging = Hedging()
+    funding: Funding = Funding()
+    cadence: Cadence = Cadence()
+
+    @model_validator(mode="after")
+    def _complete(self) -> Playbook:
+        from pipeline.transforms.market_regime import PHASES
+
+        missing = [p for p in PHASES if p not in self.postures]
+        if missing:
+            raise ValueError(f"postures lacks the phase(s) {missing}")
+        if "core" not in self.sector_buckets.values():
+            raise ValueError("sector_buckets needs a core sector")
+        return self
+
+
+def load_playbook(path: str | Path | None = None) -> Playbook:
+    return _load_cached(Path(path or DEFAULT_PLAYBOOK).resolve())
+
+
+@cache
+def _load_cached(path: Path) -> Playbook:
+    return load_model(path, Playbook, PlaybookError, "playbook")

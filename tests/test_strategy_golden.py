@@ -110,3 +110,31 @@ def test_every_phase_has_a_feasible_posture_and_the_file_is_validated(tmp_path):
     bad.write_text("hedging:\n  levrage: 2\n")
     with pytest.raises(PlaybookError, match=r"hedging.levrage: Extra inputs are not permitted"):
         load_playbook(bad)
+
+
+def test_the_portfolio_file_is_checked_against_the_universe(tmp_path):
+    from pipeline.strategy.portfolio import EXAMPLE_PORTFOLIO, PortfolioError, load_portfolio
+    from pipeline.universe import load_universe
+
+    universe = load_universe()
+    example = load_portfolio(EXAMPLE_PORTFOLIO, universe)
+    closes = {"UNI": 8.757, "AAVE": 249.45, "LINK": 15.65}  # ../shared/data/real, 2025-08-02
+    value = {t: q * closes[t] for t, q in example.holdings.items()}
+    total = sum(value.values())
+    assert total == pytest.approx(100_000, rel=0.001)
+    assert (value["UNI"] + value["AAVE"]) / total == pytest.approx(0.35, abs=0.001)  # DeFi
+    assert value["LINK"] / total == pytest.approx(0.65, abs=0.001)  # Infrastructure
+
+    bad = tmp_path / "portfolio.yaml"
+    for text, error in [
+        ("holdings: {DOGGO: 5}\n", r"portfolio.yaml: holdings.DOGGO: unknown token"),
+        ("holdings: {UNI: -3}\n", r"holdings.UNI: quantity must be >= 0, got -3"),
+        ("holdings: {UNI: .nan}\n", r"holdings.UNI: quantity must be >= 0, got nan"),
+        ("cash_usd: -1\n", r"cash_usd: Input should be greater than or equal to 0"),
+        ("perps: [{instrument: FOO/USDT:USDT, side: short, notional_usd: 100}]\n", r"perps\[0\].instrument: 'FOO"),
+        ("perps: [{instrument: BTC/USDT:USDT, side: sideways, notional_usd: 100}]\n", r"perps.0.side"),
+        ("holding: {UNI: 1}\n", r"holding: Extra inputs are not permitted"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(PortfolioError, match=error):
+            load_portfolio(bad, universe)

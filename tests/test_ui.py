@@ -105,7 +105,11 @@ def dagster_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     the last DAYS of the synthetic market."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    # No run the daemon would launch (a schedule's tick, an automation) starts: the test's own run
+    # stays the warehouse's only writer.
+    (home / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\nnux:\n  enabled: false\nrun_queue:\n  max_concurrent_runs: 0\n"
+    )
     market = ensure_synthetic(Settings.from_env().replay_cache)
     for name, value in {
         "ROTATION_WAREHOUSE": str(tmp_path / "rotation.duckdb"),

@@ -38,7 +38,7 @@ def _fresh_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
         warehouse: WarehouseResource, sources: MarketSources, quality: QualitySettings
     ) -> dg.AssetCheckResult:
         as_of = sources.as_of()
-        newest = warehouse.get().query(f"select max({time_col})::date as newest from {table}").item()
+        newest = warehouse.get().newest(table)
         limit = quality.config.stale_after_days
         age = data_age_days(newest, as_of)
         return dg.AssetCheckResult(

@@ -13,9 +13,6 @@ from assets.metadata import md_table, table_metadata
 from assets.partitions import DAILY_ASSET
 from pipeline.resources import WarehouseResource
 
-TABLE = "raw.quarantine"
-
-
 @dg.asset(
     **DAILY_ASSET,
     key=["raw", "quarantine"],
@@ -23,19 +20,19 @@ TABLE = "raw.quarantine"
     owners=["team:data"],
     kinds={"duckdb"},
     deps=ingest_assets,
-    metadata=table_metadata(TABLE),
+    metadata=table_metadata("raw.quarantine"),
     description="Rows the quality gate held back or flagged, one record per row and failed expectation; "
     "materialised with a summary of what this run quarantined.",
 )
 def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     this_run = wh.query(
-        f"select table_name, expectation, action, bool_or(kept_in_table) as kept_in_table, count(*) as rows "
-        f"from {TABLE} where run_id = ? group by all order by table_name, expectation",
+        "select table_name, expectation, action, bool_or(kept_in_table) as kept_in_table, count(*) as rows "
+        "from raw.quarantine where run_id = ? group by all order by table_name, expectation",
         [context.run_id],
     )
     totals = wh.query(
-        f"select table_name, count(*) as rows, max(quarantined_at)::date as latest from {TABLE} group by all order by 1"
+        "select table_name, count(*) as rows, max(quarantined_at)::date as latest from raw.quarantine group by all order by 1"
     )
     rows = int(this_run["rows"].sum()) if this_run.height else 0
     context.log.info(f"{rows} row(s) quarantined by this run; {int(totals['rows'].sum()) if totals.height else 0} in all")

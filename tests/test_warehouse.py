@@ -86,3 +86,15 @@ def test_newest_in_window_is_where_an_incremental_fetch_resumes(warehouse_path):
     assert wh.newest_in_window("raw.ohlcv_1d", (), dt.date(2024, 2, 1), dt.date(2024, 2, 9)) == {}
     with pytest.raises(WarehouseError, match="not among its keys"):
         wh.newest_in_window("raw.ohlcv_1d", ("close",), *window)
+
+
+def test_newest_is_the_tables_last_day_and_only_for_allow_listed_tables(warehouse_path):
+    wh = Warehouse(warehouse_path)
+    assert wh.newest("raw.ohlcv_1d") is None  # no file yet
+    wh.upsert({"raw.ohlcv_1d": pl.concat([candles(10), candles(4, symbol="ETH/USDT")])})
+    assert wh.newest("raw.ohlcv_1d") == dt.date(2024, 1, 10)
+    assert wh.newest("raw.btc_dominance") is None  # the table exists, empty
+    for name in ("raw.quarantine", "raw.ohlcv_1d; drop table raw.ohlcv_1d", "main.secrets"):
+        with pytest.raises(WarehouseError, match="not a table with a time column"):
+            wh.newest(name)
+    assert wh.newest("raw.ohlcv_1d") == dt.date(2024, 1, 10)

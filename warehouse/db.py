@@ -128,6 +128,16 @@ class Warehouse:
         rows = self.query(sql, [first, last + dt.timedelta(days=1), *equals.values()]).iter_rows()
         return {row[:-1]: row[-1] for row in rows if row[-1] is not None}
 
+    def newest(self, table: str) -> dt.date | None:
+        """The newest day `table` holds (its time column's maximum, as a UTC day); None when empty."""
+        time_col = TIME_COLUMN.get(table)
+        if time_col is None:
+            raise WarehouseError(f"{table}: not a table with a time column; known: {sorted(TIME_COLUMN)}")
+        if not self.path.exists():
+            return None
+        # Identifiers from the TIME_COLUMN allow-list (checked above); there are no values.
+        return self.query("select max(" + time_col + ")::date from " + table).item()
+
     def read(self, table: str, until: dt.date, since: dt.date | None = None, **equals: str) -> pl.DataFrame:
         """Every row of `table` up to and including day `until` (and from day `since`, optionally where
         column = value), ordered by key: what a point-in-time computation as of `until` may see."""

@@ -35,7 +35,7 @@ from warehouse.db import TABLES
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2025, 6, 30)
 WINDOW = (dt.date(2025, 6, 21), AS_OF)  # the partitions of the run that gets killed
-NIGHTLY = "group:ingest or group:analytics or group:publish"  # the `nightly` job's assets, as a CLI selection
+NIGHTLY = "group:ingest or group:quality or group:analytics or group:publish"  # the `nightly` job's assets, as a CLI selection
 # Columns that say when and by which run a row was written: they differ between two clean runs.
 VOLATILE = {"raw.ohlcv_1d": ("ingested_at",), "raw.funding_rates": ("ingested_at",), "raw.defi_tvl": ("ingested_at",),
             "raw.btc_dominance": ("ingested_at",), "raw.quarantine": ("run_id", "quarantined_at")}

@@ -51,6 +51,7 @@ class Posture(_Section):
     btc_short: float = Field(0.0, ge=0, le=1)  # short BTC perps, notional as a fraction of the portfolio
     btc_short_max: float | None = Field(None, ge=0, le=1)  # upper end where the seeds give a range
     strategy: str  # the playbook's name for it, shown with each recommendation
+    favour: dict[str, int] = {}  # sector -> score added in this phase (altcoin surge: Layer-1 +1)
 
     def band(self, bucket: Bucket) -> Band:
         return getattr(self, bucket)
@@ -81,6 +82,10 @@ class Hedging(_Section):
     tactical_long_max: float = Field(0.05, ge=0, le=1)  # of the portfolio
     tactical_leverage_min: float = Field(3.0, ge=1)
     tactical_leverage_max: float = Field(5.0, ge=1)
+    # A tactical long of the leading sector's perp in a risk-on surge or rotation (0 turns them off)
+    tactical_long: float = Field(0.05, ge=0, le=1)
+    # Bear: the BTC short goes from btc_short to btc_short_max when BTC is this far below its 200-day average
+    bear_deep_trend_pct: float = -30.0
 
     @model_validator(mode="after")
     def _ordered(self) -> Hedging:
@@ -90,6 +95,8 @@ class Hedging(_Section):
             raise ValueError(f"hedge leverage {self.leverage} is above max_leverage {self.max_leverage}")
         if self.tactical_leverage_min > self.tactical_leverage_max:
             raise ValueError("need tactical_leverage_min <= tactical_leverage_max")
+        if self.tactical_long > self.tactical_long_max:
+            raise ValueError(f"tactical_long {self.tactical_long} is above tactical_long_max {self.tactical_long_max}")
         return self
 
 
@@ -101,12 +108,25 @@ class Funding(_Section):
     hedge_cut: float = Field(0.5, gt=0, le=1)  # a hedge that would pay more keeps this share of its size
 
 
-class Cadence(_Section):
-    """How often each layer may change; between those days, hold (no churn)."""
+Every = Literal["monthly", "weekly", "daily"]
+PERIOD_DAYS: dict[str, int] = {"monthly": 30, "weekly": 7, "daily": 1}
 
-    posture: Literal["monthly", "weekly", "daily"] = "monthly"
-    tilts: Literal["monthly", "weekly", "daily"] = "weekly"
-    hedges: Literal["monthly", "weekly", "daily"] = "daily"
+
+class Cadence(_Section):
+    """How often each layer may change: at most once per period (monthly = 30 days). Between those
+    days the layer holds (no churn); a 300% profit-take does not wait."""
+
+    posture: Every = "monthly"
+    tilts: Every = "weekly"
+    hedges: Every = "daily"
+
+
+class Preferences(_Section):
+    """Score added to sectors (one point = one 5 pp step toward them) by the day's risk mode."""
+
+    quadrant_score: dict[str, int] = {"leading": 1, "improving": 1, "weakening": -1, "lagging": -1}
+    risk_off: dict[str, int] = {"Infrastructure": 1, "DeFi": -1}  # risk-off: Infrastructure over DeFi
+    risk_on_rising_tvl: dict[str, int] = {"DeFi": 1, "Infrastructure": -1}  # risk-on and DeFi TVL up over 30 days
 
 
 class Playbook(_Section):
@@ -119,13 +139,17 @@ class Playbook(_Section):
     # until it is sold (the articles' $100,000 example: of $20,000, $15,000 sold, $5,000 hedged).
     rotation_sell_now: float = Field(0.75, gt=0, le=1)
     profit_take_30d_pct: float = Field(300.0, gt=0)  # a sector up this much in 30 days trims its gains
+    # The user's portfolio is rebalanced toward a sector's target only when it is this far off it
+    drift_tolerance: float = Field(0.025, ge=0, le=1)
+    preferences: Preferences = Preferences()
     postures: dict[str, Posture] = {
         "neutral": Posture(core=_band(0.50, 0.55, 0.60), mid=_band(0.25, 0.30, 0.35),
                            speculative=_band(0.10, 0.15, 0.15), strategy="neutral buckets"),
         "btc_dominance": Posture(core=_band(0.60, 0.65, 0.70), mid=_band(0.20, 0.25, 0.30),
                                  speculative=_band(0.05, 0.10, 0.10), strategy="core-heavy"),
         "altcoin_surge": Posture(core=_band(0.45, 0.50, 0.55), mid=_band(0.30, 0.35, 0.40),
-                                 speculative=_band(0.10, 0.15, 0.15), strategy="5% from BTC to Layer-1s"),
+                                 speculative=_band(0.10, 0.15, 0.15), strategy="5% from BTC to Layer-1s",
+                                 favour={"Layer-1": 1}),
         "narrative_rotation": Posture(core=_band(0.30, 0.30, 0.35), mid=_band(0.45, 0.50, 0.50),
                                       speculative=_band(0.15, 0.20, 0.20), btc_short=0.10,
                                       strategy="long beta, hedge major"),
@@ -147,9 +171,20 @@ class Playbook(_Section):
         missing = [p for p in PHASES if p not in self.postures]
         if missing:
             raise ValueError(f"postures lacks the phase(s) {missing}")
-        if "core" not in self.sector_buckets.values():
-            raise ValueError("sector_buckets needs a core sector")
+        if list(self.sector_buckets.values()).count("core") != 1:
+            raise ValueError("sector_buckets needs exactly one core sector (BTC/ETH)")
+        for phase, posture in self.postures.items():
+            unknown = set(posture.favour) - set(self.sector_buckets)
+            if unknown:
+                raise ValueError(f"postures.{phase}.favour names unknown sector(s) {sorted(unknown)}")
         return self
+
+    @property
+    def core_sector(self) -> str:
+        return next(s for s, b in self.sector_buckets.items() if b == "core")
+
+    def sectors(self, bucket: Bucket) -> list[str]:
+        return [s for s, b in self.sector_buckets.items() if b == bucket]
 
 
 def load_playbook(path: str | Path | None = None) -> Playbook:

@@ -1,0 +1,174 @@
+"""The marts in, the recommendation tables out: evidence per day from the analytics, the allocation
+and hedges of the model portfolio, and the orders that take the user's portfolio there.
+
+A day gets no recommendation when its phase is unknown (warm-up, missing input) or when data of that
+day failed a blocking quality check (`failed_days`); the model portfolio holds through it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import polars as pl
+
+from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total
+from pipeline.strategy.hedge_plan import HedgeLine, plan_hedges
+from pipeline.strategy.orders import perp_orders, spot_orders, value
+from pipeline.strategy.playbook import PERIOD_DAYS, Playbook
+from pipeline.strategy.portfolio import Portfolio
+
+ROTATION_SCHEMA = {
+    "as_of": pl.Date, "sector": pl.String, "bucket": pl.String, "posture": pl.String,
+    "current_weight": pl.Float64, "target_weight": pl.Float64, "action": pl.String, "score": pl.Int32,
+    "rationale": pl.String,
+}
+HEDGE_SCHEMA = {
+    "as_of": pl.Date, "instrument": pl.String, "side": pl.String, "notional_pct": pl.Float64,
+    "leverage": pl.Float64, "margin_pct": pl.Float64, "funding_apr": pl.Float64, "funding_30d_pct": pl.Float64,
+    "strategy": pl.String, "rationale": pl.String,
+}
+ORDER_SCHEMA = {
+    "as_of": pl.Date, "instrument": pl.String, "side": pl.String, "quantity": pl.Float64,
+    "notional_usd": pl.Float64, "price": pl.Float64, "reason": pl.String,
+}
+
+
+def evidence(
+    regime: pl.DataFrame, rs: pl.DataFrame, index: pl.DataFrame, failed_days: Iterable[dt.date] = (),
+) -> list[Evidence]:
+    """One Evidence per day that has a phase and no failed data. `index` is one weighting of
+    marts.sector_index; a sector counts on a day when its index has members that day."""
+    levels = index.filter(pl.col("n_constituents") > 0).select("sector", "date", "level")
+    month_ago = levels.select("sector", pl.col("date") + pl.duration(days=30), level_30d="level")
+    sectors = (
+        levels.join(month_ago, on=["sector", "date"], how="left")
+        .join(rs.select("sector", "date", "quadrant", "rs_mom_30d_pct"), on=["sector", "date"], how="left")
+        .with_columns(ret_30d_pct=(pl.col("level") / pl.col("level_30d") - 1) * 100)
+    )
+    by_day: dict[dt.date, dict[str, SectorSignal]] = {}
+    for row in sectors.iter_rows(named=True):
+        by_day.setdefault(row["date"], {})[row["sector"]] = SectorSignal(
+            row["quadrant"], row["rs_mom_30d_pct"], row["ret_30d_pct"]
+        )
+    failed = set(failed_days)
+    days = regime.filter(pl.col("phase").is_not_null()).sort("date")
+    return [
+        Evidence(
+            date=r["date"], phase=r["phase"], risk_mode=r["risk_mode"], sectors=by_day.get(r["date"], {}),
+            tvl_growth_30d=r["tvl_growth_30d"], btc_trend_pct=r["btc_trend_pct"],
+            btc_funding_apr_pct=r["btc_funding_apr_pct"], leading_sector=r["leading_sector"],
+        )
+        for r in days.iter_rows(named=True)
+        if r["date"] not in failed
+    ]
+
+
+def main_perps(tokens: pl.DataFrame, playbook: Playbook, btc: str) -> tuple[dict[str, str], str]:
+    """(sector -> the perp of its first token in the universe that has one, BTC's perp)."""
+    btc_perp = tokens.filter(pl.col("token") == btc)["perp"].item()
+    perps: dict[str, str] = {playbook.core_sector: btc_perp}
+    for row in tokens.filter(pl.col("perp").is_not_null()).iter_rows(named=True):
+        perps.setdefault(row["sector"], row["perp"])
+    return perps, btc_perp
+
+
+def _pct(value: float | None, fmt: str = "+.1f") -> str:
+    return "n/a" if value is None else f"{value:{fmt}}%"
+
+
+def _rationale(sector: str, ev: Evidence, alloc: Allocation, playbook: Playbook) -> str:
+    bucket = playbook.sector_buckets[sector]
+    posture = playbook.postures[alloc.posture]
+    band = posture.band(bucket)
+    parts = [
+        f"phase {ev.phase} ({ev.risk_mode}); posture {alloc.posture} since {alloc.posture_since} "
+        f"({posture.strategy}); {bucket} band {band.low:.0%}-{band.high:.0%}, "
+        f"bucket at {bucket_total(alloc.weights, bucket, playbook):.0%}"
+    ]
+    signal = ev.sectors.get(sector)
+    if signal is None:
+        parts.append("no index today")
+    elif sector != playbook.core_sector:
+        parts.append(f"quadrant {signal.quadrant or 'n/a'}, RS mom 30d {_pct(signal.rs_mom_30d_pct)}, "
+                     f"30d return {_pct(signal.ret_30d_pct)}, score {alloc.scores.get(sector, 0):+d}")
+    tvl = "n/a" if ev.tvl_growth_30d is None else f"{ev.tvl_growth_30d * 100:+.1f}%"
+    parts.append(f"DeFi TVL 30d {tvl}, BTC funding {_pct(ev.btc_funding_apr_pct, '.1f')} APR")
+    moves = [f"{m.weight:.0%} {m.why}" for m in alloc.moves if sector in (m.source, m.target)]
+    if moves:
+        parts.append(f"tilts of {alloc.tilted_on}: " + "; ".join(moves))
+    parts += alloc.notes.get(sector, []) + alloc.notes.get("*", [])
+    return "; ".join(parts)
+
+
+def _action(current: float | None, target: float) -> str:
+    if current is None:
+        return "increase" if target > 0 else "hold"
+    if target > current + 1e-9:
+        return "increase"
+    return "decrease" if target < current - 1e-9 else "hold"
+
+
+def recommendations(
+    regime: pl.DataFrame, rs: pl.DataFrame, index: pl.DataFrame, costs: pl.DataFrame, tokens: pl.DataFrame,
+    playbook: Playbook, btc: str = "BTC", failed_days: Iterable[dt.date] = (),
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(marts.rotation_recommendation, marts.hedge_recommendation) of the model portfolio, every
+    day from the first with evidence. `costs` is marts.funding_costs of one exchange."""
+    days = evidence(regime, rs, index, failed_days)
+    perps, btc_perp = main_perps(tokens, playbook, btc)
+    apr_by_day: dict[dt.date, dict[str, float]] = {}
+    for row in costs.drop_nulls("funding_apr_7d_pct").iter_rows(named=True):
+        apr_by_day.setdefault(row["date"], {})[row["symbol"]] = row["funding_apr_7d_pct"]
+    rotation, hedges = [], []
+    held: tuple[dt.date, str, list[HedgeLine]] | None = None
+    horizon = playbook.funding.horizon_days
+    for ev, alloc in zip(days, allocate(days, playbook), strict=True):
+        for sector in sorted(set(alloc.weights) | set(alloc.previous or {})):
+            current = None if alloc.previous is None else alloc.previous.get(sector, 0.0)
+            target = alloc.weights.get(sector, 0.0)
+            rotation.append((ev.date, sector, playbook.sector_buckets[sector], alloc.posture, current, target,
+                             _action(current, target), alloc.scores.get(sector), _rationale(sector, ev, alloc, playbook)))
+        fresh = plan_hedges(ev, alloc, playbook, perps, btc_perp, apr_by_day.get(ev.date, {}))
+        due = held is None or held[1] != alloc.posture or (ev.date - held[0]).days >= PERIOD_DAYS[playbook.cadence.hedges]
+        if due:
+            held = (ev.date, alloc.posture, fresh)
+        for line in held[2]:
+            hedges.append((ev.date, line.instrument, line.side, line.notional_pct, line.leverage, line.margin_pct,
+                           line.funding_apr_pct, line.funding_pct(horizon), line.strategy, line.rationale))
+    return pl.DataFrame(rotation, schema=ROTATION_SCHEMA, orient="row"), pl.DataFrame(hedges, schema=HEDGE_SCHEMA, orient="row")
+
+
+def portfolio_orders(
+    as_of: dt.date, portfolio: Portfolio, rotation: pl.DataFrame, hedges: pl.DataFrame, closes: pl.DataFrame,
+    weights: pl.DataFrame, tokens: pl.DataFrame, playbook: Playbook,
+) -> pl.DataFrame:
+    """marts.portfolio_orders of `as_of`: the user's portfolio moved to that day's targets and hedges.
+
+    `closes`: symbol, close of that day; `weights`: sector, symbol, weight of the day's index members.
+    No rotation rows that day (no recommendation): no orders.
+    """
+    day = rotation.filter(pl.col("as_of") == as_of)
+    if day.is_empty():
+        return pl.DataFrame(schema=ORDER_SCHEMA)
+    by_symbol = dict(zip(tokens["symbol"], tokens["token"], strict=True))
+    close = {by_symbol[s]: c for s, c in closes.select("symbol", "close").iter_rows() if s in by_symbol}
+    sector_of = dict(zip(tokens["token"], tokens["sector"], strict=True))
+    spot_symbol = dict(zip(tokens["token"], tokens["symbol"], strict=True))
+    members: dict[str, list[tuple[str, float]]] = {}
+    for sector, symbol, weight in weights.select("sector", "symbol", "weight").iter_rows():
+        if symbol in by_symbol:
+            members.setdefault(sector, []).append((by_symbol[symbol], weight))
+    held = value(portfolio, close, sector_of, as_of)
+    targets = dict(day.select("sector", "target_weight").iter_rows())
+    lines = [
+        HedgeLine(r["instrument"], r["side"], r["notional_pct"], r["leverage"], r["funding_apr"], r["strategy"], r["rationale"])
+        for r in hedges.filter(pl.col("as_of") == as_of).iter_rows(named=True)
+    ]
+    perp_price = {p: close[t] for t, p in zip(tokens["token"], tokens["perp"], strict=True) if p and t in close}
+    orders = spot_orders(portfolio, held, targets, close, sector_of, spot_symbol, members, playbook)
+    orders += perp_orders(portfolio, held, lines, perp_price, playbook)
+    return pl.DataFrame(
+        [(as_of, o.instrument, o.side, o.quantity, o.notional_usd, o.price, o.reason) for o in orders],
+        schema=ORDER_SCHEMA, orient="row",
+    )

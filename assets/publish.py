@@ -1,4 +1,4 @@
-"""Publishing: after the marts of a run are written (and passed their checks), the warehouse is copied
+"""Publishing: after the marts and recommendations of a run are written (and passed their checks), the warehouse is copied
 to the read-only snapshot that SQL users and the `sql`/`summary` commands read, so nobody needs the
 writer's lock. A run stopped by a blocking check never gets here: readers keep the last good copy."""
 
@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.analytics import analytics_assets
 from assets.partitions import DAILY_ASSET
+from assets.recommendations import recommendation_assets
 from pipeline.resources import WarehouseResource
 
 
@@ -15,7 +16,7 @@ from pipeline.resources import WarehouseResource
     group_name="publish",
     owners=["team:data"],
     kinds={"duckdb"},
-    deps=analytics_assets,
+    deps=[*analytics_assets, recommendation_assets],
     description="Read-only copy of the whole warehouse (warehouse/rotation_read.duckdb), renamed into "
     "place atomically after every run whose marts passed their checks.",
 )

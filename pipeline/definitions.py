@@ -7,7 +7,8 @@ from assets.freshness import freshness_checks
 from assets.ingest import ingest_assets
 from assets.publish import publish_assets
 from assets.quarantine import quarantine_assets
-from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, WarehouseResource
+from assets.recommendations import recommendation_assets
+from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, StrategySettings, WarehouseResource
 from pipeline.schedules import freshness_schedule, nightly_schedule
 from pipeline.settings import Settings
 
@@ -20,9 +21,9 @@ analytics_job = dg.define_asset_job(
     description="Recompute the marts (sector indices, relative strength, altseason, funding, phase) from the raw tables.",
 )
 nightly_job = dg.define_asset_job(
-    "nightly", selection=dg.AssetSelection.groups("ingest", "quality", "analytics", "publish"),
-    description="Ingest, gate, recompute every mart, publish the read-only snapshot: what the nightly "
-    "schedule and `make demo` run.",
+    "nightly", selection=dg.AssetSelection.groups("ingest", "quality", "analytics", "recommendations", "publish"),
+    description="Ingest, gate, recompute every mart and the recommendations, publish the read-only "
+    "snapshot: what the nightly schedule and `make demo` run.",
 )
 freshness_job = dg.define_asset_job(
     "freshness", selection=dg.AssetSelection.checks(*freshness_checks),
@@ -30,13 +31,13 @@ freshness_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, *quarantine_assets, *analytics_assets, *publish_assets],
+    assets=[*ingest_assets, *quarantine_assets, *analytics_assets, recommendation_assets, *publish_assets],
     asset_checks=freshness_checks,
     jobs=[ingest_job, analytics_job, nightly_job, freshness_job],
     schedules=[nightly_schedule(nightly_job, Settings.from_env()), freshness_schedule(freshness_job)],
     resources={
         "sources": MarketSources(), "warehouse": WarehouseResource(), "analytics": AnalyticsSettings(),
-        "quality": QualitySettings(),
+        "quality": QualitySettings(), "strategy": StrategySettings(),
     },
     # One DuckDB writer at a time, and far less start-up cost than a process per step.
     executor=dg.in_process_executor,

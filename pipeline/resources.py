@@ -19,6 +19,8 @@ from pipeline.settings import Settings
 from pipeline.sources.coingecko import CoinGecko
 from pipeline.sources.defillama import DefiLlama
 from pipeline.sources.exchange import make_exchange
+from pipeline.strategy.playbook import Playbook, load_playbook
+from pipeline.strategy.portfolio import Portfolio, load_portfolio
 from pipeline.transforms.config import AnalyticsConfig, load_analytics_config
 from pipeline.universe import Universe, load_universe
 from warehouse import Warehouse
@@ -70,6 +72,32 @@ class AnalyticsSettings(dg.ConfigurableResource):
     @property
     def perp_exchange_id(self) -> str:
         return self.perp_exchange or Settings.from_env().perp_exchange
+
+
+class StrategySettings(dg.ConfigurableResource):
+    """The playbook and the user's portfolio: `playbook_path` / `portfolio_path`, else
+    ROTATION_PLAYBOOK / ROTATION_PORTFOLIO (defaults: pipeline/playbook.yaml and the example
+    pipeline/portfolio.yaml). Loaded and validated before any asset runs."""
+
+    playbook_path: str | None = None
+    portfolio_path: str | None = None
+
+    _playbook = PrivateAttr(default=None)
+    _portfolio = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        settings = Settings.from_env()
+        self._playbook = load_playbook(self.playbook_path or settings.playbook_path)
+        universe = load_universe(settings.universe_path)
+        self._portfolio = load_portfolio(self.portfolio_path or settings.portfolio_path, universe)
+
+    @property
+    def playbook(self) -> Playbook:
+        return self._playbook
+
+    @property
+    def portfolio(self) -> Portfolio:
+        return self._portfolio
 
 
 class QualitySettings(dg.ConfigurableResource):

@@ -11,6 +11,8 @@
 | ROTATION_UNIVERSE | pipeline/universe.yaml | the universe file |
 | ROTATION_ANALYTICS | pipeline/analytics.yaml | analytics thresholds (overrides of the defaults) |
 | ROTATION_QUALITY | pipeline/quality.yaml | quality-gate thresholds and the block/warn policy |
+| ROTATION_PLAYBOOK | pipeline/playbook.yaml | the rotation and hedge playbook (overrides of the defaults) |
+| ROTATION_PORTFOLIO | pipeline/portfolio.yaml | your portfolio: the nightly orders are for it (the example by default) |
 | COINGECKO_API_KEY / COINGECKO_API_PLAN | none / demo | CoinGecko key and plan (`demo` or `pro`) |
 | ROTATION_SCHEDULE_CRON | 15 1 * * * | when the nightly schedule ticks (cron, in the timezone below) |
 | ROTATION_SCHEDULE_TIMEZONE | UTC | the schedule's timezone (IANA name, e.g. Europe/Berlin) |
@@ -48,6 +50,8 @@ class Settings(BaseModel):
     universe_path: Path = PROJECT_ROOT / "pipeline" / "universe.yaml"
     analytics_path: Path = PROJECT_ROOT / "pipeline" / "analytics.yaml"
     quality_path: Path = PROJECT_ROOT / "pipeline" / "quality.yaml"
+    playbook_path: Path = PROJECT_ROOT / "pipeline" / "playbook.yaml"
+    portfolio_path: Path = PROJECT_ROOT / "pipeline" / "portfolio.yaml"
     coingecko_api_key: str | None = None
     coingecko_plan: Literal["demo", "pro"] = "demo"
     # Partitions are UTC days; 01:15 UTC leaves the sources an hour to publish yesterday's close.
@@ -87,6 +91,8 @@ class Settings(BaseModel):
             "ROTATION_UNIVERSE": "universe_path",
             "ROTATION_ANALYTICS": "analytics_path",
             "ROTATION_QUALITY": "quality_path",
+            "ROTATION_PLAYBOOK": "playbook_path",
+            "ROTATION_PORTFOLIO": "portfolio_path",
             "COINGECKO_API_KEY": "coingecko_api_key",
             "COINGECKO_API_PLAN": "coingecko_plan",
             "ROTATION_SCHEDULE_CRON": "schedule_cron",

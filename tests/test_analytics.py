@@ -26,7 +26,8 @@ from warehouse.db import TABLES
 
 CONFIG = AnalyticsConfig()
 TOKENS = load_universe().frame()
-MARTS = [t for t in TABLES if t.startswith("marts.")]
+RECOMMENDATIONS = ("marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders")
+MARTS = [t for t in TABLES if t.startswith("marts.") and t not in RECOMMENDATIONS]  # the analytics' marts
 CHAIN_MARTS = [t for t in MARTS if t != "marts.sector_weights"]  # what compute_marts returns
 
 

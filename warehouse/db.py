@@ -31,6 +31,9 @@ TABLES: dict[str, tuple[str, ...]] = {
     "marts.altseason": ("date",),
     "marts.funding_costs": ("exchange", "symbol", "date"),
     "marts.market_regime": ("date",),
+    "marts.rotation_recommendation": ("as_of", "sector"),
+    "marts.hedge_recommendation": ("as_of", "instrument"),
+    "marts.portfolio_orders": ("as_of", "instrument"),
     "raw.quarantine": ("table_name", "row_key", "expectation", "payload"),
 }
 
@@ -46,6 +49,9 @@ TIME_COLUMN: dict[str, str] = {
     "marts.altseason": "date",
     "marts.funding_costs": "date",
     "marts.market_regime": "date",
+    "marts.rotation_recommendation": "as_of",
+    "marts.hedge_recommendation": "as_of",
+    "marts.portfolio_orders": "as_of",
 }
 
 

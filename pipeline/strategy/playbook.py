@@ -17,6 +17,9 @@ from pipeline.config_file import load_model
 
 DEFAULT_PLAYBOOK = Path(__file__).resolve().parent.parent / "playbook.yaml"
 Bucket = Literal["core", "mid", "speculative"]
+# No position of the playbook runs above 5x, whatever the config says: the articles' tactical longs
+# top out there, and the quality suite of marts.hedge_recommendation holds it.
+LEVERAGE_CEILING = 5.0
 BUCKETS: tuple[Bucket, ...] = ("core", "mid", "speculative")
 
 
@@ -78,10 +81,10 @@ class Hedging(_Section):
     sector_hedge_max: float = Field(0.20, gt=0, le=1)
     exit_hedge: float = Field(0.30, ge=0, le=1)  # peak: short the exited sector's perp for 30% of what was sold
     leverage: float = Field(1.0, ge=1)  # hedges at 1x unless set
-    max_leverage: float = Field(3.0, ge=1)  # never above, for hedges
+    max_leverage: float = Field(3.0, ge=1, le=LEVERAGE_CEILING)  # never above, for hedges
     tactical_long_max: float = Field(0.05, ge=0, le=1)  # of the portfolio
     tactical_leverage_min: float = Field(3.0, ge=1)
-    tactical_leverage_max: float = Field(5.0, ge=1)
+    tactical_leverage_max: float = Field(5.0, ge=1, le=LEVERAGE_CEILING)
     # A tactical long of the leading sector's perp in a risk-on surge or rotation (0 turns them off)
     tactical_long: float = Field(0.05, ge=0, le=1)
     # Bear: the BTC short goes from btc_short to btc_short_max when BTC is this far below its 200-day average
@@ -173,10 +176,13 @@ class Playbook(_Section):
             raise ValueError(f"postures lacks the phase(s) {missing}")
         if list(self.sector_buckets.values()).count("core") != 1:
             raise ValueError("sector_buckets needs exactly one core sector (BTC/ETH)")
-        for phase, posture in self.postures.items():
-            unknown = set(posture.favour) - set(self.sector_buckets)
+        prefs = self.preferences
+        named = {f"postures.{phase}.favour": p.favour for phase, p in self.postures.items()}
+        named |= {"preferences.risk_off": prefs.risk_off, "preferences.risk_on_rising_tvl": prefs.risk_on_rising_tvl}
+        for where, sectors in named.items():
+            unknown = set(sectors) - set(self.sector_buckets)
             if unknown:
-                raise ValueError(f"postures.{phase}.favour names unknown sector(s) {sorted(unknown)}")
+                raise ValueError(f"{where} names unknown sector(s) {sorted(unknown)}")
         return self
 
     @property

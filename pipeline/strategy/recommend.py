@@ -1,15 +1,14 @@
 """The marts in, the recommendation tables out: evidence per day from the analytics, the allocation
 and hedges of the model portfolio, and the orders that take the user's portfolio there.
 
-A day gets no recommendation when its phase is unknown (warm-up, missing input) or when data of that
-day failed a blocking quality check (`failed_days`); the model portfolio holds through it.
+A day gets no recommendation when its phase is unknown (warm-up, a missing input); the model
+portfolio holds through it. A day whose data failed a blocking quality check never gets here: the
+check stops the run before the recommendation assets (see assets/recommendations.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-
 import polars as pl
 
 from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total
@@ -34,10 +33,8 @@ ORDER_SCHEMA = {
 }
 
 
-def evidence(
-    regime: pl.DataFrame, rs: pl.DataFrame, index: pl.DataFrame, failed_days: Iterable[dt.date] = (),
-) -> list[Evidence]:
-    """One Evidence per day that has a phase and no failed data. `index` is one weighting of
+def evidence(regime: pl.DataFrame, rs: pl.DataFrame, index: pl.DataFrame) -> list[Evidence]:
+    """One Evidence per day that has a phase. `index` is one weighting of
     marts.sector_index; a sector counts on a day when its index has members that day."""
     levels = index.filter(pl.col("n_constituents") > 0).select("sector", "date", "level")
     month_ago = levels.select("sector", pl.col("date") + pl.duration(days=30), level_30d="level")
@@ -51,7 +48,6 @@ def evidence(
         by_day.setdefault(row["date"], {})[row["sector"]] = SectorSignal(
             row["quadrant"], row["rs_mom_30d_pct"], row["ret_30d_pct"]
         )
-    failed = set(failed_days)
     days = regime.filter(pl.col("phase").is_not_null()).sort("date")
     return [
         Evidence(
@@ -60,7 +56,6 @@ def evidence(
             btc_funding_apr_pct=r["btc_funding_apr_pct"], leading_sector=r["leading_sector"],
         )
         for r in days.iter_rows(named=True)
-        if r["date"] not in failed
     ]
 
 
@@ -111,11 +106,11 @@ def _action(current: float | None, target: float) -> str:
 
 def recommendations(
     regime: pl.DataFrame, rs: pl.DataFrame, index: pl.DataFrame, costs: pl.DataFrame, tokens: pl.DataFrame,
-    playbook: Playbook, btc: str = "BTC", failed_days: Iterable[dt.date] = (),
+    playbook: Playbook, btc: str = "BTC",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(marts.rotation_recommendation, marts.hedge_recommendation) of the model portfolio, every
     day from the first with evidence. `costs` is marts.funding_costs of one exchange."""
-    days = evidence(regime, rs, index, failed_days)
+    days = evidence(regime, rs, index)
     perps, btc_perp = main_perps(tokens, playbook, btc)
     apr_by_day: dict[dt.date, dict[str, float]] = {}
     for row in costs.drop_nulls("funding_apr_7d_pct").iter_rows(named=True):

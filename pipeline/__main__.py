@@ -1,10 +1,12 @@
-"""Command line: `python -m pipeline demo | summary | sql [QUERY]`."""
+"""Command line: `python -m pipeline demo | summary | sql [QUERY] | recommend [--portfolio FILE] [--as-of DATE]`."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
+from pathlib import Path
 
 from warehouse import Warehouse
 
@@ -16,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("summary", help="rows and date range per raw table")
     sql = sub.add_parser("sql", help="run read-only SQL on the published snapshot (no query: an interactive shell)")
     sql.add_argument("query", nargs="?")
+    rec = sub.add_parser("recommend", help="the day's phase, allocation, hedges and the orders for a portfolio")
+    rec.add_argument("--portfolio", type=Path, help="portfolio YAML (default: ROTATION_PORTFOLIO, else the example)")
+    rec.add_argument("--as-of", type=dt.date.fromisoformat, help="YYYY-MM-DD (default: the newest recommendation)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -27,6 +32,16 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.demo import print_summary
 
         print_summary(Warehouse())
+        return 0
+    if args.command == "recommend":
+        from pipeline.brief import BriefError, brief
+        from pipeline.strategy.portfolio import PortfolioError
+
+        try:
+            print(brief(args.portfolio, args.as_of))
+        except (BriefError, PortfolioError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "sql":
         snapshot = Warehouse().snapshot_path  # never the writer's file: a run may hold its lock

@@ -27,12 +27,19 @@ SUMMARY_SQL = {
     "marts.altseason": "select count(*), min(date), max(date), count(altseason_index) from marts.altseason",
     "marts.funding_costs": "select count(*), min(date), max(date), count(distinct symbol) from marts.funding_costs",
     "marts.market_regime": "select count(*), min(date), max(date), count(distinct phase) from marts.market_regime",
+    "marts.rotation_recommendation": "select count(*), min(as_of), max(as_of), count(distinct sector) "
+    "from marts.rotation_recommendation",
+    "marts.hedge_recommendation": "select count(*), min(as_of), max(as_of), count(distinct instrument) "
+    "from marts.hedge_recommendation",
+    "marts.portfolio_orders": "select count(*), min(as_of), max(as_of), count(distinct instrument) "
+    "from marts.portfolio_orders",
 }
 SERIES_WORD = {"raw.ohlcv_1d": "symbols", "raw.funding_rates": "perps", "raw.defi_tvl": "series",
                "raw.btc_dominance": "sources", "marts.sector_index": "sectors", "marts.sector_weights": "constituents",
                "marts.relative_strength": "sectors",
                "marts.altseason": "days with an index", "marts.funding_costs": "perps",
-               "marts.market_regime": "phases seen"}
+               "marts.market_regime": "phases seen", "marts.rotation_recommendation": "sectors",
+               "marts.hedge_recommendation": "perps", "marts.portfolio_orders": "instruments"}
 TODAY_SQL = """
     select date, phase, risk_mode, days_in_phase, funding_regime, leading_sector, btc_trend_pct,
            btc_dominance_pct, altseason_index, alts_vs_btc_pct, tvl_growth_30d, btc_funding_apr_pct, missing_inputs
@@ -83,7 +90,19 @@ def run_demo() -> int:
         print(f"\nThe run failed: {message}")
         return 1
     print_summary(warehouse, before, run_id=result.run_id)
+    print_recommendation(settings)
     return 0
+
+
+def print_recommendation(settings: Settings) -> None:
+    """Today's recommendation for the example portfolio (ROTATION_PORTFOLIO), as `recommend` prints it."""
+    from pipeline.brief import BriefError, brief
+
+    print(f"\n{'=' * 100}\n`python -m pipeline recommend` for {settings.portfolio_path}:\n")
+    try:
+        print(brief(settings=settings))
+    except BriefError as exc:
+        print(f"no recommendation: {exc}")
 
 
 def print_checks(evaluations, warehouse: Warehouse) -> None:
@@ -92,7 +111,7 @@ def print_checks(evaluations, warehouse: Warehouse) -> None:
     for check in sorted(evaluations, key=lambda c: c.asset_key.to_user_string()):
         verdict = "pass" if check.passed else "warn" if check.severity == dg.AssetCheckSeverity.WARN else "FAILED"
         rows = check.metadata.get("rows_validated")
-        print(f"  {verdict:<7}{check.asset_key.to_user_string():<26}{rows.value if rows else 0:>9,} rows"
+        print(f"  {verdict:<7}{check.asset_key.to_user_string():<32}{rows.value if rows else 0:>9,} rows"
               f"  {(check.description or '').splitlines()[0]}")
     print(f"  report: {warehouse.path.parent / 'quality' / 'index.html'}")
 
@@ -100,15 +119,16 @@ def print_checks(evaluations, warehouse: Warehouse) -> None:
 def print_summary(warehouse: Warehouse, before: dict[str, tuple] | None = None, run_id: str | None = None) -> None:
     after = table_counts(warehouse)
     print(f"\nWarehouse: {warehouse.path}" + (f"  (run {run_id})" if run_id else ""))
-    print(f"{'table':<24}{'rows':>10}{'new':>9}  {'first':<12}{'last':<12}series")
+    print(f"{'table':<30}{'rows':>10}{'new':>9}  {'first':<12}{'last':<12}series")
     for table, (rows, first, last, series) in after.items():
         new = rows - (before or {}).get(table, (0,))[0]
-        print(f"{table:<24}{rows:>10,}{new:>9,}  {str(first):<12}{str(last):<12}{series} {SERIES_WORD[table]}")
+        print(f"{table:<30}{rows:>10,}{new:>9,}  {str(first):<12}{str(last):<12}{series} {SERIES_WORD[table]}")
     print_today(warehouse)
     print("\nNext:")
     print("  .venv/bin/python -m pipeline summary       # this summary again")
     print("  make ui                                   # Dagster UI at http://127.0.0.1:3000 (lineage, runs)")
     print('  .venv/bin/python -m pipeline sql "select date, phase, risk_mode from marts.market_regime order by date desc limit 10"')
+    print("  .venv/bin/python -m pipeline recommend --portfolio my_portfolio.yaml   # your orders (copy pipeline/portfolio.yaml)")
 
 
 def print_today(warehouse: Warehouse) -> None:

@@ -87,8 +87,8 @@ def spot_orders(
     scale = min(1.0, funds / wanted) if wanted > 0 else 1.0
     orders = [Order(spot_symbol[t], "sell", usd / closes[t], usd, closes[t], why) for t, usd, why in sells]
     for token, usd, why in buys:
-        if scale < 1:
-            why += f"; scaled to {scale:.0%}: sells and cash pay for no more"
+        if scale < 0.999:
+            why += f"; scaled to {scale:.1%}: sells and cash pay for no more"
         orders.append(Order(spot_symbol[token], "buy", usd * scale / closes[token], usd * scale, closes[token], why))
     return orders
 

@@ -86,12 +86,12 @@ def _rationale(sector: str, ev: Evidence, alloc: Allocation, playbook: Playbook)
         parts.append("no index today")
     elif sector != playbook.core_sector:
         parts.append(f"quadrant {signal.quadrant or 'n/a'}, RS mom 30d {_pct(signal.rs_mom_30d_pct)}, "
-                     f"30d return {_pct(signal.ret_30d_pct)}, score {alloc.scores.get(sector, 0):+d}")
+                     f"30d return {_pct(signal.ret_30d_pct)}; score {alloc.scores.get(sector, 0):+d} at the tilts of {alloc.tilted_on}")
     tvl = "n/a" if ev.tvl_growth_30d is None else f"{ev.tvl_growth_30d * 100:+.1f}%"
     parts.append(f"DeFi TVL 30d {tvl}, BTC funding {_pct(ev.btc_funding_apr_pct, '.1f')} APR")
     moves = [f"{m.weight:.0%} {m.why}" for m in alloc.moves if sector in (m.source, m.target)]
     if moves:
-        parts.append(f"tilts of {alloc.tilted_on}: " + "; ".join(moves))
+        parts.append("moves: " + "; ".join(moves))
     parts += alloc.notes.get(sector, []) + alloc.notes.get("*", [])
     return "; ".join(parts)
 

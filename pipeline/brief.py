@@ -1,0 +1,93 @@
+"""`python -m pipeline recommend`: the day's phase, allocation, hedges and orders as tables a person
+reads, from the published read-only warehouse (no Dagster, no writer's lock).
+
+The allocation and hedges are the nightly run's (marts.rotation_recommendation and
+marts.hedge_recommendation). The orders are recomputed here for the portfolio given, so anyone can
+ask "what would I do with mine" without re-running the pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.settings import Settings
+from pipeline.strategy.playbook import load_playbook
+from pipeline.strategy.portfolio import load_portfolio
+from pipeline.strategy.recommend import portfolio_orders
+from pipeline.transforms.config import load_analytics_config
+from pipeline.universe import load_universe
+from warehouse import Warehouse
+
+
+class BriefError(RuntimeError):
+    """Nothing to show: no snapshot, or no recommendation for the day asked."""
+
+
+def _query(con, sql: str, params: list) -> pl.DataFrame:
+    return con.sql(sql, params=params).pl()
+
+
+def brief(portfolio_path: Path | None = None, as_of: dt.date | None = None, settings: Settings | None = None) -> str:
+    settings = settings or Settings.from_env()
+    snapshot = Warehouse(settings.warehouse_path).snapshot_path
+    if not snapshot.exists():
+        raise BriefError(f"no published warehouse at {snapshot}: run `make demo` (or the nightly job) first")
+    universe = load_universe(settings.universe_path)
+    playbook = load_playbook(settings.playbook_path)
+    cfg = load_analytics_config(settings.analytics_path)
+    portfolio_path = portfolio_path or settings.portfolio_path
+    portfolio = load_portfolio(portfolio_path, universe)
+    with Warehouse(snapshot).connect(read_only=True) as con:
+        newest = con.sql("select max(as_of) from marts.rotation_recommendation").fetchall()[0][0]
+        if newest is None:
+            raise BriefError(f"{snapshot} holds no recommendation yet: the marts need ~200 days of history")
+        day = as_of or newest
+        rotation = _query(con, "select * from marts.rotation_recommendation where as_of = ? order by target_weight desc", [day])
+        if rotation.is_empty():
+            raise BriefError(f"no recommendation for {day} (the newest is {newest}; days without a known phase have none)")
+        hedges = _query(con, "select * from marts.hedge_recommendation where as_of = ? order by instrument", [day])
+        regime = _query(con, "select * from marts.market_regime where date = ?", [day])
+        closes = _query(con, "select symbol, close from raw.ohlcv_1d where date = ? and exchange = ?", [day, settings.exchange])
+        weights = _query(con, "select sector, symbol, weight from marts.sector_weights where date = ? and weighting = ?",
+                         [day, cfg.relative_strength.weighting])
+    orders = portfolio_orders(day, portfolio, rotation, hedges, closes, weights, universe.frame(), playbook)
+    return render(day, regime, rotation, hedges, orders, portfolio_path)
+
+
+def render(day: dt.date, regime: pl.DataFrame, rotation: pl.DataFrame, hedges: pl.DataFrame, orders: pl.DataFrame,
+           portfolio_path: Path) -> str:
+    lines = []
+    if regime.height:
+        r = regime.row(0, named=True)
+        lines.append(f"Recommendation for {day}: phase {r['phase']} ({r['risk_mode']}, {r['days_in_phase']} days), "
+                     f"posture {rotation['posture'][0]}")
+    lines += ["", "Allocation (model portfolio):",
+              f"  {'sector':<16}{'bucket':<13}{'current':>9}{'target':>9}  action"]
+    for row in rotation.iter_rows(named=True):
+        current = "-" if row["current_weight"] is None else f"{row['current_weight']:.1%}"
+        lines.append(f"  {row['sector']:<16}{row['bucket']:<13}{current:>9}{row['target_weight']:>9.1%}  {row['action']}")
+    lines += ["", "Hedges (% of the portfolio; funding + = income):"]
+    if hedges.is_empty():
+        lines.append("  none")
+    else:
+        lines.append(f"  {'instrument':<17}{'side':<6}{'notional':>9}{'lev':>5}{'margin':>8}{'fund APR':>10}{'30d':>8}  strategy")
+        for h in hedges.iter_rows(named=True):
+            apr = "n/a" if h["funding_apr"] is None else f"{h['funding_apr']:.1f}%"
+            f30 = "n/a" if h["funding_30d_pct"] is None else f"{h['funding_30d_pct']:+.2f}%"
+            lines.append(f"  {h['instrument']:<17}{h['side']:<6}{h['notional_pct']:>8.1f}%{h['leverage']:>4g}x"
+                         f"{h['margin_pct']:>7.1f}%{apr:>10}{f30:>8}  {h['strategy']}")
+    lines += ["", f"Orders for {portfolio_path} at the {day} closes:"]
+    if orders.is_empty():
+        lines.append("  none: every sector is within the drift tolerance of its target")
+    else:
+        lines.append(f"  {'instrument':<17}{'side':<6}{'quantity':>16}{'price':>12}{'USD':>12}  reason")
+        for o in orders.iter_rows(named=True):
+            lines.append(f"  {o['instrument']:<17}{o['side']:<6}{o['quantity']:>16,.6g}{o['price']:>12,.6g}"
+                         f"{o['notional_usd']:>12,.0f}  {o['reason']}")
+    lines += ["", "Why (evidence per sector):"]
+    lines += [f"  {row['sector']}: {row['rationale']}" for row in rotation.iter_rows(named=True)]
+    lines += [f"  {h['instrument']}: {h['rationale']}" for h in hedges.iter_rows(named=True)]
+    return "\n".join(lines)

@@ -62,7 +62,7 @@ def plan_hedges(
         deep = ev.btc_trend_pct is not None and ev.btc_trend_pct <= rules.bear_deep_trend_pct
         if posture.btc_short_max is not None and deep:
             pct = posture.btc_short_max
-            why = (f"{alloc.posture} posture, BTC {ev.btc_trend_pct:.1f}% below its 200-day average "
+            why = (f"{alloc.posture} posture, BTC {-ev.btc_trend_pct:.1f}% below its 200-day average "
                    f"(deep at {rules.bear_deep_trend_pct:.0f}%): short BTC for {pct:.0%}")
         lines.append(_funded_short(btc_perp, pct * 100, posture.strategy, why, funding_apr.get(btc_perp), playbook))
 
@@ -77,7 +77,9 @@ def plan_hedges(
                    f"short {perp} for {rules.exit_hedge:.0%} of the {sold:.0%} sold")
             lines.append(_funded_short(perp, sold * rules.exit_hedge * 100, "hedge the exited sector", why,
                                        funding_apr.get(perp), playbook))
-        elif weight > 1e-9 and signal is not None and signal.quadrant == "weakening":
+        elif weight > 1e-9 and signal is not None and signal.quadrant == "weakening" and not (
+            perp == btc_perp and posture.btc_short > 0  # the posture's BTC short already covers it
+        ):
             mom = "" if signal.rs_mom_30d_pct is None else f", RS mom 30d {signal.rs_mom_30d_pct:+.1f}%"
             why = (f"{sector} is weakening{mom}; {weight:.0%} held: short {perp} for "
                    f"{rules.sector_hedge:.1%} of it")

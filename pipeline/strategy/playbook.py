@@ -150,7 +150,9 @@ class Playbook(_Section):
                            speculative=_band(0.10, 0.15, 0.15), strategy="neutral buckets"),
         "btc_dominance": Posture(core=_band(0.60, 0.65, 0.70), mid=_band(0.20, 0.25, 0.30),
                                  speculative=_band(0.05, 0.10, 0.10), strategy="core-heavy"),
-        "altcoin_surge": Posture(core=_band(0.45, 0.50, 0.55), mid=_band(0.30, 0.35, 0.40),
+        # The neutral targets, and Layer-1 favoured by one point: the step it takes comes from core
+        # (BTC/ETH) unless a weak sector gives it, and a lagging Layer-1 cancels it.
+        "altcoin_surge": Posture(core=_band(0.45, 0.55, 0.60), mid=_band(0.25, 0.30, 0.40),
                                  speculative=_band(0.10, 0.15, 0.15), strategy="5% from BTC to Layer-1s",
                                  favour={"Layer-1": 1}),
         "narrative_rotation": Posture(core=_band(0.30, 0.30, 0.35), mid=_band(0.45, 0.50, 0.50),

@@ -1,0 +1,320 @@
+"""The recommendation engine: allocation tilts and cadence on constructed days, hedges and their
+funding rules, orders for a portfolio; the invariants and no look-ahead on the real history; the
+`recommend` command on a published snapshot."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.sources.replay.dataset import load_dataset
+from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total, tilt
+from pipeline.strategy.hedge_plan import plan_hedges
+from pipeline.strategy.orders import value
+from pipeline.strategy.playbook import BUCKETS, Playbook
+from pipeline.strategy.portfolio import Portfolio, PortfolioError
+from pipeline.strategy.recommend import portfolio_orders, recommendations
+from pipeline.transforms.chain import compute_marts, universe_candles
+from pipeline.transforms.config import AnalyticsConfig
+from pipeline.transforms.membership import membership
+from pipeline.transforms.sector_index import sector_assignments
+from pipeline.transforms.sector_weights import sector_weights
+from pipeline.universe import load_universe
+from tests.conftest import REAL_DATA, raw_frames
+from warehouse import Warehouse
+
+PLAYBOOK = Playbook()
+CONFIG = AnalyticsConfig()
+TOKENS = load_universe().frame()
+ROOT = Path(__file__).resolve().parents[1]
+DAY = dt.date(2025, 3, 3)
+SECTORS = ["Core", "Layer-1", "Layer-2", "DeFi", "Infrastructure", "AI", "Gaming", "Memes"]
+PERPS = {"Core": "BTC/USDT:USDT", "DeFi": "UNI/USDT:USDT", "Infrastructure": "LINK/USDT:USDT", "Layer-1": "SOL/USDT:USDT"}
+BTC_PERP = "BTC/USDT:USDT"
+
+
+def day(phase="btc_dominance", risk="risk_on", date=DAY, tvl=None, quadrants=None, returns=None, **extra) -> Evidence:
+    """A constructed day: every sector present, quadrant None unless given."""
+    quadrants, returns = quadrants or {}, returns or {}
+    sectors = {s: SectorSignal(quadrants.get(s), None, returns.get(s)) for s in SECTORS}
+    return Evidence(date, phase, risk, sectors, tvl_growth_30d=tvl, **extra)
+
+
+def assert_valid(weights: dict[str, float], posture: str) -> None:
+    assert all(0 <= w <= 1 for w in weights.values())
+    assert sum(weights.values()) == pytest.approx(1, abs=1e-12)
+    for bucket in BUCKETS:
+        band = PLAYBOOK.postures[posture].band(bucket)
+        assert band.low - 1e-12 <= bucket_total(weights, bucket, PLAYBOOK) <= band.high + 1e-12, bucket
+
+
+# ------------------------------------------------------------------ allocation on constructed days
+
+
+def test_with_no_signal_each_bucket_is_split_equally_at_its_target():
+    weights, scores, moves, _ = tilt(day("btc_dominance"), "btc_dominance", PLAYBOOK)
+    posture = PLAYBOOK.postures["btc_dominance"]
+    assert moves == [] and set(scores.values()) == {0}
+    assert weights["Core"] == pytest.approx(posture.core.target)
+    assert weights["DeFi"] == pytest.approx(posture.mid.target / 4)
+    assert weights["AI"] == pytest.approx(posture.speculative.target / 3)
+    assert_valid(weights, "btc_dominance")
+
+
+def test_a_step_goes_from_the_lagging_to_the_leading_sector():
+    weights, _, moves, _ = tilt(day("btc_dominance", quadrants={"Layer-2": "leading", "Layer-1": "lagging"}),
+                                "btc_dominance", PLAYBOOK)
+    base = PLAYBOOK.postures["btc_dominance"].mid.target / 4
+    assert weights["Layer-2"] == pytest.approx(base + 0.05) and weights["Layer-1"] == pytest.approx(base - 0.05)
+    assert [(m.source, m.target, round(m.weight, 12)) for m in moves] == [("Layer-1", "Layer-2", 0.05)]
+    assert_valid(weights, "btc_dominance")
+
+
+def test_risk_off_favours_infrastructure_and_risk_on_with_rising_tvl_favours_defi():
+    off, *_ = tilt(day("peak_consolidation", "risk_off"), "peak_consolidation", PLAYBOOK)
+    assert off["Infrastructure"] - off["DeFi"] == pytest.approx(0.10)  # one step out of DeFi, into Infrastructure
+    on, *_ = tilt(day("btc_dominance", "risk_on", tvl=0.12), "btc_dominance", PLAYBOOK)
+    assert on["DeFi"] - on["Infrastructure"] == pytest.approx(0.10)
+    flat, *_ = tilt(day("btc_dominance", "risk_on", tvl=-0.05), "btc_dominance", PLAYBOOK)
+    assert flat["DeFi"] == pytest.approx(flat["Infrastructure"])  # TVL falling: no preference
+
+
+def test_altcoin_surge_moves_5pct_from_btc_to_layer_1s():
+    neutral = PLAYBOOK.postures["neutral"]
+    weights, *_ = tilt(day("altcoin_surge"), "altcoin_surge", PLAYBOOK)
+    assert weights["Core"] == pytest.approx(neutral.core.target - 0.05)
+    others = [weights[s] for s in ("Layer-2", "DeFi", "Infrastructure")]
+    assert weights["Layer-1"] > max(others)  # the favoured Layer-1s take the step
+    assert_valid(weights, "altcoin_surge")
+
+
+def test_a_sector_up_300pct_in_30_days_trims_a_step_back_to_core():
+    weights, _, moves, _ = tilt(day("btc_dominance", returns={"DeFi": 340.0}), "btc_dominance", PLAYBOOK)
+    base = PLAYBOOK.postures["btc_dominance"]
+    assert moves[0].why.startswith("profit-take: DeFi up 340%")
+    assert (moves[0].source, moves[0].target) == ("DeFi", "Core")
+    assert weights["DeFi"] == pytest.approx(base.mid.target / 4 - 0.05)
+    assert weights["Core"] == pytest.approx(base.core.target + 0.05)
+    assert_valid(weights, "btc_dominance")
+
+
+def test_steps_never_break_a_band():
+    """Every non-core sector lagging in bear: the speculative bucket may fall to its 0% floor, the
+    mid bucket not below 15%, core not above 80%, whatever the scores ask."""
+    lagging = {s: "lagging" for s in SECTORS[1:]}
+    weights, *_ = tilt(day("bear", "risk_off", quadrants=lagging), "bear", PLAYBOOK)
+    assert_valid(weights, "bear")
+    assert bucket_total(weights, "mid", PLAYBOOK) >= 0.15 - 1e-12
+
+
+def test_cadence_holds_the_posture_a_month_and_the_tilts_a_week():
+    start = dt.date(2025, 1, 1)
+    days = [day("btc_dominance", date=start)]
+    days += [day("bear", "risk_off", date=start + dt.timedelta(days=d)) for d in range(1, 45)]
+    days[3] = day("bear", "risk_off", date=days[3].date, quadrants={"AI": "leading"})
+    out = list(allocate(days, PLAYBOOK))
+    postures = [a.posture for a in out]
+    assert postures[:30] == ["btc_dominance"] * 30  # the phase turned on day 1; the posture waits for its review
+    assert postures[30:] == ["bear"] * 15 and out[30].posture_since == start + dt.timedelta(days=30)
+    assert "holds until 2025-01-31 (monthly review)" in out[5].notes["*"][0]
+    # Day 3's AI signal arrives 3 days after the last tilt (day 0): held, not followed.
+    assert out[3].weights == out[0].weights and "tilts held since 2025-01-01 until 2025-01-08 (weekly review)" in out[3].notes["*"]
+    assert all(a.weights == out[0].weights for a in out[:7])
+    # The weekly review on day 7 follows the risk-off days: a step from DeFi to Infrastructure
+    assert out[7].weights["Infrastructure"] - out[7].weights["DeFi"] == pytest.approx(0.10) and out[7].tilted_on == days[7].date
+    assert_valid(out[30].weights, "bear") and out[30].before_posture == out[29].weights
+    daily = PLAYBOOK.model_copy(update={"cadence": PLAYBOOK.cadence.model_copy(update={"posture": "daily", "tilts": "daily"})})
+    assert [a.posture for a in allocate(days, daily)][1] == "bear"
+
+
+# ------------------------------------------------------------------ hedges and funding
+
+
+def _alloc(posture: str, ev: Evidence, before: dict[str, float] | None = None) -> Allocation:
+    weights, scores, moves, notes = tilt(ev, posture, PLAYBOOK)
+    return Allocation(ev.date, posture, ev.date, weights, None, before, scores, tuple(moves), ev.date, notes)
+
+
+def test_narrative_rotation_shorts_btc_for_10pct_and_a_positive_rate_is_income_for_the_short():
+    ev = day("narrative_rotation")
+    lines = plan_hedges(ev, _alloc("narrative_rotation", ev), PLAYBOOK, PERPS, BTC_PERP, {BTC_PERP: 12.0})
+    (btc,) = lines
+    assert (btc.instrument, btc.side, btc.notional_pct, btc.leverage, btc.margin_pct) == (BTC_PERP, "short", 10, 1, 10)
+    assert btc.strategy == "long beta, hedge major"
+    assert btc.funding_pct(30) == pytest.approx(10 * 0.12 * 30 / 365)  # shorts receive a positive rate
+
+
+def test_bear_shorts_30pct_and_50pct_when_btc_is_deep_below_its_average():
+    ev = day("bear", "risk_off", btc_trend_pct=-10.0)
+    (short,) = [h for h in plan_hedges(ev, _alloc("bear", ev), PLAYBOOK, PERPS, BTC_PERP, {}) if h.instrument == BTC_PERP]
+    assert short.notional_pct == pytest.approx(30) and short.funding_apr_pct is None and short.funding_pct(30) is None
+    deep = day("bear", "risk_off", btc_trend_pct=-35.0)
+    (short,) = [h for h in plan_hedges(deep, _alloc("bear", deep), PLAYBOOK, PERPS, BTC_PERP, {}) if h.instrument == BTC_PERP]
+    assert short.notional_pct == pytest.approx(50) and "deep" in short.rationale
+
+
+def test_a_short_that_would_pay_an_excessive_rate_is_sized_down_and_says_so():
+    ev = day("narrative_rotation")
+    (btc,) = plan_hedges(ev, _alloc("narrative_rotation", ev), PLAYBOOK, PERPS, BTC_PERP, {BTC_PERP: -45.0})
+    assert btc.notional_pct == pytest.approx(10 * PLAYBOOK.funding.hedge_cut)
+    assert "shorts pay 45.0% APR" in btc.rationale and btc.funding_pct(30) < 0
+
+
+def test_peak_hedges_the_exited_sector_with_30pct_of_what_was_sold():
+    ev = day("peak_consolidation", "risk_off")
+    alloc = _alloc("peak_consolidation", ev, before={"DeFi": 0.20})
+    lines = {h.instrument: h for h in plan_hedges(ev, alloc, PLAYBOOK, PERPS, BTC_PERP, {})}
+    sold = 0.20 - alloc.weights["DeFi"]
+    assert lines["UNI/USDT:USDT"].notional_pct == pytest.approx(sold * 0.30 * 100)
+    assert lines["UNI/USDT:USDT"].strategy == "hedge the exited sector"
+
+
+def test_a_tactical_long_is_cut_when_longs_pay_an_excessive_rate():
+    leading = {"Layer-1": "leading"}
+    ev = day("altcoin_surge", quadrants=leading, leading_sector="Layer-1")
+    alloc = _alloc("altcoin_surge", ev)
+    (long_,) = plan_hedges(ev, alloc, PLAYBOOK, PERPS, BTC_PERP, {"SOL/USDT:USDT": 12.0})
+    assert (long_.side, long_.notional_pct, long_.leverage) == ("long", 5, 3) and long_.funding_pct(30) < 0
+    (cut,) = plan_hedges(ev, alloc, PLAYBOOK, PERPS, BTC_PERP, {"SOL/USDT:USDT": 48.0})
+    assert cut.notional_pct == 0 and "cut: longs pay 48.0% APR" in cut.rationale
+
+
+# ------------------------------------------------------------------ orders
+
+
+def test_orders_take_the_portfolio_to_its_targets_without_spending_money_it_lacks():
+    tokens = TOKENS.filter(pl.col("token").is_in(["BTC", "ETH", "UNI", "AAVE", "LINK", "SOL"]))
+    closes = pl.DataFrame({"symbol": ["BTC/USDT", "ETH/USDT", "UNI/USDT", "AAVE/USDT", "LINK/USDT", "SOL/USDT"],
+                           "close": [100_000.0, 4_000.0, 10.0, 250.0, 16.0, 150.0]})
+    portfolio = Portfolio(holdings={"UNI": 1750, "AAVE": 70, "LINK": 4062.5}, cash_usd=0)  # $17.5k + 17.5k + 65k
+    targets = {"Core": 0.55, "DeFi": 0.35, "Infrastructure": 0.10, "Layer-1": 0.0}
+    rotation = pl.DataFrame({"as_of": [DAY] * 4, "sector": list(targets), "target_weight": list(targets.values())})
+    hedges = pl.DataFrame(
+        {"as_of": [DAY], "instrument": [BTC_PERP], "side": ["short"], "notional_pct": [10.0], "leverage": [1.0],
+         "funding_apr": [5.0], "strategy": ["long beta, hedge major"], "rationale": ["test"]}
+    )
+    weights = pl.DataFrame({"sector": ["Core", "Core"], "symbol": ["BTC/USDT", "ETH/USDT"], "weight": [0.7, 0.3]})
+    orders = portfolio_orders(DAY, portfolio, rotation, hedges, closes, weights, tokens, PLAYBOOK)
+    by = {r["instrument"]: r for r in orders.iter_rows(named=True)}
+    assert by["LINK/USDT"]["side"] == "sell" and by["LINK/USDT"]["notional_usd"] == pytest.approx(55_000)
+    assert by["BTC/USDT"]["notional_usd"] == pytest.approx(55_000 * 0.7) and by["BTC/USDT"]["quantity"] == pytest.approx(0.385)
+    assert "DeFi" not in " ".join(orders["reason"])  # 35% held, 35% wanted: no churn
+    assert by[BTC_PERP]["side"] == "sell" and by[BTC_PERP]["notional_usd"] == pytest.approx(10_000)
+    spot = orders.filter(~pl.col("instrument").str.contains(":"))
+    spent = spot.filter(pl.col("side") == "buy")["notional_usd"].sum()
+    assert spent <= spot.filter(pl.col("side") == "sell")["notional_usd"].sum() + portfolio.cash_usd + 1e-6
+
+
+def test_a_held_token_without_a_close_is_an_error_not_a_zero():
+    with pytest.raises(PortfolioError, match="no close on 2025-03-03 for LINK"):
+        value(Portfolio(holdings={"LINK": 10}), {}, {"LINK": "Infrastructure"}, DAY)
+
+
+# ------------------------------------------------------------------ the real history
+
+
+@pytest.fixture(scope="module")
+def real():
+    if not (REAL_DATA / "ohlcv_1d.parquet").exists():
+        pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
+    return load_dataset(REAL_DATA)
+
+
+def _recommend(marts: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    index = marts["marts.sector_index"].filter(pl.col("weighting") == CONFIG.relative_strength.weighting)
+    return recommendations(marts["marts.market_regime"], marts["marts.relative_strength"], index,
+                           marts["marts.funding_costs"], TOKENS, PLAYBOOK)
+
+
+@pytest.fixture(scope="module")
+def real_recs(real):
+    marts = compute_marts(raw_frames(real), TOKENS, CONFIG)
+    return marts, *_recommend(marts)
+
+
+def test_real_history_weights_sum_to_one_within_the_bands_and_hedges_within_the_caps(real_recs):
+    marts, rotation, hedges = real_recs
+    phased = marts["marts.market_regime"].filter(pl.col("phase").is_not_null())
+    assert rotation["as_of"].n_unique() == phased.height > 1_500  # a recommendation every day with a phase
+    assert rotation["target_weight"].is_between(0, 1).all()
+    sums = rotation.group_by("as_of").agg(pl.col("target_weight").sum())
+    assert (sums["target_weight"] - 1).abs().max() < 1e-12
+    bands = pl.DataFrame(
+        [(p, b, getattr(post, b).low, getattr(post, b).high) for p, post in PLAYBOOK.postures.items() for b in BUCKETS],
+        schema=["posture", "bucket", "low", "high"], orient="row",
+    )
+    totals = rotation.group_by("as_of", "posture", "bucket").agg(pl.col("target_weight").sum()).join(bands, on=["posture", "bucket"])
+    assert totals.height == 3 * sums.height
+    assert totals.filter(~pl.col("target_weight").is_between(pl.col("low") - 1e-12, pl.col("high") + 1e-12)).is_empty()
+    assert set(rotation["posture"]) == set(PLAYBOOK.postures) - {"neutral"}  # every phase's posture was in effect
+    rules = PLAYBOOK.hedging
+    shorts, longs = hedges.filter(pl.col("side") == "short"), hedges.filter(pl.col("side") == "long")
+    assert shorts.height > 500 and shorts["leverage"].max() <= rules.max_leverage
+    assert longs["leverage"].is_between(rules.tactical_leverage_min, rules.tactical_leverage_max).all()
+    assert longs["notional_pct"].max() <= rules.tactical_long_max * 100
+    assert ((hedges["margin_pct"] - hedges["notional_pct"] / hedges["leverage"]).abs() < 1e-12).all()
+    # The BTC short of the bear posture, 30-50%, on every bear day
+    bear_days = rotation.filter(pl.col("posture") == "bear")["as_of"].unique()
+    btc = hedges.filter(pl.col("as_of").is_in(bear_days.implode()) & (pl.col("instrument") == BTC_PERP))
+    assert btc.height == bear_days.len() and btc["notional_pct"].is_between(30 * 0.5, 50).all()
+    # Between reviews the weights hold: far fewer changes than days
+    changes = rotation.filter(pl.col("action") != "hold")["as_of"].n_unique()
+    assert changes < rotation["as_of"].n_unique() / 5
+
+
+@pytest.mark.parametrize("cutoff", [dt.date(2022, 6, 30), dt.date(2024, 12, 1)])
+def test_no_look_ahead_recommendations_up_to_a_day_do_not_change_when_later_data_arrives(real, real_recs, cutoff):
+    _, rotation, hedges = real_recs
+    early_rotation, early_hedges = _recommend(compute_marts(raw_frames(real, until=cutoff), TOKENS, CONFIG))
+    assert early_rotation["as_of"].max() == cutoff
+    assert early_rotation.equals(rotation.filter(pl.col("as_of") <= cutoff))
+    assert early_hedges.equals(hedges.filter(pl.col("as_of") <= cutoff))
+
+
+def test_recommend_prints_the_day_for_a_portfolio_from_the_snapshot(real, real_recs, tmp_path):
+    marts, rotation, hedges = real_recs
+    as_of = real.as_of
+    path = tmp_path / "rotation.duckdb"
+    wh = Warehouse(path)
+    raw = raw_frames(real)
+    members = membership(universe_candles(raw.ohlcv, TOKENS), CONFIG.membership)
+    weights = sector_weights(members, sector_assignments(TOKENS, CONFIG.sector_index), CONFIG.sector_index)
+    wh.upsert({
+        "marts.sector_weights": weights.filter(pl.col("date") == as_of).collect(),
+        "raw.ohlcv_1d": raw.ohlcv.filter(pl.col("date") == as_of).with_columns(
+            source=pl.lit("binance"), ingested_at=pl.lit(dt.datetime(2025, 8, 3, tzinfo=dt.UTC))),
+        "marts.market_regime": marts["marts.market_regime"],
+        "marts.rotation_recommendation": rotation,
+        "marts.hedge_recommendation": hedges,
+    })
+    wh.publish_snapshot()
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("holdings: {BTC: 0.5, SOL: 100}\ncash_usd: 20000\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ROTATION_WAREHOUSE": str(path)}
+    done = subprocess.run([sys.executable, "-m", "pipeline", "recommend", "--portfolio", str(mine)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    today = rotation.filter(pl.col("as_of") == as_of)
+    regime = marts["marts.market_regime"].filter(pl.col("date") == as_of).row(0, named=True)
+    assert f"Recommendation for {as_of}: phase {regime['phase']}" in done.stdout
+    for row in today.iter_rows(named=True):
+        assert f"{row['sector']:<16}{row['bucket']:<13}" in done.stdout
+    # $57k of BTC, $16k of SOL, $20k cash: the cash buys the sectors held at 0%, e.g. DeFi as its index
+    orders = done.stdout.split(f"Orders for {mine} at the {as_of} closes:")[1].split("Why")[0]
+    defi = today.filter(pl.col("sector") == "DeFi")["target_weight"].item()
+    assert defi > 0.05 and "buy" in orders and f"DeFi 0.0% -> {defi:.1%}" in orders
+    assert "UNI/USDT" in orders and "AAVE/USDT" in orders
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("holdings: {BTCC: 1}\n")
+    done = subprocess.run([sys.executable, "-m", "pipeline", "recommend", "--portfolio", str(bad), "--as-of", "2019-01-01"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1 and "holdings.BTCC: unknown token" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "pipeline", "recommend", "--as-of", "2019-01-01"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1 and f"no recommendation for 2019-01-01 (the newest is {as_of}" in done.stderr

@@ -318,3 +318,56 @@ def test_recommend_prints_the_day_for_a_portfolio_from_the_snapshot(real, real_r
     done = subprocess.run([sys.executable, "-m", "pipeline", "recommend", "--as-of", "2019-01-01"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 1 and f"no recommendation for 2019-01-01 (the newest is {as_of}" in done.stderr
+
+
+# ------------------------------------------------------------------ in Dagster: the blocking checks gate them
+
+RECOMMENDATION_TABLES = ("marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders")
+
+
+def _nightly(folder: Path, path: Path, first: dt.date, last: dt.date, faults: list[str] | None = None):
+    import dagster as dg
+
+    from pipeline.definitions import defs
+    from pipeline.resources import MarketSources, WarehouseResource
+
+    return defs.resolve_job_def("nightly").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"sources": MarketSources(replay_data=str(folder), backoff_s=0.01, faults=faults or []),
+                   "warehouse": WarehouseResource(path=str(path))},
+        tags={"dagster/asset_partition_range_start": first.isoformat(),
+              "dagster/asset_partition_range_end": last.isoformat()},
+        raise_on_error=False,
+    )
+
+
+def test_a_night_whose_data_fails_its_checks_gets_no_recommendation(tmp_path):
+    """A year of synthetic market through the nightly job: recommendations every day with a phase,
+    orders for the example portfolio on the last day. Then three nights whose candles arrive
+    duplicated (a blocking check): the run stops before the recommendations, which hold nothing for
+    those days. Re-run with good data, the three days get theirs."""
+    from pipeline.sources.replay.synthetic import generate
+
+    as_of = dt.date(2025, 6, 30)
+    folder = generate(tmp_path / "synthetic", as_of, seed=5, years=1.2)
+    path = tmp_path / "rotation.duckdb"
+    bad = (as_of - dt.timedelta(days=2), as_of)
+    first = load_dataset(folder).first_date
+    assert _nightly(folder, path, first, bad[0] - dt.timedelta(days=1)).success
+    wh = Warehouse(path)
+    phased = wh.query("select count(*) from marts.market_regime where phase is not null").item()
+    stored = {t: wh.query("select * from " + t + " order by all") for t in RECOMMENDATION_TABLES}
+    assert phased > 100 and stored["marts.rotation_recommendation"]["as_of"].n_unique() == phased
+    assert stored["marts.portfolio_orders"]["as_of"].unique().to_list() == [bad[0] - dt.timedelta(days=1)]
+
+    result = _nightly(folder, path, *bad, faults=["duplicate_row:/api/v3/klines"])
+    assert not result.success
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert [c.asset_key.to_user_string() for c in failed] == ["raw/ohlcv_1d"]
+    for table in RECOMMENDATION_TABLES:
+        assert wh.query("select * from " + table + " order by all").equals(stored[table]), table  # nothing new
+
+    assert _nightly(folder, path, *bad).success
+    days = wh.query("select distinct as_of from marts.rotation_recommendation where as_of >= ? order by 1", [bad[0]])
+    assert days["as_of"].to_list() == [bad[0], bad[0] + dt.timedelta(days=1), bad[1]]
+    assert wh.query("select max(as_of) from marts.portfolio_orders").item() == bad[1]

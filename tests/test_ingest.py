@@ -211,6 +211,7 @@ def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their
         "raw/ohlcv_1d", "raw/funding_rates", "raw/defi_tvl", "raw/btc_dominance",
         "marts/sector_index", "marts/sector_weights", "marts/relative_strength", "marts/altseason",
         "marts/funding_costs", "marts/market_regime", "warehouse/read_snapshot", "raw/quarantine",
+        "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders",
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
     gated = keys - {"warehouse/read_snapshot", "raw/quarantine"}
@@ -226,6 +227,9 @@ def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their
         "marts/sector_index", "marts/relative_strength", "marts/altseason", "marts/funding_costs",
         "raw/btc_dominance", "raw/defi_tvl",
     }
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert {k for k, g in groups.items() if g == "recommendations"} == {
+        "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders"}
     for key in graph.get_all_asset_keys():
         assert graph.get(key).backfill_policy == dg.BackfillPolicy.single_run()
 

@@ -301,7 +301,11 @@ def test_cli_serves_and_is_steerable(tiny_dir: Path) -> None:
         assert requests.get(base_url + "/__replay__/info", timeout=5).json()["requests"] == 2
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # seen once under a loaded CI run; serving is what this tests
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 # ---------------------------------------------------------------- the recorded real history

@@ -33,7 +33,8 @@ class HedgeLine:
         """Funding over `days` as % of the portfolio: positive is income, negative a cost."""
         if self.funding_apr_pct is None:
             return None
-        return Perp(self.instrument, self.side, self.notional_pct, self.leverage).funding_usd(self.funding_apr_pct, days)
+        perp = Perp(self.instrument, self.side, self.notional_pct, self.leverage)
+        return perp.funding_usd(self.funding_apr_pct, days) + 0.0  # + 0.0: a cut (0%) line shows 0.00, not -0.00
 
 
 def _funded_short(instrument: str, pct: float, strategy: str, why: str, apr: float | None, playbook: Playbook) -> HedgeLine:

@@ -16,9 +16,9 @@ import pytest
 from pipeline.sources.replay.dataset import load_dataset
 from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total, tilt
 from pipeline.strategy.hedge_plan import plan_hedges
-from pipeline.strategy.orders import value
+from pipeline.strategy.orders import perp_orders, value
 from pipeline.strategy.playbook import BUCKETS, Playbook
-from pipeline.strategy.portfolio import Portfolio, PortfolioError
+from pipeline.strategy.portfolio import OpenPerp, Portfolio, PortfolioError
 from pipeline.strategy.recommend import portfolio_orders, recommendations
 from pipeline.transforms.chain import compute_marts, universe_candles
 from pipeline.transforms.config import AnalyticsConfig
@@ -102,6 +102,15 @@ def test_a_sector_up_300pct_in_30_days_trims_a_step_back_to_core():
     assert weights["DeFi"] == pytest.approx(base.mid.target / 4 - 0.05)
     assert weights["Core"] == pytest.approx(base.core.target + 0.05)
     assert_valid(weights, "btc_dominance")
+
+
+def test_composites_and_core_never_take_profits():
+    """BTC, ETH and the Alts composite have indices too, but no weight of their own: a 300% month
+    of theirs moves nothing (and core's own rally is what the portfolio is for)."""
+    ev = day("btc_dominance", returns={"Core": 400.0})
+    ev.sectors.update({name: SectorSignal("leading", 50.0, 400.0) for name in ("BTC", "ETH", "Alts")})
+    weights, scores, moves, _ = tilt(ev, "btc_dominance", PLAYBOOK)
+    assert moves == [] and set(weights) == set(SECTORS) and "Alts" not in scores
 
 
 def test_steps_never_break_a_band():
@@ -211,9 +220,13 @@ def test_orders_take_the_portfolio_to_its_targets_without_spending_money_it_lack
     assert spent <= spot.filter(pl.col("side") == "sell")["notional_usd"].sum() + portfolio.cash_usd + 1e-6
 
 
-def test_a_held_token_without_a_close_is_an_error_not_a_zero():
+def test_a_held_token_or_perp_without_a_close_is_an_error_not_a_zero():
     with pytest.raises(PortfolioError, match="no close on 2025-03-03 for LINK"):
         value(Portfolio(holdings={"LINK": 10}), {}, {"LINK": "Infrastructure"}, DAY)
+    portfolio = Portfolio(cash_usd=1_000, perps=[OpenPerp(instrument="SOL/USDT:USDT", side="short", notional_usd=500)])
+    held = value(portfolio, {}, {}, DAY)
+    with pytest.raises(PortfolioError, match="no close for the underlying of SOL/USDT:USDT"):
+        perp_orders(portfolio, held, [], {}, PLAYBOOK)
 
 
 # ------------------------------------------------------------------ the real history

@@ -150,7 +150,7 @@ def tilt(ev: Evidence, posture: str, playbook: Playbook) -> tuple[dict[str, floa
     # Profit-taking first: a sector up `profit_take_30d_pct` in 30 days gives a step to core, or,
     # when core is full, to the weakest sector of its own bucket.
     for sector, signal in ev.sectors.items():
-        if sector == core or signal.ret_30d_pct is None or signal.ret_30d_pct < playbook.profit_take_30d_pct:
+        if sector not in score or signal.ret_30d_pct is None or signal.ret_30d_pct < playbook.profit_take_30d_pct:
             continue
         why = f"profit-take: {sector} up {signal.ret_30d_pct:.0f}% in 30 days (mark {playbook.profit_take_30d_pct:.0f}%)"
         if not move(sector, core, why):

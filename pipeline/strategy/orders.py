@@ -96,12 +96,16 @@ def spot_orders(
 def perp_orders(
     portfolio: Portfolio, held: Holdings, hedges: list[HedgeLine], perp_price: dict[str, float], playbook: Playbook,
 ) -> list[Order]:
-    """Perp orders from the open positions to the day's hedge lines (a sell opens or adds to a short)."""
+    """Perp orders from the open positions to the day's hedge lines (a sell opens or adds to a short),
+    priced at the underlying's spot close; an open perp without one is an error."""
     target = {h.instrument: (1 if h.side == "long" else -1) * h.notional_pct / 100 * held.value_usd for h in hedges}
     lines = {h.instrument: h for h in hedges}
     current: dict[str, float] = {}
     for perp in portfolio.perps:
         current[perp.instrument] = current.get(perp.instrument, 0.0) + (1 if perp.side == "long" else -1) * perp.notional_usd
+    unpriced = sorted(set(current) - set(perp_price))
+    if unpriced:
+        raise PortfolioError(f"no close for the underlying of {', '.join(unpriced)}: cannot size the perp orders")
     orders = []
     for instrument in sorted(set(target) | set(current)):
         change = target.get(instrument, 0.0) - current.get(instrument, 0.0)

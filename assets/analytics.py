@@ -79,8 +79,7 @@ def _write(
 
 def _members(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> pl.LazyFrame:
     candles = wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id)
-    universe = analytics.tokens.select("symbol")
-    return membership(candles.join(universe, on="symbol"), analytics.config.membership)
+    return membership(candles, analytics.tokens["symbol"], analytics.config.membership)
 
 
 def _index_inputs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> tuple:

@@ -26,7 +26,7 @@ import pandas as pd
 import polars as pl
 
 from pipeline.transforms.altseason import altseason
-from pipeline.transforms.chain import MEMBERSHIP_ENGINE, RawFrames, btc_funding, compute_marts, universe_candles
+from pipeline.transforms.chain import MEMBERSHIP_ENGINE, RawFrames, btc_funding, compute_marts
 from pipeline.transforms.config import AnalyticsConfig
 from pipeline.transforms.funding_costs import funding_costs
 from pipeline.transforms.market_regime import EVIDENCE, market_features, market_regime
@@ -204,7 +204,7 @@ def polars_steps(db: Path, market: Market, cfg: AnalyticsConfig) -> dict[str, fl
     candles = timed("read candles (duckdb -> polars)", read)
     members = timed(
         "membership",
-        lambda: membership(universe_candles(candles, market.tokens), cfg.membership).collect(engine=MEMBERSHIP_ENGINE),
+        lambda: membership(candles, market.tokens["symbol"], cfg.membership).collect(engine=MEMBERSHIP_ENGINE),
     )
     assignments = sector_assignments(market.tokens, si)
     for weighting in si.weightings:

@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 from pipeline.resources import AnalyticsSettings, MarketSources, WarehouseResource
 from pipeline.sources.replay.dataset import load_dataset
 from pipeline.sources.replay.synthetic import generate
-from pipeline.transforms.chain import RawFrames, compute_marts, universe_candles
+from pipeline.transforms.chain import RawFrames, compute_marts
 from pipeline.transforms.config import AnalyticsConfig
 from pipeline.transforms.market_regime import PHASES
 from pipeline.transforms.membership import membership
@@ -56,7 +56,7 @@ def test_constituent_weights_sum_to_one_and_make_the_index_return(real_dataset, 
     """On the real history: each (sector, day, weighting)'s weights sum to 1, none is above the cap
     where the cap can hold, and sum(weight * member return) is the index's ret_1d."""
     raw = raw_frames(real_dataset)
-    members = membership(universe_candles(raw.ohlcv, TOKENS), CONFIG.membership).collect()
+    members = membership(raw.ohlcv, TOKENS["symbol"], CONFIG.membership).collect()
     weights = sector_weights(members.lazy(), sector_assignments(TOKENS, CONFIG.sector_index), CONFIG.sector_index).collect()
     group = ["sector", "date", "weighting"]
     sums = weights.group_by(group).agg(pl.col("weight").sum(), n=pl.len(), top=pl.col("weight").max())

@@ -20,7 +20,7 @@ from pipeline.strategy.orders import perp_orders, value
 from pipeline.strategy.playbook import BUCKETS, Playbook
 from pipeline.strategy.portfolio import OpenPerp, Portfolio, PortfolioError
 from pipeline.strategy.recommend import portfolio_orders, recommendations
-from pipeline.transforms.chain import compute_marts, universe_candles
+from pipeline.transforms.chain import compute_marts
 from pipeline.transforms.config import AnalyticsConfig
 from pipeline.transforms.membership import membership
 from pipeline.transforms.sector_index import sector_assignments
@@ -296,7 +296,7 @@ def test_recommend_prints_the_day_for_a_portfolio_from_the_snapshot(real, real_r
     path = tmp_path / "rotation.duckdb"
     wh = Warehouse(path)
     raw = raw_frames(real)
-    members = membership(universe_candles(raw.ohlcv, TOKENS), CONFIG.membership)
+    members = membership(raw.ohlcv, TOKENS["symbol"], CONFIG.membership)
     weights = sector_weights(members, sector_assignments(TOKENS, CONFIG.sector_index), CONFIG.sector_index)
     wh.upsert({
         "marts.sector_weights": weights.filter(pl.col("date") == as_of).collect(),

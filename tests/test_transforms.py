@@ -45,6 +45,11 @@ def candles(rows: list[tuple[str, int, float, float]]) -> pl.DataFrame:
     )
 
 
+def symbols(rows: list[tuple[str, int, float, float]]) -> list[str]:
+    """The universe: every symbol the rows name."""
+    return sorted({r[0] for r in rows})
+
+
 def tokens(*specs: tuple[str, str]) -> pl.DataFrame:
     return pl.DataFrame(
         {
@@ -67,7 +72,7 @@ def test_tokens_join_after_their_history_and_volume_and_leave_when_stale_or_deli
     rows += [("B/USDT", d, 1.0, 5_000) for d in range(0, 4)]  # delisted after day 3
     rows += [("C/USDT", d, 1.0, 500) for d in range(0, 6)]  # never trades enough
     rows += [("D/USDT", d, 1.0, 5_000) for d in (0, 1, 2, 4, 5)]  # misses one day: under the stale bar
-    m = membership(candles(rows), cfg).collect()
+    m = membership(candles(rows), symbols(rows), cfg).collect()
     member_days = {s: sorted((d - D0).days for d in g["date"]) for (s,), g in m.filter("eligible").group_by("symbol")}
     assert member_days["A/USDT"] == [2, 3, 4, 5, 11]  # 3rd day in; history restarts after the pause
     assert member_days["B/USDT"] == [2, 3]  # counted while it traded, gone after
@@ -101,7 +106,7 @@ def test_sector_index_levels_by_hand_with_the_cap_binding():
     dollar = {"A": 70.0, "B": 10.0, "C": 10.0, "D": 10.0}
     rows = [(f"{t}/USDT", d, closes[t][d], dollar[t]) for t in closes for d in range(3)]
     universe = tokens(("A", "DeFi"), ("B", "DeFi"), ("C", "DeFi"), ("D", "DeFi"))
-    index = sector_index(membership(candles(rows), mcfg), sector_assignments(universe, cfg), cfg).collect()
+    index = sector_index(membership(candles(rows), symbols(rows), mcfg), sector_assignments(universe, cfg), cfg).collect()
     defi = index.filter(pl.col("sector") == "DeFi").sort("weighting", "date")
     # capped: A 30%, the rest 70%/3 each. equal: 25% each.
     capped_1 = 0.30 * 0.10 + (0.7 / 3) * (0 + 0 - 0.10)
@@ -128,7 +133,7 @@ def test_capped_weights_are_fixed_for_the_month_on_data_known_at_the_rebalance()
     # the volume known at Jan 31's close.
     rows = [("A/USDT", d, 1.0, 100.0) for d in range(0, 40)]
     rows += [("B/USDT", d, 1.0, 100.0 if d < 14 else 300.0 + d) for d in range(0, 40)]
-    m = membership(candles(rows), mcfg).collect().filter(pl.col("symbol") == "B/USDT").sort("date")
+    m = membership(candles(rows), symbols(rows), mcfg).collect().filter(pl.col("symbol") == "B/USDT").sort("date")
     january = m.filter(pl.col("date").dt.month() == 1, "in_return")["score_usd"]
     february = m.filter(pl.col("date").dt.month() == 2)["score_usd"]
     assert set(january) == {100.0}
@@ -200,13 +205,13 @@ def test_altseason_counts_the_eligible_alts_beating_btc_over_the_window():
     rows += [("USDC/USDT", d, 1.0, 1e6) for d in (0, 90)]  # a stablecoin never counts
     rows += [("NEW/USDT", 90, 1.0, 1e6)]  # listed too recently to have a 90-day return
     rows += [(f"ALT{i}/USDT", d, 1.0 if d == 0 else (1.2 if i < 9 else 1.0), 1e6) for i in range(12) for d in (0, 90)]
-    season = altseason(membership(candles(rows), mcfg), tokens(*specs), cfg, SectorIndex()).collect()
+    season = altseason(membership(candles(rows), symbols(rows), mcfg), tokens(*specs), cfg, SectorIndex()).collect()
     row = season.filter(pl.col("date") == day(90)).row(0, named=True)
     assert (row["n_eligible"], row["n_outperforming"]) == (12, 9)
     assert row["altseason_index"] == pytest.approx(75.0)
     assert row["season"] == "alt_season"
     assert row["btc_return_pct"] == pytest.approx(10.0)
-    fewer = altseason(membership(candles(rows), mcfg), tokens(*specs), Altseason(min_eligible=13), SectorIndex())
+    fewer = altseason(membership(candles(rows), symbols(rows), mcfg), tokens(*specs), Altseason(min_eligible=13), SectorIndex())
     assert fewer.collect()["altseason_index"].to_list() == [None]
 
 

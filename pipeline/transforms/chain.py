@@ -38,16 +38,6 @@ MEMBERSHIP_ENGINE = "in-memory"
 SMALL_ENGINE = "in-memory"
 
 
-def universe_candles(ohlcv: pl.DataFrame, tokens: pl.DataFrame) -> pl.LazyFrame:
-    """The candles of the universe's symbols, symbol as membership's Categorical.
-
-    A filter, not a join; on the categorical it checks each category once, not each candle, so the
-    cast is the only string hashing per candle.
-    """
-    symbol = pl.col("symbol").cast(pl.Categorical)
-    return ohlcv.lazy().with_columns(symbol).filter(pl.col("symbol").is_in(tokens["symbol"].implode()))
-
-
 def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str) -> pl.LazyFrame:
     """date, funding_apr_pct: BTC perp's trailing funding, the regime's funding evidence."""
     perp = tokens.filter(pl.col("token") == btc)["perp"].to_list()
@@ -59,18 +49,21 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
     # Collected once, as two queries read it (a LazyFrame's .cache() spans one query only), and
     # only the columns they read: it stays in memory while they run.
     members = (
-        membership(universe_candles(raw.ohlcv, tokens), cfg.membership)
+        membership(raw.ohlcv, tokens["symbol"], cfg.membership)
         .select("key", "symbol", "date", "close", "eligible", "in_return", "ret_1d", "score_usd")
         .collect(engine=MEMBERSHIP_ENGINE)
         .lazy()
     )
     assignments = sector_assignments(tokens, cfg.sector_index)
-    days, season = pl.collect_all(
-        [sector_days(members, assignments), altseason(members, tokens, cfg.altseason, cfg.sector_index)]
+    days, season, costs = pl.collect_all(
+        [
+            sector_days(members, assignments),
+            altseason(members, tokens, cfg.altseason, cfg.sector_index),
+            funding_costs(raw.funding),
+        ]
     )
     index = sector_index(members, assignments, cfg.sector_index, days.lazy()).collect(engine=SMALL_ENGINE)
     rs = relative_strength(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect(engine=SMALL_ENGINE)
-    costs = funding_costs(raw.funding).collect(engine=SMALL_ENGINE)
     features = market_features(
         btc_level=index.lazy().filter(
             (pl.col("sector") == cfg.sector_index.btc) & (pl.col("weighting") == cfg.relative_strength.weighting)
@@ -83,10 +76,11 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
         alts_sector=cfg.sector_index.alts,
         cfg=cfg.regime,
     )
+    regime = market_regime(features, cfg.regime).collect(engine=SMALL_ENGINE)
     return {
         "marts.sector_index": index,
         "marts.relative_strength": rs,
         "marts.altseason": season,
         "marts.funding_costs": costs,
-        "marts.market_regime": market_regime(features, cfg.regime).collect(engine=SMALL_ENGINE),
+        "marts.market_regime": regime,
     }

@@ -11,16 +11,22 @@ import polars as pl
 
 from pipeline.transforms.config import Membership
 
-# Rows are sorted by one integer key, the symbol's categorical code in the high bits and the day in
-# the low ones, so that every per-symbol window below is a plain pass over the sorted frame: a shift
-# masked where a new spell starts, a forward fill from the spell's first row, or a rolling window on
-# the key (which cannot reach across symbols: they are 2**32 days apart). Categorical codes rather
-# than ranks: no string is sorted or moved.
+# Rows are sorted by one integer key, the symbol's code in the universe (its Enum code) in the high
+# bits and the day in the low ones, so that every per-symbol window below is a plain pass over the
+# sorted frame: a shift masked where a new spell starts, a forward fill from the spell's first row,
+# or a rolling window on the key (which cannot reach across symbols: they are 2**32 days apart).
+# Enum codes rather than strings: no string is hashed, sorted or moved, and later steps look a
+# symbol's sector up by its code.
 SYMBOL_STRIDE = 1 << 32
 
 
+def universe_symbols(symbols: pl.Series | list[str]) -> pl.Enum:
+    """The universe's symbols as the Enum that membership's `symbol` column comes back as."""
+    return pl.Enum(pl.Series(symbols, dtype=pl.String).unique(maintain_order=True))
+
+
 def symbol_day_key() -> pl.Expr:
-    """The (symbol, date) sort key of a frame whose `symbol` is Categorical."""
+    """The (symbol, date) sort key of a frame whose `symbol` is an Enum."""
     return pl.col("symbol").to_physical().cast(pl.Int64) * SYMBOL_STRIDE + pl.col("date").cast(pl.Int64)
 
 
@@ -37,21 +43,22 @@ def _day_of_month() -> pl.Expr:
     return calendar.dt.day().gather(day - first)
 
 
-def membership(candles: pl.LazyFrame | pl.DataFrame, cfg: Membership) -> pl.LazyFrame:
-    """One row per candle (symbol, date), with the evidence for membership.
+def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[str], cfg: Membership) -> pl.LazyFrame:
+    """One row per candle (symbol, date) of the universe's `symbols`, with the evidence for membership.
 
+    Candles of other symbols are left out.
     Columns added: dollar_volume_usd, spell (1, 2, ...: the symbol's runs of candles between stale
     gaps), ret_1d (null across a stale gap or on the first candle), history_days, adv_usd (average
     dollar volume of the candles in the trailing window (D - window, D]), eligible (member at D's
     close), in_return (its ret_1d counts in the index on D: it was a member at its previous close),
     score_usd (capped weighting's size, fixed per month, see below), status, and key: the rows'
-    sort key (the symbol's categorical code, then the day; see `symbol_day_key`), which is what
-    lets `altseason` look 90 days back with a merge. `symbol` comes back Categorical.
+    sort key (the symbol's code, then the day; see `symbol_day_key`), which is what lets
+    `altseason` look 90 days back with a merge. `symbol` comes back as `universe_symbols(symbols)`.
     """
     # Days since the previous row; a new symbol is always more than 2**31 days away.
     gap = pl.col("key").diff()
     new_spell = (gap > cfg.stale_after_days).fill_null(True)
-    new_symbol = (pl.col("symbol").to_physical().diff() != 0).fill_null(True)
+    new_symbol = (pl.col("key") // SYMBOL_STRIDE).diff().ne(0).fill_null(True)
     spells = new_spell.cast(pl.Int32).cum_sum()  # numbered across all symbols
     # Monthly rebalance on data known at the rebalance date: the size a constituent is weighted by
     # is its dollar volume as of the close before the month's first day it counts, i.e. at the first
@@ -62,11 +69,12 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, cfg: Membership) -> pl.Lazy
     return (
         candles.lazy()
         .select(
-            pl.col("symbol").cast(pl.Categorical),
+            pl.col("symbol").cast(universe_symbols(symbols), strict=False),  # null: not in the universe
             "date",
             "close",
             (pl.col("close") * pl.col("volume")).alias("dollar_volume_usd"),
         )
+        .filter(pl.col("symbol").is_not_null())
         .with_columns(key=symbol_day_key())
         .sort("key")
         .with_columns(  # one step, so that the rolling mean runs alongside the rest

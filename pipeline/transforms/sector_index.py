@@ -120,11 +120,14 @@ def sector_days(members: pl.LazyFrame, assignments: pl.DataFrame) -> pl.LazyFram
     `members` is `membership()`'s output.
     """
     symbols, set_sectors = _sector_sets(assignments)
-    rows = members.lazy().select(
+    members = members.lazy()
+    # A lookup by the symbol's Enum code, not a join: no member column is moved.
+    codes = pl.DataFrame({"symbol": members.collect_schema()["symbol"].categories})
+    set_of_code = codes.join(symbols, on="symbol", how="left", maintain_order="left")["_set"]
+    rows = members.select(
         "date",
         "eligible",
-        # A lookup, not a join: no member column is moved. Symbols outside the universe get no set.
-        _set=pl.col("symbol").replace_strict(symbols["symbol"], symbols["_set"], default=None),
+        _set=pl.lit(set_of_code).gather(pl.col("symbol").to_physical()),
         _ret=pl.when(RETURNING).then("ret_1d"),
         _size=pl.when(RETURNING).then(_size("score_usd")),
     )
@@ -163,8 +166,9 @@ def sector_index(
     computed (the chain groups the member rows on the streaming engine, the rest is small).
     """
     days = (sector_days(members, assignments) if days is None else days).cache()  # read by both weightings
+    members = members.lazy()
     pairs = assignments.lazy().select(
-        pl.col("symbol").cast(pl.Categorical), pl.col("sector").cast(_sector_enum(assignments))
+        pl.col("symbol").cast(members.collect_schema()["symbol"]), pl.col("sector").cast(_sector_enum(assignments))
     )
     with_returns = {
         "equal": lambda: days.with_columns(ret_1d=pl.col("_mean")),
@@ -182,14 +186,13 @@ def _with_capped_returns(
     """Adds ret_1d to `daily`, capped weighting: sum(size * ret) / sum(size) where the cap does not
     bind (no weight per row needed); only the groups where it binds go through `capped_weights`.
     Null where no member's return counts. `returning`: the member rows whose ret_1d counts;
-    `pairs`: (symbol, sector), symbol Categorical as in the member rows."""
+    `pairs`: (symbol, sector), symbol the member rows' Enum."""
     binding = daily.filter(_binds(pl.col("_largest"), pl.col("_total"), _cap(max_weight, pl.col("_n")))).select(GROUP)
     # Their member rows, through the (few) symbols of their sectors.
     binding_pairs = pairs.join(binding.select("sector").unique(), on="sector", how="semi")
     capped = (
         capped_weights(
-            returning.with_columns(pl.col("symbol").cast(pl.Categorical))
-            .join(binding_pairs, on="symbol")
+            returning.join(binding_pairs, on="symbol")
             .join(binding, on=GROUP, how="semi"),
             "score_usd",
             GROUP,

@@ -18,7 +18,7 @@ def sector_weights(members: pl.LazyFrame, assignments: pl.DataFrame, cfg: Sector
     returning = (
         members.lazy()
         .filter(pl.col("in_return") & pl.col("ret_1d").is_not_null())
-        .select(pl.col("symbol").cast(pl.String), "date", "score_usd")  # membership's symbol is categorical
+        .select(pl.col("symbol").cast(pl.String), "date", "score_usd")  # membership's symbol is an Enum
         .join(assignments.lazy(), on="symbol")
     )
     weights = {

@@ -36,6 +36,7 @@ class RawFrames:
 # strength, funding, the phase), where the in-memory engine has less overhead per step.
 MEMBERSHIP_ENGINE = "in-memory"
 SMALL_ENGINE = "in-memory"
+MEMBER_COLUMNS = ("key", "symbol", "date", "close", "eligible", "in_return", "ret_1d", "score_usd")  # what the steps read
 
 
 def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str) -> pl.LazyFrame:
@@ -50,7 +51,7 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
     # only the columns they read: it stays in memory while they run.
     members = (
         membership(raw.ohlcv, tokens["symbol"], cfg.membership)
-        .select("key", "symbol", "date", "close", "eligible", "in_return", "ret_1d", "score_usd")
+        .select(*MEMBER_COLUMNS)
         .collect(engine=MEMBERSHIP_ENGINE)
         .lazy()
     )

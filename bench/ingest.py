@@ -17,7 +17,7 @@ import duckdb
 
 import assets  # noqa: F401  (silences Dagster's beta warning)
 from assets.ingest import ingest_assets
-from pipeline.resources import MarketSources, WarehouseResource
+from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.sources.replay import load_dataset
 from pipeline.sources.replay.synthetic import ensure_synthetic
 from pipeline.settings import Settings
@@ -42,10 +42,20 @@ def floor_seconds(folder: Path, db: Path) -> float:
     return time.perf_counter() - start
 
 
+def resources(folder: Path, db: Path) -> dict:
+    """What the ingest assets need: the replayed sources, the warehouse and the quality gate they pass."""
+    return {
+        "sources": MarketSources(replay_data=str(folder)),
+        "warehouse": WarehouseResource(path=str(db)),
+        "quality": QualitySettings(),
+    }
+
+
 def ingest_seconds(folder: Path, db: Path, first: str, last: str) -> float:
-    resources = {"sources": MarketSources(replay_data=str(folder)), "warehouse": WarehouseResource(path=str(db))}
     start = time.perf_counter()
-    with dg.build_asset_context(partition_key_range=dg.PartitionKeyRange(first, last), resources=resources) as ctx:
+    with dg.build_asset_context(
+        partition_key_range=dg.PartitionKeyRange(first, last), resources=resources(folder, db)
+    ) as ctx:
         for asset in ingest_assets:
             asset(ctx)
     return time.perf_counter() - start
@@ -57,7 +67,7 @@ def dagster_run_seconds(folder: Path, db: Path, first: str, last: str) -> float:
     start = time.perf_counter()
     defs.resolve_job_def("ingest").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
-        resources={"sources": MarketSources(replay_data=str(folder)), "warehouse": WarehouseResource(path=str(db))},
+        resources=resources(folder, db),
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
     )

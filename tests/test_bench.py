@@ -1,0 +1,24 @@
+"""The benchmark scripts stay runnable: `make bench` is not in CI, so what it wires is checked here."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from assets.ingest import ingest_assets
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ingest_bench_gives_the_ingest_assets_every_resource_they_require(tmp_path):
+    provided = set(load("ingest").resources(tmp_path, tmp_path / "bench.duckdb")) | {"io_manager"}  # Dagster's own
+    for asset in ingest_assets:
+        missing = asset.required_resource_keys - provided
+        assert not missing, f"{asset.key.to_user_string()} also needs {sorted(missing)}"

@@ -46,7 +46,10 @@ N_DAYS = 2_000
 FIRST_DAY = dt.date(2019, 1, 1)
 SEED = 20_260_101
 SECTORS = ("Core", "Layer-1", "Layer-2", "DeFi", "Infrastructure", "AI", "Gaming", "Memes")
-PERP_TOKENS = {"BTC": 8, "ETH": 8, "T0010": 8, "T0020": 4, "T0030": 8, "T0040": None}  # interval_hours (None: unknown)
+# interval_hours as stored (None: unknown); T0030 settled every 8h until halfway, then every 4h.
+PERP_TOKENS = {"BTC": 8, "ETH": 8, "T0010": 8, "T0020": 4, "T0030": 4, "T0040": None}
+MOVED_TO_4H = "T0030"
+MISSING_SETTLEMENTS = 0.01  # share of funding rows left out, as if quarantined
 CHAINS = ("ethereum", "solana", "bsc", "arbitrum", "avalanche")
 ROUNDS, PANDAS_RUNS, STEP_RUNS = 9, 2, 3
 RTOL = 1e-9  # pandas vs Polars floats: |a - b| / max(|a|, 1) at most this
@@ -139,9 +142,13 @@ def synthetic_market(rng: np.random.Generator) -> tuple[pl.DataFrame, Market]:
     all_dates = np.datetime64(FIRST_DAY, "D") + np.arange(N_DAYS)
     funding_parts = []
     for i, (name, interval) in enumerate(PERP_TOKENS.items()):
-        hours = interval or 8
         listed = 0 if i < 2 else int(rng.integers(0, 600))
-        times = np.datetime64(FIRST_DAY, "h") + np.arange(listed * 24, N_DAYS * 24, hours)
+        start, switch = np.datetime64(FIRST_DAY, "h"), (N_DAYS // 2) * 24
+        if name == MOVED_TO_4H:
+            times = start + np.concatenate([np.arange(listed * 24, switch, 8), np.arange(switch, N_DAYS * 24, 4)])
+        else:
+            times = start + np.arange(listed * 24, N_DAYS * 24, interval or 8)
+        times = times[rng.random(len(times)) >= MISSING_SETTLEMENTS]
         rate = 0.0001 + np.cumsum(rng.normal(0.0, 0.00004, len(times))) * 0.05 + rng.normal(0.0, 0.0002, len(times))
         funding_parts.append(
             pl.DataFrame(
@@ -397,23 +404,36 @@ def pd_altseason(members: pd.DataFrame, tokens: pd.DataFrame, cfg, index_cfg) ->
     return season.sort_values("date", ignore_index=True)
 
 
+def pd_settlement_hours(f: pd.DataFrame) -> pd.Series:
+    """Hours each settlement covers; `f` sorted by exchange, symbol, funding_time."""
+    by = f.groupby(["exchange", "symbol"], sort=False)["funding_time"]
+    before = by.diff().dt.total_seconds() / 3600
+    after = -by.diff(-1).dt.total_seconds() / 3600
+    prior = before.groupby([f["exchange"], f["symbol"]], sort=False).shift(1)
+    usual = pd.concat([prior, after], axis=1).max(axis=1)  # skips a missing side
+    hours = before.where(~(before > usual), usual).fillna(after)
+    return hours.where(hours <= 8, f["interval_hours"].fillna(8).astype(float))
+
+
 def pd_funding_costs(funding: pd.DataFrame) -> pd.DataFrame:
-    f = funding.copy()
-    f["interval_hours"] = f["interval_hours"].fillna(8)
+    f = funding.sort_values(["exchange", "symbol", "funding_time"], ignore_index=True)
     f["date"] = f["funding_time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.floor("D")
-    f["_apr"] = f["funding_rate"] * (24.0 / f["interval_hours"]) * 365 * 100.0
+    f["_hours"] = pd_settlement_hours(f)
+    f["_paid_hours"] = f["_hours"].where(f["funding_rate"].notna(), 0.0)
     daily = f.groupby(["exchange", "symbol", "date"], as_index=False).agg(
         settlements=("funding_rate", "count"),  # with a published rate
-        interval_hours=("interval_hours", "max"),
+        interval_hours=("_hours", "max"),
         funding_rate_sum=("funding_rate", "sum"),
-        _apr_sum=("_apr", "sum"),
+        _paid_hours=("_paid_hours", "sum"),
     )
+    daily["interval_hours"] = daily["interval_hours"].round()
     daily = daily.sort_values(["exchange", "symbol", "date"], ignore_index=True)
-    daily["funding_apr_pct"] = daily["_apr_sum"] / daily["settlements"]
-    trailing = daily.groupby(["exchange", "symbol"], sort=False).rolling("7D", on="date")[["_apr_sum", "settlements"]]
+    daily["funding_apr_pct"] = (daily["funding_rate_sum"] * 876_000 / daily["_paid_hours"]).where(daily["_paid_hours"] > 0)
+    trailing = daily.groupby(["exchange", "symbol"], sort=False).rolling("7D", on="date")[["funding_rate_sum", "_paid_hours"]]
     trailing = trailing.sum()  # in (exchange, symbol, date) order, like `daily`
-    daily["funding_apr_7d_pct"] = (trailing["_apr_sum"] / trailing["settlements"]).to_numpy()
-    return daily.drop(columns="_apr_sum")
+    apr_7d = trailing["funding_rate_sum"] * 876_000 / trailing["_paid_hours"]
+    daily["funding_apr_7d_pct"] = apr_7d.where(trailing["_paid_hours"] > 0).to_numpy()
+    return daily.drop(columns="_paid_hours")
 
 
 def pd_tvl_growth(tvl: pd.DataFrame, days: int) -> pd.DataFrame:

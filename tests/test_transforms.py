@@ -218,23 +218,54 @@ def test_altseason_counts_the_eligible_alts_beating_btc_over_the_window():
 # ------------------------------------------------------------------ funding
 
 
-def test_funding_is_annualised_with_each_symbols_own_interval():
+def _funding(rows: list[tuple]) -> pl.DataFrame:
+    """(symbol, hours after 2024-01-01 00:00 UTC, funding_rate, interval_hours as stored) rows."""
     t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    rows = [("X/USDT:USDT", t0 + dt.timedelta(hours=h), 0.0001, 8) for h in (0, 8, 16)]
-    rows += [("Y/USDT:USDT", t0 + dt.timedelta(hours=h), 0.0001, 4) for h in range(0, 24, 4)]
-    rows += [("Y/USDT:USDT", t0 + dt.timedelta(hours=2), None, 4)]  # a settlement with no rate published
-    funding = pl.DataFrame(rows, schema=["symbol", "funding_time", "funding_rate", "interval_hours"], orient="row")
-    costs = funding_costs(funding.with_columns(exchange=pl.lit("binanceusdm"))).collect().sort("symbol")
-    assert costs["settlements"].to_list() == [3, 6]
-    assert costs["funding_rate_sum"].to_list() == pytest.approx([0.0003, 0.0006])
-    # 0.01% per 8h is 10.95% a year; the same rate every 4h is twice that.
+    return pl.DataFrame(
+        [(s, t0 + dt.timedelta(hours=h), rate, stored) for s, h, rate, stored in rows],
+        schema={"symbol": pl.String, "funding_time": pl.Datetime("us", "UTC"), "funding_rate": pl.Float64,
+                "interval_hours": pl.Int32},
+        orient="row",
+    ).with_columns(exchange=pl.lit("binanceusdm"))
+
+
+def test_funding_is_annualised_with_each_symbols_own_interval():
+    rows = [("X/USDT:USDT", h, 0.0001, 8) for h in (0, 8, 16)]
+    rows += [("Y/USDT:USDT", h, 0.0001, 4) for h in range(0, 20, 4)]
+    rows += [("Y/USDT:USDT", 20, None, 4)]  # a settlement with no rate published
+    costs = funding_costs(_funding(rows)).collect().sort("symbol")
+    assert costs["settlements"].to_list() == [3, 5]
+    assert costs["interval_hours"].to_list() == [8, 4]
+    assert costs["funding_rate_sum"].to_list() == pytest.approx([0.0003, 0.0005])
+    # 0.01% per 8h is 10.95% a year; the same rate every 4h is twice that, also over the 20 hours
+    # whose rate Y published (the unpublished one is unknown, not zero).
     assert costs["funding_apr_pct"].to_list() == pytest.approx([10.95, 21.9])
     assert costs["funding_apr_7d_pct"].to_list() == pytest.approx([10.95, 21.9])
     # A day with a settlement but no published rate has no rate (not NaN, which would read as "hot").
-    silent = pl.DataFrame({"exchange": ["binanceusdm"], "symbol": ["Z/USDT:USDT"], "funding_time": [t0],
-                           "funding_rate": [None], "interval_hours": [8]}, schema_overrides={"funding_rate": pl.Float64})
+    silent = _funding([("Z/USDT:USDT", 0, None, 8)])
     row = funding_costs(silent).collect().row(0, named=True)
     assert (row["settlements"], row["funding_apr_pct"], row["funding_apr_7d_pct"]) == (0, None, None)
+
+
+def test_funding_intervals_come_from_the_settlements_not_the_stored_interval():
+    # A perp that settled every 8h for two days, then moved to 4h; every row was fetched after the
+    # move, so all are stored with the current 4h. Day 3 mixes both.
+    rows = [("S/USDT:USDT", h, 0.0003, 4) for h in range(0, 48, 8)]  # 32.85% a year
+    rows += [("S/USDT:USDT", h, 0.0001, 4) for h in (48, 56, 64, 68)]  # 8h, 8h, then 4h, 4h
+    rows += [("S/USDT:USDT", h, 0.0001, 4) for h in range(72, 96, 4)]  # 4h: 21.9% a year
+    # 1h perp missing its 05:00 settlement (quarantined): 06:00 still covers one hour, not two.
+    rows += [("Q/USDT:USDT", h, 0.00001, 1) for h in range(24) if h != 5]
+    costs = funding_costs(_funding(rows)).collect().sort("symbol", "date")
+    q = costs.filter(pl.col("symbol") == "Q/USDT:USDT").row(0, named=True)
+    assert (q["settlements"], q["interval_hours"]) == (23, 1)
+    assert q["funding_apr_pct"] == pytest.approx(8.76)  # 0.001% an hour
+    s = costs.filter(pl.col("symbol") == "S/USDT:USDT")
+    assert s["interval_hours"].to_list() == [8, 8, 8, 4]
+    # Day 3's settlements pay 4e-4 for the 28 hours from 40:00 to 68:00 (averaged per settlement
+    # at their stored 4h it would read 43.8%).
+    assert s["funding_apr_pct"].to_list() == pytest.approx([32.85, 32.85, 4e-4 / 28 * 876_000, 21.9])
+    # The week, by time: 48h at 32.85%, then 28h at 12.5%, then 24h at 21.9%.
+    assert s["funding_apr_7d_pct"][-1] == pytest.approx((48 * 32.85 + 28 * 4e-4 / 28 * 876_000 + 24 * 21.9) / 100)
 
 
 # ------------------------------------------------------------------ market phase

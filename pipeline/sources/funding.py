@@ -1,8 +1,9 @@
 """Perpetual funding-rate history through ccxt, paginated and incremental.
 
 Sign convention (the exchanges'): a positive rate is paid by longs to shorts. Rates are per
-funding interval, which differs per symbol (8h default, 4h or 1h for some); the interval is
-stored with each row so later code annualises correctly.
+funding interval, which differs per symbol (8h default, 4h or 1h for some) and changes over time;
+each row is stored with the symbol's interval as the exchange gives it now. Annualising reads the
+intervals from the settlements' spacing instead (see transforms/funding_costs.py).
 """
 
 from __future__ import annotations

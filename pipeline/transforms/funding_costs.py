@@ -1,46 +1,68 @@
 """Perp funding costs per day (`marts.funding_costs`).
 
 Sign convention (as the exchanges publish it): a positive rate is paid by longs to shorts. So a
-short hedge earns a positive funding_apr_pct and a long pays it. Each settlement is annualised with
-its own symbol's interval (8h on most perps, 4h or 1h on some), so a 4h perp is not under-counted.
+short hedge earns a positive funding_apr_pct and a long pays it.
+
+Annualised by time, not by settlement: the rates paid over a day (or week) divided by the hours
+they cover. Each settlement covers its interval (8h on most perps, 4h or 1h on some), read from the
+spacing of the symbol's settlements, as exchanges move perps between intervals and `interval_hours`
+in raw.funding_rates is the interval when the rows were fetched, not when they were paid. A
+missing settlement (quarantined, never published) is told apart from a change of interval, and the
+stored interval is only the fallback for a lone settlement.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-DAYS_PER_YEAR = 365
+HOURS_PER_YEAR = 365 * 24
+MAX_INTERVAL_HOURS = 8  # no perp we know of settles less often: a longer spacing is a gap in the data
 TRAILING = "7d"
+KEYS = ["exchange", "symbol"]
+
+
+def settlement_hours() -> pl.Expr:
+    """Hours each settlement covers (rows sorted by time within each symbol).
+
+    The spacing since the symbol's previous settlement, unless that spacing is longer than both the
+    one before it and the one after it: then a settlement is missing in between, and the longer of
+    those two is the interval. A change of interval (8h to 4h) keeps its spacings.
+    """
+    time = pl.col("funding_time")
+    before = ((time - time.shift(1)).dt.total_milliseconds() / 3_600_000).over(KEYS)
+    after = ((time.shift(-1) - time).dt.total_milliseconds() / 3_600_000).over(KEYS)
+    usual = pl.max_horizontal(before.shift(1).over(KEYS), after)
+    hours = pl.coalesce(pl.when(before > usual).then(usual).otherwise(before), after)
+    stored = pl.col("interval_hours").cast(pl.Float64).fill_null(MAX_INTERVAL_HOURS)
+    return pl.when(hours <= MAX_INTERVAL_HOURS).then(hours).otherwise(stored)
 
 
 def funding_costs(funding: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     """exchange, symbol, date, settlements, interval_hours, funding_rate_sum (fraction a 1x long pays
-    that day), funding_apr_pct (the day's average, annualised) and funding_apr_7d_pct (trailing 7 days)."""
-    interval = pl.col("interval_hours").fill_null(8)
+    that day), funding_apr_pct (the day's rate per hour paid, annualised) and funding_apr_7d_pct
+    (the same over the trailing 7 days). A day whose settlements published no rate has no APR."""
     daily = (
         funding.lazy()
-        .with_columns(
-            date=pl.col("funding_time").dt.date(),
-            _apr=pl.col("funding_rate") * (24.0 / interval) * DAYS_PER_YEAR * 100.0,
-            interval_hours=interval,
-        )
-        .group_by("exchange", "symbol", "date")
+        .sort(*KEYS, "funding_time")
+        .with_columns(date=pl.col("funding_time").dt.date(), _hours=settlement_hours())
+        .group_by(*KEYS, "date")
         .agg(
             settlements=pl.col("funding_rate").count().cast(pl.Int32),  # with a published rate
-            interval_hours=pl.col("interval_hours").max().cast(pl.Int32),
+            interval_hours=pl.col("_hours").max().round().cast(pl.Int32),
             funding_rate_sum=pl.col("funding_rate").sum(),
-            _apr_sum=pl.col("_apr").sum(),
+            _paid_hours=pl.col("_hours").filter(pl.col("funding_rate").is_not_null()).sum(),
         )
-        .sort("exchange", "symbol", "date")
+        .sort(*KEYS, "date")
     )
-    keys = ["exchange", "symbol"]
-    # A day (or week) with no published rate has no rate, not 0/0 = NaN (which would sort as "hot").
-    trailing = pl.col("_apr_sum").rolling_sum_by("date", TRAILING).over(keys) / pl.col("settlements").cast(
-        pl.Float64
-    ).rolling_sum_by("date", TRAILING).over(keys)
+
+    def annualised(rate_sum: pl.Expr, hours: pl.Expr) -> pl.Expr:
+        # No paid hours: no rate, not 0/0 = NaN (which would sort as "hot").
+        return pl.when(hours > 0).then(100.0 * HOURS_PER_YEAR * rate_sum / hours)
+
+    def trailing(column: str) -> pl.Expr:
+        return pl.col(column).rolling_sum_by("date", TRAILING).over(KEYS)
+
     return daily.with_columns(
-        funding_apr_pct=pl.col("_apr_sum") / pl.col("settlements"),
-        funding_apr_7d_pct=trailing,
-    ).with_columns(
-        pl.col("funding_apr_pct", "funding_apr_7d_pct").fill_nan(None),
-    ).drop("_apr_sum")
+        funding_apr_pct=annualised(pl.col("funding_rate_sum"), pl.col("_paid_hours")),
+        funding_apr_7d_pct=annualised(trailing("funding_rate_sum"), trailing("_paid_hours")),
+    ).drop("_paid_hours")

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS raw.funding_rates (
     funding_time    TIMESTAMPTZ NOT NULL,
     funding_rate    DOUBLE,                -- fraction per interval: 0.0001 = 0.01%
     mark_price      DOUBLE,
-    interval_hours  INTEGER,               -- funding interval of the symbol (8 by default)
+    interval_hours  INTEGER,               -- the symbol's funding interval when fetched (8 by default)
     source          VARCHAR NOT NULL,
     ingested_at     TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (exchange, symbol, funding_time)

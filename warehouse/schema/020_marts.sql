@@ -56,9 +56,9 @@ CREATE TABLE IF NOT EXISTS marts.funding_costs (
     symbol              VARCHAR NOT NULL,
     date                DATE    NOT NULL,
     settlements         INTEGER,   -- funding events that day (3 on an 8h perp)
-    interval_hours      INTEGER,
+    interval_hours      INTEGER,   -- the day's longest interval, read from the settlements' spacing
     funding_rate_sum    DOUBLE,    -- fraction of notional a 1x long paid that day
-    funding_apr_pct     DOUBLE,    -- the day's average rate, annualised with the symbol's interval, in %
+    funding_apr_pct     DOUBLE,    -- what was paid per hour of funding that day, annualised, in %
     funding_apr_7d_pct  DOUBLE,    -- the same over the trailing 7 days
     PRIMARY KEY (exchange, symbol, date)
 );

@@ -21,7 +21,7 @@ from pipeline.transforms.config import (
     load_analytics_config,
 )
 from pipeline.transforms.funding_costs import funding_costs
-from pipeline.transforms.market_regime import market_regime, with_hysteresis
+from pipeline.transforms.market_regime import market_features, market_regime, with_hysteresis
 from pipeline.transforms.membership import membership
 from pipeline.transforms.relative_strength import QUADRANTS, relative_strength
 from pipeline.transforms.sector_index import capped_weights, sector_assignments, sector_index
@@ -194,6 +194,22 @@ def test_rs_momentum_is_the_rate_of_change_of_rs_ratio_and_momentum_columns_are_
     assert rs["rs_mom_7d_pct"][6] is None
 
 
+def test_a_day_missing_from_the_index_does_not_shift_the_rrg_windows():
+    # A partition the quality gate held back leaves a day out of marts.sector_index. The windows
+    # still count days: with day 100's ratio equal to day 99's, leaving it out changes no other row.
+    cfg = RelativeStrength(smoothing_days=5, ratio_window_days=30, momentum_lookback_days=10)
+    ratio = [100 * (1 + 0.1 * math.sin(t / 7)) for t in range(160)]
+    ratio[100] = ratio[99]
+    full = relative_strength(rs_index(ratio, [100.0] * len(ratio)), "BTC", cfg).collect()
+    gap = relative_strength(rs_index(ratio, [100.0] * len(ratio)).filter(pl.col("date") != day(100)), "BTC", cfg)
+    gap = gap.collect()
+    assert gap["date"].to_list() == [d for d in full["date"] if d != day(100)]
+    # rs_mom_7d_pct compares with the day exactly 7 earlier, which is now absent on day 107.
+    rrg = ["rs_vs_btc", "rs_ratio", "rs_momentum", "quadrant"]
+    assert_frame_equal(gap.select(rrg), full.filter(pl.col("date") != day(100)).select(rrg))
+    assert gap.filter(pl.col("date") == day(107))["rs_mom_7d_pct"].to_list() == [None]
+
+
 # ------------------------------------------------------------------ altcoin season
 
 
@@ -320,6 +336,33 @@ def test_missing_evidence_is_named_and_does_not_block_the_phase():
     regime = market_regime(features([day_without] * 5), Regime(confirm_days=1)).collect()
     assert regime["phase"].to_list() == ["bear"] * 5
     assert regime["funding_regime"].to_list() == [None] * 5
+
+
+def test_a_day_missing_from_the_btc_index_does_not_shift_its_trend_and_volatility_windows():
+    cfg = Regime(btc_trend_days=20, btc_volatility_days=10, btc_momentum_days=5)
+    level = [100 * math.exp(0.01 * t + 0.05 * math.sin(t / 3)) for t in range(60)]
+    level[40] = level[39]  # so that leaving day 40 out changes nothing the windows see
+
+    def evidence(btc: pl.DataFrame) -> pl.DataFrame:
+        none = {"date": pl.Date}
+        return market_features(
+            btc_level=btc.lazy(),
+            dominance=pl.LazyFrame(schema={**none, "btc_dominance_pct": pl.Float64}),
+            altseason=pl.LazyFrame(schema={**none, "altseason_index": pl.Float64}),
+            relative_strength=pl.LazyFrame(schema={"sector": pl.String, **none, "rs_mom_30d_pct": pl.Float64}),
+            tvl=pl.LazyFrame(schema={"scope": pl.String, "name": pl.String, **none, "tvl_usd": pl.Float64}),
+            btc_funding=pl.LazyFrame(schema={**none, "funding_apr_pct": pl.Float64}),
+            alts_sector="Alts",
+            cfg=cfg,
+        ).collect()
+
+    btc = pl.DataFrame({"date": [day(t) for t in range(60)], "level": level})
+    full, gap = evidence(btc), evidence(btc.filter(pl.col("date") != day(40)))
+    windows = ["date", "btc_trend_pct", "btc_volatility_pct"]
+    assert_frame_equal(gap.select(windows), full.filter(pl.col("date") != day(40)).select(windows))
+    assert full["btc_trend_pct"].null_count() == 19 and full["btc_volatility_pct"].null_count() == 10
+    # Momentum compares with the day exactly 5 earlier, which day 45 no longer has.
+    assert gap.filter(pl.col("date") == day(45))["btc_momentum_pct"].to_list() == [None]
 
 
 def test_config_overrides_come_from_yaml_and_bad_values_are_named(tmp_path):

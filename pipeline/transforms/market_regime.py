@@ -26,7 +26,7 @@ import math
 import polars as pl
 
 from pipeline.transforms.config import Regime
-from pipeline.transforms.relative_strength import lagged
+from pipeline.transforms.relative_strength import lagged, with_missing_days
 
 PHASES = ("btc_dominance", "altcoin_surge", "narrative_rotation", "peak_consolidation", "bear")
 EVIDENCE = (
@@ -92,18 +92,18 @@ def market_features(
     altseason: the mart. relative_strength: the mart. tvl: raw.defi_tvl rows. btc_funding: date,
     funding_apr_pct (trailing, annualised).
     """
-    log_return = pl.col("level").log().diff()
+    level = pl.col("level").forward_fill()  # a day missing from the index carries the day before's level
     btc = (
-        btc_level.lazy()
-        .select("date", "level")
-        .sort("date")
+        with_missing_days(btc_level.lazy().select("date", "level"), [])
         .with_columns(
             btc_trend_pct=100.0
-            * (pl.col("level") / pl.col("level").rolling_mean(cfg.btc_trend_days, min_samples=cfg.btc_trend_days) - 1),
+            * (pl.col("level") / level.rolling_mean(cfg.btc_trend_days, min_samples=cfg.btc_trend_days) - 1),
             btc_volatility_pct=100.0
             * math.sqrt(365)
-            * log_return.rolling_std(cfg.btc_volatility_days, min_samples=cfg.btc_volatility_days),
+            * level.log().diff().rolling_std(cfg.btc_volatility_days, min_samples=cfg.btc_volatility_days),
         )
+        .filter("_observed")
+        .drop("_observed")
     )
     btc = lagged(btc, [], "level", cfg.btc_momentum_days, "_past").with_columns(
         btc_momentum_pct=100.0 * (pl.col("level") / pl.col("_past") - 1)

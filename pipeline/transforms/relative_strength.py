@@ -9,6 +9,8 @@ rolling windows only (a full-sample normalisation would leak the future into eve
   which is just the ratio again, lagged; this is its velocity.
 Quadrants: leading (ratio >= 100, momentum >= 100), weakening (>= 100, < 100), lagging (< 100,
 < 100), improving (< 100, >= 100); null while a window is still warming up.
+Every window counts calendar days, also where a day is missing from the index read back from the
+warehouse: the day before's ratio stands in for it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,23 @@ def lagged(frame: pl.LazyFrame, keys: list[str], column: str, days: int, alias: 
     return frame.join(past, on=[*keys, "date"], how="left")
 
 
+def with_missing_days(frame: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """`frame` with a row for every calendar day from each key's first date to its last, sorted by
+    keys and date, so that windows counted in rows (EMAs, rolling means, shifts) count days.
+
+    The chain's frames are complete calendars; a mart read back from the warehouse may not be (a
+    partition the quality gate held back). The added rows have `_observed` false and nulls.
+    """
+    frame = frame.with_columns(_observed=pl.lit(True))
+    span = [pl.date_ranges(pl.col("date").min(), pl.col("date").max(), "1d").alias("date")]
+    days = (frame.group_by(keys).agg(*span) if keys else frame.select(*span)).explode("date")
+    return (
+        days.join(frame, on=[*keys, "date"], how="left", nulls_equal=True)
+        .with_columns(pl.col("_observed").fill_null(False))
+        .sort(*keys, "date")
+    )
+
+
 def relative_strength(index: pl.LazyFrame, btc_sector: str, cfg: RelativeStrength) -> pl.LazyFrame:
     """sector, date, rs_vs_btc, rs_mom_{n}d_pct, rs_ratio, rs_momentum, quadrant for every sector but BTC.
 
@@ -43,9 +62,11 @@ def relative_strength(index: pl.LazyFrame, btc_sector: str, cfg: RelativeStrengt
         rs = lagged(rs, ["sector"], "rs_vs_btc", days, f"_rs_{days}d").with_columns(
             (100.0 * (pl.col("rs_vs_btc") / pl.col(f"_rs_{days}d") - 1)).alias(f"rs_mom_{days}d_pct")
         )
-    smooth = pl.col("rs_vs_btc").ewm_mean(span=cfg.smoothing_days, adjust=False).over("sector")
+    # A day missing from the index carries the ratio of the day before through the windows below.
+    ratio = pl.col("rs_vs_btc").forward_fill().over("sector")
+    smooth = ratio.ewm_mean(span=cfg.smoothing_days, adjust=False).over("sector")
     rs = (
-        rs.sort("sector", "date")  # the index is a daily calendar per sector: rows are days
+        with_missing_days(rs, ["sector"])
         .with_columns(_smooth=smooth)
         .with_columns(
             rs_ratio=100.0
@@ -56,6 +77,7 @@ def relative_strength(index: pl.LazyFrame, btc_sector: str, cfg: RelativeStrengt
             rs_momentum=100.0 * pl.col("rs_ratio") / pl.col("rs_ratio").shift(cfg.momentum_lookback_days).over("sector")
         )
         .with_columns(quadrant=quadrant(pl.col("rs_ratio"), pl.col("rs_momentum")))
+        .filter("_observed")
     )
     momentum = [f"rs_mom_{d}d_pct" for d in MOMENTUM_DAYS]
     return rs.select("sector", "date", "rs_vs_btc", *momentum, "rs_ratio", "rs_momentum", "quadrant")

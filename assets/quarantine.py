@@ -29,7 +29,7 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     this_run = wh.query(
         "select table_name, expectation, action, bool_or(kept_in_table) as kept_in_table, count(*) as rows "
         "from raw.quarantine where run_id = ? group by all order by table_name, expectation",
-        [context.run.run_id],
+        [context.run_id],
     )
     totals = wh.query(
         "select table_name, count(*) as rows, max(quarantined_at)::date as latest from raw.quarantine group by all order by 1"

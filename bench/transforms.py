@@ -277,7 +277,7 @@ def pd_membership(candles: pd.DataFrame, tokens: pd.DataFrame, cfg) -> pd.DataFr
     new_spell = gap.isna() | (gap > cfg.stale_after_days)
     c["spell"] = new_spell.astype(int).groupby(c["symbol"]).cumsum()
     c["ret_1d"] = (c["close"] / by_symbol["close"].shift(1) - 1).where(~new_spell)
-    c["history_days"] = (c["date"] - c.groupby(["symbol", "spell"])["date"].transform("min")).dt.days + 1
+    c["history_days"] = (c["date"] - by_symbol["date"].transform("min")).dt.days + 1
     # Rows are already in (symbol, date) order, the order groupby-rolling returns them in.
     adv = c.groupby("symbol", sort=False).rolling(f"{cfg.dollar_volume_window_days}D", on="date")["dollar_volume_usd"]
     c["adv_usd"] = adv.mean().to_numpy()

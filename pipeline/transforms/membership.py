@@ -1,8 +1,10 @@
 """Point-in-time index membership: whether a token counts on day D, decided from data up to D only.
 
-A token joins once it has traded `min_history_days` and its average dollar volume clears the bar;
-it leaves when its candles stop (delisted) or pause for `stale_after_days` (its history then
-restarts). Tokens that later vanished still count while they traded: no survivorship.
+A token joins once it has been listed `min_history_days` and its average dollar volume clears the
+bar; it leaves when its candles stop (delisted) or pause for more than `stale_after_days`, and comes
+back the day after its candles resume if its volume still clears the bar (its return across the
+pause is not a day's return). Tokens that later vanished still count while they traded: no
+survivorship.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[s
 
     Candles of other symbols are left out.
     Columns added: dollar_volume_usd, spell (1, 2, ...: the symbol's runs of candles between stale
-    gaps), ret_1d (null across a stale gap or on the first candle), history_days, adv_usd (average
+    gaps), ret_1d (null across a stale gap or on the first candle), history_days (calendar days since
+the symbol's first candle, counting both), adv_usd (average
     dollar volume of the candles in the trailing window (D - window, D]), eligible (member at D's
     close), in_return (its ret_1d counts in the index on D: it was a member at its previous close),
     score_usd (capped weighting's size, fixed per month, see below), status, and key: the rows'
@@ -81,7 +84,7 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[s
             new_spell=new_spell,
             spell=spells - _at_start(new_symbol, spells) + 1,
             ret_1d=pl.when(~new_spell).then(pl.col("close") / pl.col("close").shift(1) - 1),
-            history_days=pl.col("key") - _at_start(new_spell, pl.col("key")) + 1,
+            history_days=pl.col("key") - _at_start(new_symbol, pl.col("key")) + 1,
             adv_usd=pl.col("dollar_volume_usd").rolling_mean_by("key", f"{cfg.dollar_volume_window_days}i"),
             _run=new_month.cast(pl.Int32).cum_sum(),
         )

@@ -406,13 +406,14 @@ def pd_altseason(members: pd.DataFrame, tokens: pd.DataFrame, cfg, index_cfg) ->
 
 def pd_settlement_hours(f: pd.DataFrame) -> pd.Series:
     """Hours each settlement covers; `f` sorted by exchange, symbol, funding_time."""
-    by = f.groupby(["exchange", "symbol"], sort=False)["funding_time"]
-    before = by.diff().dt.total_seconds() / 3600
-    after = -by.diff(-1).dt.total_seconds() / 3600
-    prior = before.groupby([f["exchange"], f["symbol"]], sort=False).shift(1)
-    usual = pd.concat([prior, after], axis=1).max(axis=1)  # skips a missing side
-    hours = before.where(~(before > usual), usual).fillna(after)
-    return hours.where(hours <= 8, f["interval_hours"].fillna(8).astype(float))
+    by_symbol = [f["exchange"], f["symbol"]]
+    spacing = (f.groupby(by_symbol, sort=False)["funding_time"].diff().dt.total_seconds() / 60).round() / 60
+    earlier = spacing.groupby(by_symbol, sort=False)
+    usual = pd.concat([earlier.shift(1), earlier.shift(2)], axis=1).min(axis=1)  # skips a missing one
+    stored = f["interval_hours"].fillna(8).astype(float)
+    keep = usual.isna() | (spacing == stored) | (spacing <= usual)
+    hours = spacing.where(keep, usual).where(spacing.notna(), stored)
+    return hours.where(hours <= 8, stored)
 
 
 def pd_funding_costs(funding: pd.DataFrame) -> pd.DataFrame:

@@ -277,11 +277,38 @@ def test_funding_intervals_come_from_the_settlements_not_the_stored_interval():
     assert q["funding_apr_pct"] == pytest.approx(8.76)  # 0.001% an hour
     s = costs.filter(pl.col("symbol") == "S/USDT:USDT")
     assert s["interval_hours"].to_list() == [8, 8, 8, 4]
+    # Day 1: the symbol's first settlement takes the stored 4h (nothing earlier tells), so 20 hours.
     # Day 3's settlements pay 4e-4 for the 28 hours from 40:00 to 68:00 (averaged per settlement
     # at their stored 4h it would read 43.8%).
-    assert s["funding_apr_pct"].to_list() == pytest.approx([32.85, 32.85, 4e-4 / 28 * 876_000, 21.9])
-    # The week, by time: 48h at 32.85%, then 28h at 12.5%, then 24h at 21.9%.
-    assert s["funding_apr_7d_pct"][-1] == pytest.approx((48 * 32.85 + 28 * 4e-4 / 28 * 876_000 + 24 * 21.9) / 100)
+    apr = [9e-4 / 20 * 876_000, 32.85, 4e-4 / 28 * 876_000, 21.9]
+    assert s["funding_apr_pct"].to_list() == pytest.approx(apr)
+    # The week, by time: the rates paid over the 20 + 24 + 28 + 24 hours.
+    assert s["funding_apr_7d_pct"][-1] == pytest.approx(2.8e-3 / 96 * 876_000)
+
+
+def test_funding_gaps_jitter_and_a_restored_interval_and_no_look_ahead():
+    ms = 1 / 3_600_000  # an hour's fraction: exchanges stamp settlements a few ms late
+    # 4h perp, stored 4h, with jitter, missing 04:00 and 12:00 of day 2: its four settlements
+    # cover 16 hours, not 24 (each gap stretches only the spacing, not the interval).
+    rows = [("G/USDT:USDT", h + (h % 5) * ms, 0.0001, 4) for h in range(0, 48, 4) if h not in (28, 36)]
+    # 1h for a day, then back to the 8h it is stored with (exchanges shorten, then restore); from
+    # 23:00 the day before, as a symbol's first settlement takes the stored interval.
+    rows += [("R/USDT:USDT", h, 0.00001, 8) for h in range(-1, 25)] + [("R/USDT:USDT", h, 0.00008, 8) for h in (32, 40)]
+    costs = funding_costs(_funding(rows)).collect().sort("symbol", "date")
+    g = costs.filter(pl.col("symbol") == "G/USDT:USDT")
+    assert g["interval_hours"].to_list() == [4, 4]
+    assert g["funding_apr_pct"][1] == pytest.approx(21.9)
+    r = costs.filter(pl.col("symbol") == "R/USDT:USDT")
+    assert r["interval_hours"].to_list() == [8, 1, 8]
+    # Day 2: 00:00 covers the last hour of day 1, 08:00 and 16:00 eight hours each: 0.001% an hour.
+    assert r["funding_apr_pct"][1:].to_list() == pytest.approx([8.76, 8.76])
+    # A day's figures read no settlement after it.
+    for cut in (10, 24, 30, 33):
+        cut_day = (dt.datetime(2024, 1, 1) + dt.timedelta(hours=cut)).date()
+        early = funding_costs(_funding([x for x in rows if x[1] < cut])).collect()
+        assert_frame_equal(
+            early.filter(pl.col("date") < cut_day).sort("symbol", "date"), costs.filter(pl.col("date") < cut_day)
+        )
 
 
 # ------------------------------------------------------------------ market phase
@@ -329,6 +356,17 @@ def test_a_new_phase_needs_confirm_days_in_a_row_so_noise_does_not_flip_it():
     raw = ["bear"] * 6 + ["altcoin_surge"] * 4 + ["bear"] * 2 + ["altcoin_surge"] * 5
     phase = pl.DataFrame({"raw": raw}).select(with_hysteresis(pl.col("raw"), 5))["raw"].to_list()
     assert phase == [None] * 4 + ["bear"] * 12 + ["altcoin_surge"]
+
+
+def test_confirmation_and_days_in_phase_count_days_across_a_day_missing_from_the_inputs():
+    cfg = Regime(confirm_days=3)
+    market = features([MARKETS["bear"]] * 8)
+    full = market_regime(market, cfg).collect()
+    gap = market_regime(market.filter(pl.col("date") != day(1)), cfg).collect()
+    assert full["phase"].to_list() == [None, None] + ["bear"] * 6
+    # Day 1 is absent; day 2 is still the third day of the bear and its fifth day is day 6.
+    assert_frame_equal(gap, full.filter(pl.col("date") != day(1)))
+    assert gap.filter(pl.col("date") == day(6))["days_in_phase"].to_list() == [5]
 
 
 def test_missing_evidence_is_named_and_does_not_block_the_phase():

@@ -31,7 +31,7 @@ class Membership(_Section):
     min_history_days: int = Field(30, ge=1)  # days since listing (the symbol's first candle)
     min_dollar_volume_usd: float = Field(1_000_000, ge=0)  # average daily dollar volume over the window
     dollar_volume_window_days: int = Field(30, ge=1)
-    stale_after_days: int = Field(3, ge=1)  # no candle for more days than this: the token leaves until it trades
+    stale_after_days: int = Field(3, ge=1)  # no candle for this many days: the token leaves until it trades
 
 
 class SectorIndex(_Section):

@@ -7,8 +7,8 @@ Annualised by time, not by settlement: the rates paid over a day (or week) divid
 they cover. Each settlement covers its interval (8h on most perps, 4h or 1h on some), read from the
 spacing of the symbol's settlements, as exchanges move perps between intervals and `interval_hours`
 in raw.funding_rates is the interval when the rows were fetched, not when they were paid. A
-missing settlement (quarantined, never published) is told apart from a change of interval, and the
-stored interval is only the fallback for a lone settlement.
+missing settlement (quarantined, never published) is told apart from a change of interval. Only
+earlier settlements are read, so a day's figures never change when later days arrive.
 """
 
 from __future__ import annotations
@@ -22,19 +22,28 @@ KEYS = ["exchange", "symbol"]
 
 
 def settlement_hours() -> pl.Expr:
-    """Hours each settlement covers (rows sorted by time within each symbol).
+    """Hours each settlement covers (rows sorted by time within each symbol), from earlier rows only.
 
-    The spacing since the symbol's previous settlement, unless that spacing is longer than both the
-    one before it and the one after it: then a settlement is missing in between, and the longer of
-    those two is the interval. A change of interval (8h to 4h) keeps its spacings.
+    The spacing since the symbol's previous settlement, unless it is longer than both of the two
+    spacings before it and is not the stored interval: then settlements are missing in between
+    (quarantined, never published), and the shorter of those two is the interval. A move to a
+    shorter interval shows at once; a move to a longer one when it is the stored interval (the
+    usual case: exchanges shorten an interval for a while, then restore it), else after two more
+    settlements. A symbol's first settlement takes the stored interval: nothing earlier tells.
     """
     time = pl.col("funding_time")
-    before = ((time - time.shift(1)).dt.total_milliseconds() / 3_600_000).over(KEYS)
-    after = ((time.shift(-1) - time).dt.total_milliseconds() / 3_600_000).over(KEYS)
-    usual = pl.max_horizontal(before.shift(1).over(KEYS), after)
-    hours = pl.coalesce(pl.when(before > usual).then(usual).otherwise(before), after)
+    # In whole minutes: exchanges stamp settlements a few milliseconds late.
+    spacing = ((time - time.shift(1)).dt.total_milliseconds() / 60_000).round() / 60
+    usual = pl.min_horizontal(spacing.shift(1), spacing.shift(2))
     stored = pl.col("interval_hours").cast(pl.Float64).fill_null(MAX_INTERVAL_HOURS)
-    return pl.when(hours <= MAX_INTERVAL_HOURS).then(hours).otherwise(stored)
+    hours = (
+        pl.when(spacing.is_null())
+        .then(stored)
+        .when(usual.is_null() | (spacing == stored) | (spacing <= usual))
+        .then(spacing)
+        .otherwise(usual)
+    )
+    return pl.when(hours <= MAX_INTERVAL_HOURS).then(hours).otherwise(stored).over(KEYS)
 
 
 def funding_costs(funding: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:

@@ -16,7 +16,8 @@ Rules, first match wins (thresholds in the `Regime` config):
    by dominance_rising_pp).
 5. peak_consolidation when BTC is still above its trend (alts no longer winning, not yet losing);
    else btc_dominance (BTC recovering below its trend, alts not keeping up).
-Hysteresis: a new raw phase becomes the phase only after `confirm_days` days in a row.
+Hysteresis: a new raw phase becomes the phase only after `confirm_days` days in a row (calendar
+days: a day missing from the inputs carries the day before's raw phase).
 """
 
 from __future__ import annotations
@@ -177,10 +178,12 @@ def _run_length(column: str) -> pl.Expr:
 def market_regime(features: pl.LazyFrame, cfg: Regime) -> pl.LazyFrame:
     """date, phase, risk_mode, raw_phase, days_in_phase, funding_regime, leading_sector, the evidence."""
     funding = pl.col("btc_funding_apr_pct")
+    # Confirmation and days_in_phase count calendar days: a day missing from the BTC index carries
+    # the day before's raw phase.
+    carried = pl.when("_observed").then(pl.col("raw_phase")).otherwise(pl.col("raw_phase").forward_fill())
     return (
-        features.sort("date")
-        .with_columns(raw_phase=raw_phase(cfg))
-        .with_columns(phase=with_hysteresis(pl.col("raw_phase"), cfg.confirm_days))
+        with_missing_days(features.lazy().with_columns(raw_phase=raw_phase(cfg)), [])
+        .with_columns(phase=with_hysteresis(carried, cfg.confirm_days))
         .with_columns(
             days_in_phase=pl.when(pl.col("phase").is_not_null()).then(_run_length("phase")),
             risk_mode=pl.when(pl.col("phase").is_null())
@@ -196,6 +199,7 @@ def market_regime(features: pl.LazyFrame, cfg: Regime) -> pl.LazyFrame:
             .then(pl.lit("hot"))
             .otherwise(pl.lit("normal")),
         )
+        .filter("_observed")
         .select(
             "date", "phase", "risk_mode", "raw_phase", "days_in_phase", "funding_regime", "leading_sector",
             *EVIDENCE, "missing_inputs",

@@ -1,8 +1,8 @@
 """Point-in-time index membership: whether a token counts on day D, decided from data up to D only.
 
 A token joins once it has been listed `min_history_days` and its average dollar volume clears the
-bar; it leaves when its candles stop (delisted) or pause for more than `stale_after_days`, and comes
-back the day after its candles resume if its volume still clears the bar (its return across the
+bar; it leaves when its candles stop (delisted) or pause (no candle for `stale_after_days` days), and
+comes back the day after its candles resume if its volume still clears the bar (its return across the
 pause is not a day's return). Tokens that later vanished still count while they traded: no
 survivorship.
 """

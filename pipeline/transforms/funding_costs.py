@@ -21,8 +21,8 @@ TRAILING = "7d"
 KEYS = ["exchange", "symbol"]
 
 
-def settlement_hours() -> pl.Expr:
-    """Hours each settlement covers (rows sorted by time within each symbol), from earlier rows only.
+def with_settlement_hours(funding: pl.LazyFrame) -> pl.LazyFrame:
+    """Adds `_hours`: the hours each settlement covers, read from earlier settlements only.
 
     The spacing since the symbol's previous settlement, unless it is longer than both of the two
     spacings before it and is not the stored interval: then settlements are missing in between
@@ -32,9 +32,12 @@ def settlement_hours() -> pl.Expr:
     settlements. A symbol's first settlement takes the stored interval: nothing earlier tells.
     """
     time = pl.col("funding_time")
+    # Rows sorted by symbol, then time: a shift reaches the symbol's earlier settlements unless it
+    # crosses into the previous symbol, which `_first` marks (cheaper than a window per symbol).
+    first = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in KEYS]).fill_null(True)
     # In whole minutes: exchanges stamp settlements a few milliseconds late.
-    spacing = ((time - time.shift(1)).dt.total_milliseconds() / 60_000).round() / 60
-    usual = pl.min_horizontal(spacing.shift(1), spacing.shift(2))
+    minutes = ((time - time.shift(1)).dt.total_milliseconds() / 60_000).round()
+    spacing, usual = pl.col("_spacing"), pl.col("_usual")
     stored = pl.col("interval_hours").cast(pl.Float64).fill_null(MAX_INTERVAL_HOURS)
     hours = (
         pl.when(spacing.is_null())
@@ -43,7 +46,17 @@ def settlement_hours() -> pl.Expr:
         .then(spacing)
         .otherwise(usual)
     )
-    return pl.when(hours <= MAX_INTERVAL_HOURS).then(hours).otherwise(stored).over(KEYS)
+    return (
+        funding.sort(*KEYS, "funding_time")
+        .with_columns(_first=first)
+        .with_columns(_spacing=pl.when(~pl.col("_first")).then(minutes / 60))
+        .with_columns(
+            _usual=pl.min_horizontal(spacing.shift(1), pl.when(~pl.col("_first").shift(1)).then(spacing.shift(2)))
+        )
+        .with_columns(_hours=hours)
+        .with_columns(_hours=pl.when(pl.col("_hours") <= MAX_INTERVAL_HOURS).then("_hours").otherwise(stored))
+        .drop("_first", "_spacing", "_usual")
+    )
 
 
 def funding_costs(funding: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
@@ -51,9 +64,8 @@ def funding_costs(funding: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     that day), funding_apr_pct (the day's rate per hour paid, annualised) and funding_apr_7d_pct
     (the same over the trailing 7 days). A day whose settlements published no rate has no APR."""
     daily = (
-        funding.lazy()
-        .sort(*KEYS, "funding_time")
-        .with_columns(date=pl.col("funding_time").dt.date(), _hours=settlement_hours())
+        with_settlement_hours(funding.lazy())
+        .with_columns(date=pl.col("funding_time").dt.date())
         .group_by(*KEYS, "date")
         .agg(
             settlements=pl.col("funding_rate").count().cast(pl.Int32),  # with a published rate

@@ -51,6 +51,22 @@ QUADRANTS_SQL = """
 """
 
 
+RAW_TABLES = ("raw.ohlcv_1d", "raw.funding_rates", "raw.defi_tvl", "raw.btc_dominance")
+# `source` is `<endpoint>@replay:<dataset>` on a replayed row, the bare endpoint on a live one.
+DATASETS_SQL = " union ".join(
+    f"select distinct coalesce(nullif(regexp_extract(source, '@replay:(.*)$', 1), ''), 'live') from {t}"
+    for t in RAW_TABLES
+)
+
+
+def other_datasets(warehouse: Warehouse, label: str) -> list[str]:
+    """Datasets other than `label` (or live data) the warehouse's raw tables already hold."""
+    if not warehouse.path.exists():
+        return []
+    with warehouse.connect() as con:  # read-write: creates the tables an older warehouse lacks
+        return sorted(row[0] for row in con.execute(DATASETS_SQL).fetchall() if row[0] != label)
+
+
 def table_counts(warehouse: Warehouse) -> dict[str, tuple]:
     if not warehouse.path.exists():
         return {t: (0, None, None, 0) for t in SUMMARY_SQL}
@@ -68,6 +84,15 @@ def run_demo() -> int:
     dataset = load_dataset(folder)
     start = max(dataset.first_date, settings.start_date)
     warehouse = Warehouse(settings.warehouse_path)
+    held = other_datasets(warehouse, dataset.label)
+    if held:
+        # Both would share keys (exchange, symbol, date): one market's rows would overwrite the
+        # other's where their dates meet and stay beside them elsewhere.
+        raise SystemExit(
+            f"{warehouse.path} already holds the {', '.join(map(repr, held))} data; replaying the "
+            f"{dataset.label!r} dataset into it would mix two markets in one table. Give it its own "
+            f"warehouse (ROTATION_WAREHOUSE=warehouse/{dataset.label}.duckdb) or delete this one."
+        )
     before = table_counts(warehouse)
     synthetic = dataset.label == SYNTHETIC_LABEL
     print(f"Replaying the {dataset.label!r} dataset ({folder}) as of {dataset.as_of}"

@@ -5,8 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from pipeline.demo import other_datasets
 from pipeline.settings import Settings, SettingsError
 from tests.test_warehouse import candles
 from warehouse import Warehouse
@@ -65,6 +67,19 @@ def test_sql_without_a_warehouse_says_to_run_the_demo(tmp_path):
     done = _cli("sql", "select 1", env={"ROTATION_WAREHOUSE": str(tmp_path / "none.duckdb")})
     assert done.returncode == 1
     assert "make demo" in done.stderr
+
+
+def test_the_demo_will_not_replay_a_dataset_into_a_warehouse_holding_another(warehouse_path, real_data):
+    wh = Warehouse(warehouse_path)
+    wh.upsert({"raw.ohlcv_1d": candles(3).with_columns(source=pl.lit("fetch_ohlcv@replay:synthetic"))})
+    assert other_datasets(wh, "synthetic") == []
+    assert other_datasets(wh, "real") == ["synthetic"]
+    done = _cli("demo", env={"ROTATION_WAREHOUSE": str(warehouse_path), "ROTATION_REPLAY_DATA": str(real_data)})
+    assert done.returncode == 1
+    assert "already holds the 'synthetic' data" in done.stderr and "ROTATION_WAREHOUSE=" in done.stderr
+    assert wh.query("select count(*) from raw.ohlcv_1d").item() == 3  # nothing written
+    wh.upsert({"raw.ohlcv_1d": candles(2, symbol="ETH/USDT")})  # fetched live: no replay tag
+    assert other_datasets(wh, "synthetic") == ["live"]
 
 
 def test_dagster_validates_the_workspace(tmp_path):

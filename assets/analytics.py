@@ -17,7 +17,7 @@ from assets.partitions import DAILY_ASSET
 from assets.quality import gated_mart, gated_table
 from pipeline.resources import AnalyticsSettings, QualitySettings, WarehouseResource
 from pipeline.transforms.altseason import altseason as altseason_transform
-from pipeline.transforms.chain import btc_funding
+from pipeline.transforms.chain import MEMBERSHIP_ENGINE, btc_funding
 from pipeline.transforms.funding_costs import funding_costs as funding_costs_transform
 from pipeline.transforms.market_regime import market_features
 from pipeline.transforms.market_regime import market_regime as market_regime_transform
@@ -78,8 +78,10 @@ def _write(
 
 
 def _members(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> pl.LazyFrame:
+    """Membership, collected once: the index's query reads it in two places (as `compute_marts` does)."""
     candles = wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id)
-    return membership(candles, analytics.tokens["symbol"], analytics.config.membership)
+    members = membership(candles, analytics.tokens["symbol"], analytics.config.membership)
+    return members.collect(engine=MEMBERSHIP_ENGINE).lazy()
 
 
 def _index_inputs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> tuple:

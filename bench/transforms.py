@@ -287,6 +287,11 @@ def pd_membership(candles: pd.DataFrame, tokens: pd.DataFrame, cfg) -> pd.DataFr
     adv_prev = c.groupby("symbol")["adv_usd"].shift(1)
     month = c["date"].dt.to_period("M")
     c["score_usd"] = adv_prev.where(c["in_return"]).groupby([c["symbol"], c["spell"], month]).transform("first")
+    # Growth since the weight was set: holdings are runs of in_return rows within a month.
+    prev_close = by_symbol["close"].shift(1)
+    prev_in_return = c.groupby("symbol")["in_return"].shift(1).fillna(False).astype(bool)
+    starts = c["in_return"] & (~prev_in_return | (month != by_symbol["date"].shift(1).dt.to_period("M")))
+    c["growth"] = (prev_close / prev_close.groupby(starts.cumsum()).transform("first")).where(c["in_return"])
     c["status"] = np.select(
         [c["history_days"] < cfg.min_history_days, c["adv_usd"] < cfg.min_dollar_volume_usd],
         ["too_young", "low_volume"],
@@ -320,10 +325,14 @@ def pd_sector_index(members: pd.DataFrame, tokens: pd.DataFrame, cfg) -> pd.Data
     rows = members.merge(pd_assignments(tokens, cfg), on="symbol")
     counted = rows.groupby(GROUP, as_index=False).agg(n_constituents=("eligible", "sum"))
     returning = rows[rows["in_return"] & rows["ret_1d"].notna()].copy()
-    weights = {
+    targets = {
         "equal": 1.0 / returning.groupby(GROUP)["ret_1d"].transform("size"),
         "capped": pd_capped_weights(returning, cfg.max_weight),
     }
+    weights = {}
+    for weighting, target in targets.items():  # drifted with the price since the month's rebalance
+        drifted = target * returning["growth"]
+        weights[weighting] = drifted / drifted.groupby([returning["sector"], returning["date"]]).transform("sum")
     spans = counted[counted["n_constituents"] > 0].groupby("sector")["date"].min().to_frame("first")
     spans["last"] = counted.groupby("sector")["date"].max()
     calendar = pd.concat(

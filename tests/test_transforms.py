@@ -25,6 +25,7 @@ from pipeline.transforms.market_regime import market_features, market_regime, wi
 from pipeline.transforms.membership import membership
 from pipeline.transforms.relative_strength import QUADRANTS, relative_strength
 from pipeline.transforms.sector_index import capped_weights, sector_assignments, sector_index
+from pipeline.transforms.sector_weights import sector_weights
 
 D0 = dt.date(2024, 1, 1)
 
@@ -97,34 +98,71 @@ def test_capped_weights_pin_the_largest_at_the_cap_and_spread_the_excess_pro_rat
     assert weights[5:] == pytest.approx([1 / 3] * 3)
 
 
-def test_sector_index_levels_by_hand_with_the_cap_binding():
+def test_sector_index_levels_by_hand_with_the_cap_binding_drifting_and_reset_at_the_month():
     cfg = SectorIndex(max_weight=0.30)
     mcfg = Membership(min_history_days=1, min_dollar_volume_usd=0, dollar_volume_window_days=1)
-    # Day 0 closes (and dollar volumes, the capped weighting's size): A 70, B/C/D 10 each.
-    # Day 1 returns: A +10%, B 0, C 0, D -10%. Day 2: all +5% except A -20%.
-    closes = {"A": (10.0, 11.0, 8.8), "B": (1.0, 1.0, 1.05), "C": (2.0, 2.0, 2.1), "D": (5.0, 4.5, 4.725)}
+    # Closes Jan 30 .. Feb 2 (days 29-32); dollar volumes, the capped weighting's size: A 70, B/C/D 10.
+    # Jan 31: A +10%, B 0, C 0, D -10%. Feb 1: A -20%, the rest +5%. Feb 2: A +10%, the rest 0.
+    closes = {"A": (10.0, 11.0, 8.8, 9.68), "B": (1.0, 1.0, 1.05, 1.05), "C": (2.0, 2.0, 2.1, 2.1),
+              "D": (5.0, 4.5, 4.725, 4.725)}
     dollar = {"A": 70.0, "B": 10.0, "C": 10.0, "D": 10.0}
-    rows = [(f"{t}/USDT", d, closes[t][d], dollar[t]) for t in closes for d in range(3)]
+    rows = [(f"{t}/USDT", 29 + i, closes[t][i], dollar[t]) for t in closes for i in range(4)]
     universe = tokens(("A", "DeFi"), ("B", "DeFi"), ("C", "DeFi"), ("D", "DeFi"))
     index = sector_index(membership(candles(rows), symbols(rows), mcfg), sector_assignments(universe, cfg), cfg).collect()
     defi = index.filter(pl.col("sector") == "DeFi").sort("weighting", "date")
-    # capped: A 30%, the rest 70%/3 each. equal: 25% each.
-    capped_1 = 0.30 * 0.10 + (0.7 / 3) * (0 + 0 - 0.10)
-    capped_2 = 0.30 * -0.20 + 0.70 * 0.05
-    equal_1, equal_2 = 0.0, 0.25 * (-0.20 + 3 * 0.05)
+    # A portfolio bought at the targets and held, bought again at the targets at Jan 31's close.
+    # capped targets: A 30%, the rest 70%/3 each (A's 70% is over the cap). equal: 25% each.
+    capped_jan31 = [30 * 1.1, 70 / 3, 70 / 3, 70 / 3 * 0.9]  # the holdings' values, from 100
+    capped_feb1 = sum(capped_jan31) * (0.30 * 0.8 + 0.70 * 1.05)  # reset to target, not drifted
+    capped_feb2 = capped_feb1 * (0.30 * 0.8 * 1.1 + 0.70 * 1.05) / (0.30 * 0.8 + 0.70 * 1.05)  # drifted
+    equal_feb1 = 100.0 * (0.25 * 0.8 + 0.75 * 1.05)
+    equal_feb2 = equal_feb1 * (0.25 * 0.8 * 1.1 + 0.75 * 1.05) / (0.25 * 0.8 + 0.75 * 1.05)
+    capped = [100.0, sum(capped_jan31), capped_feb1, capped_feb2]
+    equal = [100.0, 100.0, equal_feb1, equal_feb2]
     expected = pl.DataFrame(
         {
-            "weighting": ["capped"] * 3 + ["equal"] * 3,
-            "date": [day(0), day(1), day(2)] * 2,
-            "level": [100.0, 100 * (1 + capped_1), 100 * (1 + capped_1) * (1 + capped_2),
-                      100.0, 100 * (1 + equal_1), 100 * (1 + equal_1) * (1 + equal_2)],
-            "ret_1d": [None, capped_1, capped_2, None, equal_1, equal_2],
-            "n_constituents": pl.Series([4] * 6, dtype=pl.Int32),
+            "weighting": ["capped"] * 4 + ["equal"] * 4,
+            "date": [day(29), day(30), day(31), day(32)] * 2,
+            "level": capped + equal,
+            "ret_1d": [None, *(b / a - 1 for a, b in zip(capped, capped[1:])),
+                       None, *(b / a - 1 for a, b in zip(equal, equal[1:]))],
+            "n_constituents": pl.Series([4] * 8, dtype=pl.Int32),
         }
     )
     assert_frame_equal(defi.select(expected.columns), expected, abs_tol=1e-12)
+    assert capped[1:] == pytest.approx([100.6666667, 98.15, 100.566])  # the same, worked out
     # The alts composite holds all four; BTC/ETH composites only exist when those tokens do.
     assert set(index["sector"]) == {"DeFi", "Alts"}
+
+
+def test_a_monthly_index_is_a_portfolio_held_between_rebalances_joiners_and_leavers_included():
+    """A doubles in January, B in February: each month's level is what the rebalanced holdings are
+    worth (daily rebalancing would show 141.7, not 150, on Jan 31). In the alts composite C joins
+    mid-January at its target against the others' month-start weights, and leaves in February,
+    its weight going to A and B pro rata."""
+    cfg = SectorIndex()
+    mcfg = Membership(min_history_days=1, min_dollar_volume_usd=0, dollar_volume_window_days=1)
+    a = [1 + min(d, 30) / 30 for d in range(60)]  # 1 -> 2 over Jan 1 .. Jan 31, then flat to Feb 29
+    b = [1 + max(d - 30, 0) / 29 for d in range(60)]  # flat in January, 1 -> 2 over February
+    rows = [("A/USDT", d, a[d], 1e6) for d in range(60)] + [("B/USDT", d, b[d], 1e6) for d in range(60)]
+    rows += [("C/USDT", d, 5.0, 1e6) for d in range(15, 41)]  # Jan 16 .. Feb 10
+    universe = tokens(("A", "DeFi"), ("B", "DeFi"), ("C", "AI"))
+    members = membership(candles(rows), symbols(rows), mcfg)
+    assignments = sector_assignments(universe, cfg)
+    index = sector_index(members, assignments, cfg).collect()
+    for weighting in ("equal", "capped"):  # with two members the cap relaxes to 1/2: equal targets
+        defi = index.filter(pl.col("sector") == "DeFi", pl.col("weighting") == weighting)
+        level = dict(zip(defi["date"], defi["level"]))
+        assert level[day(30)] == pytest.approx(100 * (0.5 * 2 + 0.5 * 1))
+        assert level[day(59)] == pytest.approx(150 * (0.5 * 1 + 0.5 * 2))
+    weights = sector_weights(members, assignments, cfg).filter(pl.col("sector") == "Alts", pl.col("weighting") == "equal")
+    on = {d: dict(zip(g["symbol"], g["weight"])) for (d,), g in weights.collect().group_by("date")}
+    # Jan 17, C's first return: C at 1 against A's growth since Jan 1 (a[15] / a[0]) and B's 1.
+    assert on[day(16)] == pytest.approx({"A/USDT": 1.5 / 3.5, "B/USDT": 1 / 3.5, "C/USDT": 1 / 3.5})
+    assert on[day(31)] == pytest.approx({"A/USDT": 1 / 3, "B/USDT": 1 / 3, "C/USDT": 1 / 3})  # Feb 1: reset
+    # Feb 16: C is gone; A (flat) and B (grown b[44] / b[30] since Feb 1's rebalance) share all of it.
+    growth_b = b[44] / b[30]
+    assert on[day(45)] == pytest.approx({"A/USDT": 1 / (1 + growth_b), "B/USDT": growth_b / (1 + growth_b)})
 
 
 def test_capped_weights_are_fixed_for_the_month_on_data_known_at_the_rebalance():

@@ -54,8 +54,8 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[s
 the symbol's first candle, counting both), adv_usd (average
     dollar volume of the candles in the trailing window (D - window, D]), eligible (member at D's
     close), in_return (its ret_1d counts in the index on D: it was a member at its previous close),
-    score_usd (capped weighting's size, fixed per month, see below), status, and key: the rows'
-    sort key (the symbol's code, then the day; see `symbol_day_key`), which is what lets
+    score_usd (capped weighting's size, fixed per month, see below), growth (how much the
+    constituent grew since the index last set its weight, see below), status, and key: the rows' sort key (the symbol's code, then the day; see `symbol_day_key`), which is what lets
     `altseason` look 90 days back with a merge. `symbol` comes back as `universe_symbols(symbols)`.
     """
     # Days since the previous row; a new symbol is always more than 2**31 days away.
@@ -69,6 +69,14 @@ the symbol's first candle, counting both), adv_usd (average
     # sorted: over() takes each one as a slice instead of hashing.
     new_month = new_spell | (gap >= _day_of_month())  # the previous candle is before the 1st
     run = pl.col("_run").set_sorted()
+    # Between rebalances a constituent's weight drifts with its price: `growth` is its growth from
+    # the close its weight was set at (the month's rebalance, or the close before it joined, if
+    # later) to the previous close. Within a holding (a run of in_return rows within a month: no
+    # stale gap inside) the returns chain, so that is the previous close over the one before the
+    # holding's first row.
+    held = pl.col("in_return")
+    previous_close = pl.col("close").shift(1)
+    holding_starts = held & (pl.col("_new_month") | ~held.shift(1).fill_null(False))
     return (
         candles.lazy()
         .select(
@@ -86,6 +94,7 @@ the symbol's first candle, counting both), adv_usd (average
             ret_1d=pl.when(~new_spell).then(pl.col("close") / pl.col("close").shift(1) - 1),
             history_days=pl.col("key") - _at_start(new_symbol, pl.col("key")) + 1,
             adv_usd=pl.col("dollar_volume_usd").rolling_mean_by("key", f"{cfg.dollar_volume_window_days}i"),
+            _new_month=new_month,
             _run=new_month.cast(pl.Int32).cum_sum(),
         )
         .with_columns(
@@ -96,11 +105,12 @@ the symbol's first candle, counting both), adv_usd (average
         .with_columns(in_return=pl.col("eligible").shift(1).fill_null(False) & ~pl.col("new_spell"))
         .with_columns(
             score_usd=pl.col("_adv_before").filter("in_return").first().over(run),
+            growth=pl.when(held).then(previous_close / _at_start(holding_starts, previous_close)),
             status=pl.when(pl.col("history_days") < cfg.min_history_days)
             .then(pl.lit("too_young"))
             .when(pl.col("adv_usd") < cfg.min_dollar_volume_usd)
             .then(pl.lit("low_volume"))
             .otherwise(pl.lit("member")),
         )
-        .drop("new_spell", "_adv_before", "_run")
+        .drop("new_spell", "_adv_before", "_new_month", "_run")
     )

@@ -1,10 +1,16 @@
 """Sector indices (`marts.sector_index`): one level series per sector and weighting, rebased to 100.
 
 On day D a sector's return is the weighted return of the tokens that were members at D-1's close
-(see `membership.py`); weights are reset to target every day. `equal` weights them 1/n; `capped`
-weights them by 30-day average dollar volume (the warehouse holds no market caps), fixed monthly
-on data known at the rebalance, with no constituent above `max_weight` (excess redistributed pro
-rata). Besides the universe's sectors: BTC, ETH and an alts-ex-BTC/ETH composite, to compare against.
+(see `membership.py`). The index is rebalanced monthly: at each month's rebalance (the close before
+its first day) every member is set to its target weight, and from there its weight drifts with its
+price, as a portfolio bought at the targets and held would (a member's target times its `growth`
+since then, normalised). A token that joins mid-month comes in at its target against the others'
+rebalance-day weights; one that leaves frees its weight to the rest pro rata. Targets: `equal`
+weights members alike; `capped` weights them by 30-day average dollar volume (the warehouse holds
+no market caps), fixed monthly on data known at the rebalance, with no constituent above
+`max_weight` (excess redistributed pro rata; the cap holds at the targets, drift may carry a winner
+past it until the next rebalance). Besides the universe's sectors: BTC, ETH and an alts-ex-BTC/ETH
+composite, to compare against.
 """
 
 from __future__ import annotations
@@ -114,8 +120,10 @@ def _sector_sets(assignments: pl.DataFrame) -> tuple[pl.DataFrame, pl.LazyFrame]
 
 
 def sector_days(members: pl.LazyFrame, assignments: pl.DataFrame) -> pl.LazyFrame:
-    """sector, date, n_constituents and what either weighting needs (_n, _mean, _total, _largest,
-    _weighted) for each (sector, date) with member rows: the one pass over the member rows.
+    """sector, date, n_constituents and what either weighting needs for each (sector, date) with
+    member rows: the one pass over the member rows. _n, _total and _largest (the returning members'
+    count, sizes' sum and largest size) tell whether the cap binds; _equal and _weighted are the
+    day's return where it does not, equal and size-weighted, each with the weights drifted by growth.
 
     `members` is `membership()`'s output.
     """
@@ -129,28 +137,37 @@ def sector_days(members: pl.LazyFrame, assignments: pl.DataFrame) -> pl.LazyFram
         "eligible",
         _set=pl.lit(set_of_code).gather(pl.col("symbol").to_physical()),
         _ret=pl.when(RETURNING).then("ret_1d"),
+        _growth=pl.when(RETURNING).then("growth"),
         _size=pl.when(RETURNING).then(_size("score_usd")),
     )
-    # Per (set, date), then per (sector, date) from the sets': sums and a max add up; the mean is
-    # their sum over count.
+    # Per (set, date), then per (sector, date) from the sets': sums and a max add up; a weighted
+    # mean is then one sum over another.
+    sums = {
+        "_g": pl.col("_growth"),
+        "_g_ret": pl.col("_growth") * pl.col("_ret"),
+        "_total": pl.col("_size"),
+        "_sg": pl.col("_size") * pl.col("_growth"),
+        "_sg_ret": pl.col("_size") * pl.col("_growth") * pl.col("_ret"),
+    }
     by_set = rows.group_by("_set", "date").agg(
         n_constituents=pl.col("eligible").sum(),
         _n=pl.col("_ret").count(),
-        _sum=pl.col("_ret").sum(),
-        _total=pl.col("_size").sum(),
         _largest=pl.col("_size").max(),
-        _weighted=(pl.col("_size") * pl.col("_ret")).sum(),
+        **{name: sum_.sum() for name, sum_ in sums.items()},
     )
     return (
         by_set.join(set_sectors, on="_set")
         .group_by(GROUP)
         .agg(
             pl.col("n_constituents").sum().cast(pl.Int32),
-            pl.col("_n", "_sum", "_total", "_weighted").sum(),
+            pl.col("_n", *sums).sum(),
             pl.col("_largest").max(),
         )
-        .with_columns(_mean=pl.when(pl.col("_n") > 0).then(pl.col("_sum") / pl.col("_n")))
-        .drop("_sum")
+        .with_columns(
+            _equal=pl.when(pl.col("_n") > 0).then(pl.col("_g_ret") / pl.col("_g")),
+            _weighted=pl.col("_sg_ret") / pl.col("_sg"),
+        )
+        .drop("_g", "_g_ret", "_sg", "_sg_ret")
     )
 
 
@@ -171,7 +188,7 @@ def sector_index(
         pl.col("symbol").cast(members.collect_schema()["symbol"]), pl.col("sector").cast(_sector_enum(assignments))
     )
     with_returns = {
-        "equal": lambda: days.with_columns(ret_1d=pl.col("_mean")),
+        "equal": lambda: days.with_columns(ret_1d=pl.col("_equal")),
         "capped": lambda: _with_capped_returns(members.lazy().filter(RETURNING), pairs, days, cfg.max_weight),
     }
     parts = [_levels(with_returns[w]()).with_columns(weighting=pl.lit(w)) for w in cfg.weightings]
@@ -183,10 +200,10 @@ def sector_index(
 def _with_capped_returns(
     returning: pl.LazyFrame, pairs: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
 ) -> pl.LazyFrame:
-    """Adds ret_1d to `daily`, capped weighting: sum(size * ret) / sum(size) where the cap does not
-    bind (no weight per row needed); only the groups where it binds go through `capped_weights`.
-    Null where no member's return counts. `returning`: the member rows whose ret_1d counts;
-    `pairs`: (symbol, sector), symbol the member rows' Enum."""
+    """Adds ret_1d to `daily`, capped weighting: sum(size * growth * ret) / sum(size * growth) where
+    the cap does not bind (no weight per row needed); only the groups where it binds go through
+    `capped_weights`. Null where no member's return counts. `returning`: the member rows whose
+    ret_1d counts; `pairs`: (symbol, sector), symbol the member rows' Enum."""
     binding = daily.filter(_binds(pl.col("_largest"), pl.col("_total"), _cap(max_weight, pl.col("_n")))).select(GROUP)
     # Their member rows, through the (few) symbols of their sectors.
     binding_pairs = pairs.join(binding.select("sector").unique(), on="sector", how="semi")
@@ -199,10 +216,10 @@ def _with_capped_returns(
             max_weight,
         )
         .group_by(GROUP)
-        .agg(_capped=(pl.col("weight") * pl.col("ret_1d")).sum())
+        .agg(_capped=(pl.col("weight") * pl.col("growth") * pl.col("ret_1d")).sum() / (pl.col("weight") * pl.col("growth")).sum())
     )
     return daily.join(capped, on=GROUP, how="left").with_columns(
-        ret_1d=pl.when(pl.col("_n") > 0).then(pl.coalesce("_capped", pl.col("_weighted") / pl.col("_total")))
+        ret_1d=pl.when(pl.col("_n") > 0).then(pl.coalesce("_capped", "_weighted"))
     )
 
 

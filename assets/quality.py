@@ -17,6 +17,7 @@ import dagster as dg
 import polars as pl
 
 from assets.metadata import md_table, table_metadata
+from assets.run_context import current_run_id
 from pipeline.quality import html
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.gate import QUARANTINE, GateResult, gate
@@ -49,7 +50,7 @@ def gated_write(
     what fails, all in one transaction."""
     since = window[0] - dt.timedelta(days=config.freshness_lookback_days)
     held = wh.read(table, window[1], since=since)
-    result = gate(table, new, held, window, config, context.run_id)
+    result = gate(table, new, held, window, config, current_run_id(context))
     wh.upsert({table: result.write, QUARANTINE: result.quarantine}, delete={table: result.withhold})
     return result, check_result(context, wh, result.report, window, result.quarantine.height)
 
@@ -68,7 +69,7 @@ def check_result(
     context: dg.AssetExecutionContext, wh: Warehouse, report: QualityReport, window: tuple[dt.date, dt.date], quarantined: int
 ) -> dg.AssetCheckResult:
     span = f"{window[0]} .. {window[1]}"
-    page = _publish(wh, report, context.run_id, span, quarantined)
+    page = _publish(wh, report, current_run_id(context), span, quarantined)
     for f in report.failures:
         log = context.log.error if f.action == "block" else context.log.warning
         log(f"quality: {f.headline()}, e.g. {list(f.examples[:2])}")

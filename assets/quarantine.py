@@ -11,6 +11,7 @@ import dagster as dg
 from assets.ingest import ingest_assets
 from assets.metadata import md_table, table_metadata
 from assets.partitions import DAILY_ASSET
+from assets.run_context import current_run_id
 from pipeline.resources import WarehouseResource
 
 @dg.asset(
@@ -29,7 +30,7 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     this_run = wh.query(
         "select table_name, expectation, action, bool_or(kept_in_table) as kept_in_table, count(*) as rows "
         "from raw.quarantine where run_id = ? group by all order by table_name, expectation",
-        [context.run_id],
+        [current_run_id(context)],
     )
     totals = wh.query(
         "select table_name, count(*) as rows, max(quarantined_at)::date as latest from raw.quarantine group by all order by 1"

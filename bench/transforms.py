@@ -291,7 +291,9 @@ def pd_membership(candles: pd.DataFrame, tokens: pd.DataFrame, cfg) -> pd.DataFr
     prev_close = by_symbol["close"].shift(1)
     prev_in_return = c.groupby("symbol")["in_return"].shift(1).fillna(False).astype(bool)
     starts = c["in_return"] & (~prev_in_return | (month != by_symbol["date"].shift(1).dt.to_period("M")))
-    c["growth"] = (prev_close / prev_close.groupby(starts.cumsum()).transform("first")).where(c["in_return"])
+    holding = starts.cumsum()
+    c["growth"] = (prev_close / prev_close.groupby(holding).transform("first")).where(c["in_return"])
+    c["held_since"] = c["date"].groupby(holding).transform("first").where(c["in_return"])
     c["status"] = np.select(
         [c["history_days"] < cfg.min_history_days, c["adv_usd"] < cfg.min_dollar_volume_usd],
         ["too_young", "low_volume"],
@@ -325,10 +327,14 @@ def pd_sector_index(members: pd.DataFrame, tokens: pd.DataFrame, cfg) -> pd.Data
     rows = members.merge(pd_assignments(tokens, cfg), on="symbol")
     counted = rows.groupby(GROUP, as_index=False).agg(n_constituents=("eligible", "sum"))
     returning = rows[rows["in_return"] & rows["ret_1d"].notna()].copy()
-    targets = {
-        "equal": 1.0 / returning.groupby(GROUP)["ret_1d"].transform("size"),
-        "capped": pd_capped_weights(returning, cfg.max_weight),
-    }
+    # Capped targets as set on the holding's first day, on the scale of the sizes.
+    size = returning["score_usd"].fillna(0.0).clip(lower=1e-12)
+    day_total = size.groupby([returning["sector"], returning["date"]]).transform("sum")
+    set_on_day = returning[["sector", "symbol", "date"]].assign(
+        _target=pd_capped_weights(returning, cfg.max_weight) * day_total
+    ).rename(columns={"date": "held_since"})
+    held = returning[["sector", "symbol", "held_since"]].merge(set_on_day, how="left")
+    targets = {"equal": pd.Series(1.0, index=returning.index), "capped": held["_target"].set_axis(returning.index)}
     weights = {}
     for weighting, target in targets.items():  # drifted with the price since the month's rebalance
         drifted = target * returning["growth"]

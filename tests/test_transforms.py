@@ -165,6 +165,37 @@ def test_a_monthly_index_is_a_portfolio_held_between_rebalances_joiners_and_leav
     assert on[day(45)] == pytest.approx({"A/USDT": 1 / (1 + growth_b), "B/USDT": growth_b / (1 + growth_b)})
 
 
+def test_capped_targets_are_kept_when_members_leave_or_join_mid_month():
+    """A's volume pins it at the 30% cap. When E leaves, its weight goes to the rest pro rata (the
+    targets are not re-capped over the smaller set); F, joining, gets its own capped target of its
+    first day and the others keep theirs."""
+    cfg = SectorIndex(max_weight=0.30)
+    mcfg = Membership(min_history_days=1, min_dollar_volume_usd=0, dollar_volume_window_days=1)
+    volume = {"A": 100e6, "B": 1e6, "C": 1e6, "D": 1e6, "E": 1e6, "F": 2e6}
+    days = {"A": range(25, 41), "B": range(25, 41), "C": range(25, 41), "D": range(25, 41),
+            "E": range(25, 36), "F": range(36, 41)}  # Jan 26 .. Feb 10; E's last day Feb 5, F's first Feb 6
+    rows = [(f"{t}/USDT", d, 2.0 if t == "B" and d >= 31 else 1.0, volume[t]) for t in volume for d in days[t]]
+    universe = tokens(*((t, "DeFi") for t in volume))
+    members = membership(candles(rows), symbols(rows), mcfg)
+    weights = sector_weights(members, sector_assignments(universe, cfg), cfg).filter(
+        pl.col("sector") == "DeFi", pl.col("weighting") == "capped"
+    )
+    on = {
+        d: {s.split("/")[0]: w for s, w in zip(g["symbol"], g["weight"])}
+        for (d,), g in weights.collect().group_by("date")
+    }
+    # Feb 1 targets: A 30%, B-E 17.5% each. B doubles on Feb 1, so on Feb 2 it holds 35 of 117.5.
+    assert on[day(31)] == pytest.approx({"A": 0.30, "B": 0.175, "C": 0.175, "D": 0.175, "E": 0.175})
+    assert on[day(32)] == pytest.approx({"A": 0.30 / 1.175, "B": 0.35 / 1.175, "C": 0.175 / 1.175,
+                                         "D": 0.175 / 1.175, "E": 0.175 / 1.175})
+    # Feb 6: E gone, pro rata (re-capping the four would have pinned B at 30% as well).
+    assert on[day(36)] == pytest.approx({"A": 0.30, "B": 0.35, "C": 0.175, "D": 0.175})
+    # Feb 7: F's target of the day is 28% of 105M of size (A pinned, 70% over B, C, D 1M and F 2M),
+    # the others' are Feb 1's, of 104M; F comes in against those, grown.
+    held = {"A": 0.30 * 104, "B": 0.175 * 104 * 2, "C": 0.175 * 104, "D": 0.175 * 104, "F": 0.28 * 105}
+    assert on[day(37)] == pytest.approx({t: v / sum(held.values()) for t, v in held.items()})
+
+
 def test_capped_weights_are_fixed_for_the_month_on_data_known_at_the_rebalance():
     mcfg = Membership(min_history_days=1, min_dollar_volume_usd=0, dollar_volume_window_days=1)
     # B's volume jumps on Jan 15: its weight size moves only at the February rebalance, and to

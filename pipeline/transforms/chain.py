@@ -36,7 +36,9 @@ class RawFrames:
 # strength, funding, the phase), where the in-memory engine has less overhead per step.
 MEMBERSHIP_ENGINE = "in-memory"
 SMALL_ENGINE = "in-memory"
-MEMBER_COLUMNS = ("key", "symbol", "date", "close", "eligible", "in_return", "ret_1d", "score_usd", "growth")  # what the steps read
+MEMBER_COLUMNS = (  # what the steps read
+    "key", "symbol", "date", "close", "eligible", "in_return", "ret_1d", "score_usd", "growth", "held_since"
+)
 
 
 def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str) -> pl.LazyFrame:

@@ -50,13 +50,15 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[s
 
     Candles of other symbols are left out.
     Columns added: dollar_volume_usd, spell (1, 2, ...: the symbol's runs of candles between stale
-    gaps), ret_1d (null across a stale gap or on the first candle), history_days (calendar days since
-the symbol's first candle, counting both), adv_usd (average
-    dollar volume of the candles in the trailing window (D - window, D]), eligible (member at D's
-    close), in_return (its ret_1d counts in the index on D: it was a member at its previous close),
-    score_usd (capped weighting's size, fixed per month, see below), growth (how much the
-    constituent grew since the index last set its weight, see below), status, and key: the rows' sort key (the symbol's code, then the day; see `symbol_day_key`), which is what lets
-    `altseason` look 90 days back with a merge. `symbol` comes back as `universe_symbols(symbols)`.
+    gaps), ret_1d (null across a stale gap or on the first candle), history_days (calendar days
+    since the symbol's first candle, counting both), adv_usd (average dollar volume of the candles
+    in the trailing window (D - window, D]), eligible (member at D's close), in_return (its ret_1d
+    counts in the index on D: it was a member at its previous close), score_usd (capped
+    weighting's size, fixed per month, see below), growth and held_since (how much the constituent
+    grew since the index last set its weight, and the first day of that holding; see below),
+    status, and key: the rows' sort key (the symbol's code, then the day; see `symbol_day_key`),
+    which is what lets `altseason` look 90 days back with a merge. `symbol` comes back as
+    `universe_symbols(symbols)`.
     """
     # Days since the previous row; a new symbol is always more than 2**31 days away.
     gap = pl.col("key").diff()
@@ -106,6 +108,7 @@ the symbol's first candle, counting both), adv_usd (average
         .with_columns(
             score_usd=pl.col("_adv_before").filter("in_return").first().over(run),
             growth=pl.when(held).then(previous_close / _at_start(holding_starts, previous_close)),
+            held_since=pl.when(held).then(_at_start(holding_starts, pl.col("date"))),
             status=pl.when(pl.col("history_days") < cfg.min_history_days)
             .then(pl.lit("too_young"))
             .when(pl.col("adv_usd") < cfg.min_dollar_volume_usd)

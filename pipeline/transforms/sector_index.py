@@ -5,11 +5,12 @@ On day D a sector's return is the weighted return of the tokens that were member
 its first day) every member is set to its target weight, and from there its weight drifts with its
 price, as a portfolio bought at the targets and held would (a member's target times its `growth`
 since then, normalised). A token that joins mid-month comes in at its target against the others'
-rebalance-day weights; one that leaves frees its weight to the rest pro rata. Targets: `equal`
-weights members alike; `capped` weights them by 30-day average dollar volume (the warehouse holds
-no market caps), fixed monthly on data known at the rebalance, with no constituent above
-`max_weight` (excess redistributed pro rata; the cap holds at the targets, drift may carry a winner
-past it until the next rebalance). Besides the universe's sectors: BTC, ETH and an alts-ex-BTC/ETH
+rebalance-day weights; one that leaves frees its weight to the rest pro rata. A member's target
+is set when its holding starts and kept to its end (see `held_targets`). Targets: `equal` weights
+members alike; `capped` weights them by 30-day average dollar volume (the warehouse holds no market
+caps), fixed monthly on data known at the rebalance, with no constituent above `max_weight` (excess
+redistributed pro rata; the cap holds on the day the targets are set, drift and leavers may carry
+a member past it until the next rebalance). Besides the universe's sectors: BTC, ETH and an alts-ex-BTC/ETH
 composite, to compare against.
 """
 
@@ -197,26 +198,36 @@ def sector_index(
     )
 
 
+def held_targets(rows: pl.LazyFrame, max_weight: float) -> pl.LazyFrame:
+    """Adds `_target` to member rows: the capped target the member was given on the first day of its
+    holding (`held_since`: the month's rebalance, or its joining), kept until the holding ends, so
+    that members joining or leaving later do not re-target it. On the scale of the sizes: its capped
+    weight that day times the day's total size, i.e. its own size where the cap did not bind.
+
+    `rows`: sector, symbol, date, score_usd, held_since of every returning member row of the sectors
+    concerned (a holding's first day is among them)."""
+    rows = rows.cache()  # read twice
+    set_on_day = capped_weights(rows, "score_usd", GROUP, max_weight).select(
+        "sector", "symbol", held_since="date", _target=pl.col("weight") * _size("score_usd").sum().over(GROUP)
+    )
+    return rows.join(set_on_day, on=["sector", "symbol", "held_since"], how="left")
+
+
 def _with_capped_returns(
     returning: pl.LazyFrame, pairs: pl.LazyFrame, daily: pl.LazyFrame, max_weight: float
 ) -> pl.LazyFrame:
-    """Adds ret_1d to `daily`, capped weighting: sum(size * growth * ret) / sum(size * growth) where
-    the cap does not bind (no weight per row needed); only the groups where it binds go through
-    `capped_weights`. Null where no member's return counts. `returning`: the member rows whose
-    ret_1d counts; `pairs`: (symbol, sector), symbol the member rows' Enum."""
-    binding = daily.filter(_binds(pl.col("_largest"), pl.col("_total"), _cap(max_weight, pl.col("_n")))).select(GROUP)
-    # Their member rows, through the (few) symbols of their sectors.
+    """Adds ret_1d to `daily`, capped weighting: sum(size * growth * ret) / sum(size * growth) in
+    sectors where the cap never binds (no weight per row needed); the sectors where it binds on some
+    day go through `held_targets`. Null where no member's return counts. `returning`: the member
+    rows whose ret_1d counts; `pairs`: (symbol, sector), symbol the member rows' Enum."""
+    binding = daily.filter(_binds(pl.col("_largest"), pl.col("_total"), _cap(max_weight, pl.col("_n"))))
+    # Their member rows, through the (few) symbols of those sectors.
     binding_pairs = pairs.join(binding.select("sector").unique(), on="sector", how="semi")
+    drifted = pl.col("_target") * pl.col("growth")
     capped = (
-        capped_weights(
-            returning.join(binding_pairs, on="symbol")
-            .join(binding, on=GROUP, how="semi"),
-            "score_usd",
-            GROUP,
-            max_weight,
-        )
+        held_targets(returning.join(binding_pairs, on="symbol"), max_weight)
         .group_by(GROUP)
-        .agg(_capped=(pl.col("weight") * pl.col("growth") * pl.col("ret_1d")).sum() / (pl.col("weight") * pl.col("growth")).sum())
+        .agg(_capped=(drifted * pl.col("ret_1d")).sum() / drifted.sum())
     )
     return daily.join(capped, on=GROUP, how="left").with_columns(
         ret_1d=pl.when(pl.col("_n") > 0).then(pl.coalesce("_capped", "_weighted"))

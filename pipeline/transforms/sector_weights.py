@@ -8,26 +8,26 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.transforms.config import SectorIndex
-from pipeline.transforms.sector_index import GROUP, RETURNING, capped_weights
+from pipeline.transforms.sector_index import GROUP, RETURNING, held_targets
 
 
 def sector_weights(members: pl.LazyFrame, assignments: pl.DataFrame, cfg: SectorIndex) -> pl.LazyFrame:
     """sector, date, weighting, symbol, weight: one row per member whose return counts on `date`.
 
-    `members` is `membership()`'s output. Targets: equal = 1/n, capped = by 30-day dollar volume with
-    the cap (the same `capped_weights` the index uses where the cap binds); each drifted by the
-    member's growth since the month's rebalance (or its joining), as in `sector_index`."""
+    `members` is `membership()`'s output. Targets: equal alike, capped by 30-day dollar volume with
+    the cap as set when the member's holding started (`held_targets`, as the index uses where the cap
+    binds); each drifted by the member's growth since then, as in `sector_index`."""
     returning = (
         members.lazy()
         .filter(RETURNING)
-        .select(pl.col("symbol").cast(pl.String), "date", "score_usd", "growth")  # membership's symbol is an Enum
+        .select(pl.col("symbol").cast(pl.String), "date", "score_usd", "growth", "held_since")  # symbol is an Enum
         .join(assignments.lazy(), on="symbol")
     )
     targets = {
-        "equal": lambda: returning.with_columns(weight=pl.lit(1.0)),
-        "capped": lambda: capped_weights(returning, "score_usd", GROUP, cfg.max_weight),
+        "equal": lambda: returning.with_columns(_target=pl.lit(1.0)),
+        "capped": lambda: held_targets(returning, cfg.max_weight),
     }
-    drifted = pl.col("weight") * pl.col("growth")
+    drifted = pl.col("_target") * pl.col("growth")
     return pl.concat(
         [targets[w]().with_columns(weight=drifted / drifted.sum().over(GROUP), weighting=pl.lit(w)) for w in cfg.weightings]
     ).select("sector", "date", "weighting", "symbol", "weight")

@@ -180,11 +180,12 @@ def synthetic_market(rng: np.random.Generator) -> tuple[pl.DataFrame, Market]:
 
 
 def write_candles(db: Path, candles: pl.DataFrame) -> None:
+    """The candles as a table stored in (symbol, date) order, the order `Warehouse.read` returns them in."""
     con = duckdb.connect(str(db))
     con.register("candles_arrow", candles.to_arrow())
     con.execute("begin")
     con.execute("create table candles (symbol varchar not null, date date not null, close double, volume double)")
-    con.execute("insert into candles select * from candles_arrow")
+    con.execute("insert into candles select * from candles_arrow order by symbol, date")
     con.execute("commit")
     con.close()
 

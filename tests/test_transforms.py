@@ -89,6 +89,19 @@ def test_tokens_join_after_their_history_and_volume_and_leave_when_stale_or_deli
     assert d.filter(pl.col("date") == day(4))["in_return"].item() is True  # a 1-day gap is not stale
 
 
+def test_membership_is_the_same_whatever_order_the_candles_come_in():
+    # Rows in (symbol, date) order skip the sort; any other order is sorted first.
+    cfg = Membership(min_history_days=2, min_dollar_volume_usd=1_000, dollar_volume_window_days=3, stale_after_days=2)
+    rows = [(s, d, 1.0 + d / 10 + i, 2_000.0 * (1 + d % 3)) for i, s in enumerate(("B/USDT", "A/USDT")) for d in range(9)]
+    ordered = membership(candles(rows).sort("symbol", "date"), symbols(rows), cfg).collect()
+    shuffled = membership(candles(rows).sample(fraction=1.0, shuffle=True, seed=7), symbols(rows), cfg).collect()
+    date_major = membership(candles(rows).sort("date", "symbol"), symbols(rows), cfg).collect()
+    assert ordered.height == 18 and ordered["eligible"].sum() > 0
+    assert ordered["adv_usd"].to_list()[2] == pytest.approx((2_000 * 1.0 + 2_000 * 2 + 2_000 * 3) / 3)
+    assert_frame_equal(shuffled, ordered)
+    assert_frame_equal(date_major, ordered)
+
+
 def test_capped_weights_pin_the_largest_at_the_cap_and_spread_the_excess_pro_rata():
     frame = pl.DataFrame({"g": ["x"] * 5 + ["y"] * 3, "score": [60.0, 20, 10, 5, 5, 8, 1, 1]})
     weights = capped_weights(frame.lazy(), "score", ["g"], 0.30).collect()["weight"].to_list()

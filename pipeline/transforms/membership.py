@@ -23,13 +23,34 @@ SYMBOL_STRIDE = 1 << 32
 
 
 def universe_symbols(symbols: pl.Series | list[str]) -> pl.Enum:
-    """The universe's symbols as the Enum that membership's `symbol` column comes back as."""
-    return pl.Enum(pl.Series(symbols, dtype=pl.String).unique(maintain_order=True))
+    """The universe's symbols as the Enum that membership's `symbol` column comes back as. Its
+    categories are sorted, so that rows in (symbol, date) order, as `Warehouse.read` returns them,
+    are in key order too."""
+    return pl.Enum(pl.Series(symbols, dtype=pl.String).unique().sort())
 
 
 def symbol_day_key() -> pl.Expr:
     """The (symbol, date) sort key of a frame whose `symbol` is an Enum."""
     return pl.col("symbol").to_physical().cast(pl.Int64) * SYMBOL_STRIDE + pl.col("date").cast(pl.Int64)
+
+
+def _keyed_candles(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[str]) -> pl.DataFrame:
+    """symbol (the universe's Enum), date, close, dollar_volume_usd and key of the universe's
+    candles, sorted by key. Candles usually come in (symbol, date) order already; checking that is
+    a fraction of the cost of sorting anyway, which moves every column."""
+    rows = (
+        candles.lazy()
+        .select(
+            pl.col("symbol").cast(universe_symbols(symbols), strict=False),  # null: not in the universe
+            "date",
+            "close",
+            (pl.col("close") * pl.col("volume")).alias("dollar_volume_usd"),
+        )
+        .filter(pl.col("symbol").is_not_null())
+        .with_columns(key=symbol_day_key())
+        .collect(engine="in-memory")
+    )
+    return rows.with_columns(pl.col("key").set_sorted()) if rows["key"].is_sorted() else rows.sort("key")
 
 
 def _at_start(starts: pl.Expr, value: pl.Expr) -> pl.Expr:
@@ -80,16 +101,8 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[s
     previous_close = pl.col("close").shift(1)
     holding_starts = held & (pl.col("_new_month") | ~held.shift(1).fill_null(False))
     return (
-        candles.lazy()
-        .select(
-            pl.col("symbol").cast(universe_symbols(symbols), strict=False),  # null: not in the universe
-            "date",
-            "close",
-            (pl.col("close") * pl.col("volume")).alias("dollar_volume_usd"),
-        )
-        .filter(pl.col("symbol").is_not_null())
-        .with_columns(key=symbol_day_key())
-        .sort("key")
+        _keyed_candles(candles, symbols)
+        .lazy()
         .with_columns(  # one step, so that the rolling mean runs alongside the rest
             new_spell=new_spell,
             spell=spells - _at_start(new_symbol, spells) + 1,

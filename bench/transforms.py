@@ -236,7 +236,7 @@ def polars_steps(db: Path, market: Market, cfg: AnalyticsConfig) -> dict[str, fl
     )
     index = timed(
         "sector_index (from the days)",
-        lambda: sector_index(members, assignments, si, days.lazy()).collect(engine=SMALL_ENGINE),
+        lambda: sector_index(members, assignments, si, days).collect(engine=SMALL_ENGINE),
     )
     rs = timed(
         "relative_strength",

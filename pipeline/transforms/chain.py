@@ -31,9 +31,10 @@ class RawFrames:
 
 # Engines by the shape of a step. membership is a chain of passes over one sorted frame (shifts,
 # fills, a rolling window), which the in-memory engine runs faster than the streaming one; the
-# sector days and altseason group the 1.7M member rows, where the streaming engine wins; the rest
-# works on a few thousand rows each (the sector index's levels and capped weights, relative
-# strength, funding, the phase), where the in-memory engine has less overhead per step.
+# sector days and altseason group the 1.7M member rows, where the streaming engine wins (so does
+# the sector index's pick of the member rows it needs, see `MEMBER_ROWS_ENGINE`); the rest works on
+# a few thousand rows each (the sector index's levels and capped weights, relative strength,
+# funding, the phase), where the in-memory engine has less overhead per step.
 MEMBERSHIP_ENGINE = "in-memory"
 SMALL_ENGINE = "in-memory"
 MEMBER_COLUMNS = (  # what the steps read
@@ -65,7 +66,7 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
             funding_costs(raw.funding),
         ]
     )
-    index = sector_index(members, assignments, cfg.sector_index, days.lazy()).collect(engine=SMALL_ENGINE)
+    index = sector_index(members, assignments, cfg.sector_index, days).collect(engine=SMALL_ENGINE)
     rs = relative_strength(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect(engine=SMALL_ENGINE)
     features = market_features(
         btc_level=index.lazy().filter(

@@ -58,16 +58,17 @@ def relative_strength(index: pl.LazyFrame, btc_sector: str, cfg: RelativeStrengt
         .join(btc, on="date")
         .select("sector", "date", rs_vs_btc=100.0 * pl.col("level") / pl.col("btc_level"))
     )
-    for days in MOMENTUM_DAYS:
-        rs = lagged(rs, ["sector"], "rs_vs_btc", days, f"_rs_{days}d").with_columns(
-            (100.0 * (pl.col("rs_vs_btc") / pl.col(f"_rs_{days}d") - 1)).alias(f"rs_mom_{days}d_pct")
-        )
-    # A day missing from the index carries the ratio of the day before through the windows below.
+    # Rows of a daily calendar per sector (`with_missing_days`): a lag of n rows is n days, onto a
+    # missing day's null ratio if that day is missing; the windows carry the day before's ratio.
     ratio = pl.col("rs_vs_btc").forward_fill().over("sector")
     smooth = ratio.ewm_mean(span=cfg.smoothing_days, adjust=False).over("sector")
+    momentum = {
+        f"rs_mom_{days}d_pct": 100.0 * (pl.col("rs_vs_btc") / pl.col("rs_vs_btc").shift(days).over("sector") - 1)
+        for days in MOMENTUM_DAYS
+    }
     rs = (
         with_missing_days(rs, ["sector"])
-        .with_columns(_smooth=smooth)
+        .with_columns(_smooth=smooth, **momentum)
         .with_columns(
             rs_ratio=100.0
             * pl.col("_smooth")
@@ -79,7 +80,6 @@ def relative_strength(index: pl.LazyFrame, btc_sector: str, cfg: RelativeStrengt
         .with_columns(quadrant=quadrant(pl.col("rs_ratio"), pl.col("rs_momentum")))
         .filter("_observed")
     )
-    momentum = [f"rs_mom_{d}d_pct" for d in MOMENTUM_DAYS]
     return rs.select("sector", "date", "rs_vs_btc", *momentum, "rs_ratio", "rs_momentum", "quadrant")
 
 

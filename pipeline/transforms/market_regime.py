@@ -102,12 +102,11 @@ def market_features(
             btc_volatility_pct=100.0
             * math.sqrt(365)
             * level.log().diff().rolling_std(cfg.btc_volatility_days, min_samples=cfg.btc_volatility_days),
+            # null where the day `btc_momentum_days` back is missing (its row has no level)
+            btc_momentum_pct=100.0 * (pl.col("level") / pl.col("level").shift(cfg.btc_momentum_days) - 1),
         )
         .filter("_observed")
         .drop("_observed")
-    )
-    btc = lagged(btc, [], "level", cfg.btc_momentum_days, "_past").with_columns(
-        btc_momentum_pct=100.0 * (pl.col("level") / pl.col("_past") - 1)
     )
     dom = lagged(
         dominance.lazy().select("date", "btc_dominance_pct"), [], "btc_dominance_pct", cfg.dominance_trend_days, "_past"

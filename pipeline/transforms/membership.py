@@ -69,7 +69,8 @@ def _day_of_month() -> pl.Expr:
 def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[str], cfg: Membership) -> pl.LazyFrame:
     """One row per candle (symbol, date) of the universe's `symbols`, with the evidence for membership.
 
-    Candles of other symbols are left out.
+    Candles of other symbols are left out. They are keyed and sorted here, eagerly (see
+    `_keyed_candles`); the rest is a lazy plan over that frame.
     Columns added: dollar_volume_usd, spell (1, 2, ...: the symbol's runs of candles between stale
     gaps), ret_1d (null across a stale gap or on the first candle), history_days (calendar days
     since the symbol's first candle, counting both), adv_usd (average dollar volume of the candles

@@ -17,7 +17,7 @@ from pipeline.transforms.config import Altseason, SectorIndex
 def with_past_close(members: pl.LazyFrame, days: int, alias: str) -> pl.LazyFrame:
     """Adds `alias`: the symbol's close exactly `days` calendar days earlier (null if that day is absent).
 
-    `relative_strength.lagged` as an as-of join with zero tolerance on membership's `key` (symbol,
+    `market_regime.lagged` as an as-of join with zero tolerance on membership's `key` (symbol,
     day), which its rows are already sorted by: a merge of the frame with itself `days` later, with
     no sort and no hashing. Rows keep their order.
     """

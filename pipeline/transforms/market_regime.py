@@ -27,7 +27,7 @@ import math
 import polars as pl
 
 from pipeline.transforms.config import Regime
-from pipeline.transforms.relative_strength import lagged, with_missing_days
+from pipeline.transforms.relative_strength import with_missing_days
 
 PHASES = ("btc_dominance", "altcoin_surge", "narrative_rotation", "peak_consolidation", "bear")
 EVIDENCE = (
@@ -42,6 +42,12 @@ EVIDENCE = (
     "tvl_growth_30d",
     "btc_funding_apr_pct",
 )
+
+
+def lagged(frame: pl.LazyFrame, keys: list[str], column: str, days: int, alias: str) -> pl.LazyFrame:
+    """Adds `alias`: `column`'s value exactly `days` calendar days earlier (null if that day is absent)."""
+    past = frame.select(*keys, pl.col("date") + pl.duration(days=days), pl.col(column).alias(alias))
+    return frame.join(past, on=[*keys, "date"], how="left")
 
 
 def tvl_growth(tvl: pl.LazyFrame | pl.DataFrame, days: int) -> pl.LazyFrame:

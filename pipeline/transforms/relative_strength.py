@@ -23,12 +23,6 @@ QUADRANTS = ("leading", "weakening", "lagging", "improving")
 MOMENTUM_DAYS = (7, 30, 90)  # rs_mom_{n}d_pct columns of the mart
 
 
-def lagged(frame: pl.LazyFrame, keys: list[str], column: str, days: int, alias: str) -> pl.LazyFrame:
-    """Adds `alias`: `column`'s value exactly `days` calendar days earlier (null if that day is absent)."""
-    past = frame.select(*keys, pl.col("date") + pl.duration(days=days), pl.col(column).alias(alias))
-    return frame.join(past, on=[*keys, "date"], how="left")
-
-
 def with_missing_days(frame: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
     """`frame` with a row for every calendar day from each key's first date to its last, sorted by
     keys and date, so that windows counted in rows (EMAs, rolling means, shifts) count days.

@@ -224,8 +224,8 @@ def _with_capped_returns(
     binding_pairs = assignments.select(
         pl.col("symbol").cast(symbol), pl.col("sector").cast(days["sector"].dtype)
     ).join(binding.select("sector").unique(), on="sector", how="semi")
-    # Only those sectors' member rows are read: a few symbols' worth, picked out of all member rows
-    # before the rest of the (small) index query runs.
+    # Only those sectors' member rows are read, picked out of all member rows before the rest of the
+    # index query runs: usually a small sector's few symbols (most alts if the Alts composite binds).
     returning = (
         members.lazy()
         .filter(pl.col("symbol").is_in(binding_pairs["symbol"].unique().implode()) & RETURNING)

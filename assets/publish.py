@@ -1,6 +1,8 @@
-"""Publishing: after the marts and recommendations of a run are written (and passed their checks), the warehouse is copied
-to the read-only snapshot that SQL users and the `sql`/`summary` commands read, so nobody needs the
-writer's lock. A run stopped by a blocking check never gets here: readers keep the last good copy."""
+"""Publishing: after the marts and the model's recommendations of a run are written (and passed their
+checks), the warehouse is copied to the read-only snapshot that SQL users and the `sql`/`summary`
+commands read, so nobody needs the writer's lock. A run stopped by a blocking check never gets here:
+readers keep the last good copy. The user's orders come after (a bad portfolio file must not hold
+back the model) and publish again once written."""
 
 import dagster as dg
 

@@ -1,11 +1,15 @@
-"""Recommendation assets: the rotation and hedge recommendations of the model portfolio and the orders
-for the user's portfolio, one multi-asset around `pipeline.strategy.recommend`.
+"""Recommendation assets: the model portfolio's rotation and hedge recommendations (one multi-asset
+around `pipeline.strategy.recommend`), and the orders for the user's portfolio (an asset of its own).
 
-The three are computed together (the hedges and orders follow from the day's allocation) and written
-together: each has its blocking `quality` check, and if any fails, none is written. A window's rows
-replace what the tables held for those days, so a hedge that is no longer recommended disappears.
-Blocking checks upstream (raw data, marts) stop the run before this asset: a day whose data failed
-its checks gets no recommendation.
+The model's two tables are computed together (the hedges follow from the day's allocation) and
+written together: each has its blocking `quality` check, and if either fails, neither is written. A
+window's rows replace what the tables held for those days, so a hedge that is no longer recommended
+disappears. Blocking checks upstream (raw data, marts) stop the run before this asset: a day whose
+data failed its checks gets no recommendation.
+
+The orders depend on the user's file, the model does not: they run after the night's model is
+published, so a bad portfolio file fails the orders alone, and the orders publish the snapshot
+again once written.
 """
 
 
@@ -18,7 +22,7 @@ from assets.analytics import funding_costs, market_regime, relative_strength, se
 from assets.ingest import ohlcv_1d
 from assets.metadata import md_table, table_metadata
 from assets.partitions import DAILY_ASSET
-from assets.quality import check_spec, gated_mart
+from assets.quality import check_spec, gated_mart, gated_table
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
 from pipeline.strategy.recommend import portfolio_orders, recommendations
 from warehouse import Warehouse
@@ -32,6 +36,7 @@ DESCRIPTIONS = {
     ORDERS: "The spot and perp orders that move your portfolio (ROTATION_PORTFOLIO) to the day's targets "
     "and hedges, at the day's closes.",
 }
+SNAPSHOT = dg.AssetKey(["warehouse", "read_snapshot"])  # assets.publish imports this module
 UPSTREAM = [market_regime, relative_strength, sector_index, sector_weights, funding_costs, ohlcv_1d]
 
 
@@ -47,9 +52,9 @@ def _key(table: str) -> dg.AssetKey:
             _key(table), deps=UPSTREAM, description=DESCRIPTIONS[table], group_name="recommendations",
             owners=["team:quant"], kinds={"polars", "duckdb"}, metadata=table_metadata(table),
         )
-        for table in (ROTATION, HEDGES, ORDERS)
+        for table in (ROTATION, HEDGES)
     ],
-    check_specs=[check_spec(table) for table in (ROTATION, HEDGES, ORDERS)],
+    check_specs=[check_spec(table) for table in (ROTATION, HEDGES)],
 )
 def recommendation_assets(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, strategy: StrategySettings,
@@ -68,12 +73,6 @@ def recommendation_assets(
     )
     in_window = pl.col("as_of").is_between(first, last)
     frames = {ROTATION: rotation.filter(in_window), HEDGES: hedges.filter(in_window)}
-    frames[ORDERS] = portfolio_orders(
-        last, strategy.portfolio, rotation, hedges,
-        closes=wh.read("raw.ohlcv_1d", last, since=last, exchange=analytics.spot_exchange_id),
-        weights=wh.read("marts.sector_weights", last, since=last, weighting=cfg.relative_strength.weighting),
-        tokens=analytics.tokens, playbook=playbook,
-    )
     checks = {t: gated_mart(context, wh, t, rows, (first, last), quality.config) for t, rows in frames.items()}
     for _, check in checks.values():
         yield check
@@ -82,11 +81,46 @@ def recommendation_assets(
         for table in frames:
             yield dg.MaterializeResult(asset_key=_key(table), metadata={"table": table, "rows_written": 0})
         return
-    # The window's rows replace the tables' rows of those days (the orders: of the last day).
-    stale = {t: wh.read(t, last, since=first if t != ORDERS else last) for t in frames}
-    wh.upsert(frames, delete=stale)
+    # The window's rows replace the tables' rows of those days.
+    wh.upsert(frames, delete={t: wh.read(t, last, since=first) for t in frames})
     for table, rows in frames.items():
         yield _result(context, table, rows, first, last)
+
+
+@dg.asset(
+    key=_key(ORDERS), **DAILY_ASSET, group_name="recommendations", owners=["team:quant"], kinds={"polars", "duckdb"},
+    deps=[recommendation_assets, sector_weights, ohlcv_1d, SNAPSHOT],
+    description=DESCRIPTIONS[ORDERS], **gated_table(ORDERS),
+)
+def portfolio_orders_asset(
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, strategy: StrategySettings,
+    warehouse: WarehouseResource, quality: QualitySettings,
+):
+    """The run's last day only: what to do with the portfolio now. A typo in the portfolio file
+    (an unknown token or perp) fails this asset, naming it; the model's tables are already written."""
+    wh = warehouse.get()
+    keys = context.partition_key_range
+    last = dt.date.fromisoformat(keys.end)
+    portfolio = strategy.portfolio()
+    tokens = analytics.tokens
+    orders = portfolio_orders(
+        last, portfolio,
+        rotation=wh.read(ROTATION, last, since=last), hedges=wh.read(HEDGES, last, since=last),
+        closes=wh.last_closes(last, analytics.spot_exchange_id, tokens["symbol"].to_list()),
+        weights=wh.read("marts.sector_weights", last, since=last, weighting=analytics.config.relative_strength.weighting),
+        tokens=tokens, playbook=strategy.playbook,
+    )
+    for note in orders.filter(pl.col("side") == "hold")["reason"]:
+        context.log.warning(f"portfolio {strategy.portfolio_file}: {note}")
+    ok, check = gated_mart(context, wh, ORDERS, orders, (last, last), quality.config)
+    yield check
+    if not ok:
+        context.log.error(f"{ORDERS}: a blocking check failed; nothing written, the previous rows stay")
+        yield dg.MaterializeResult(metadata={"table": ORDERS, "rows_written": 0})
+        return
+    wh.upsert({ORDERS: orders}, delete={ORDERS: wh.read(ORDERS, last, since=last)})
+    wh.publish_snapshot()  # readers see the orders beside the model they follow
+    yield _result(context, ORDERS, orders, last, last)
 
 
 def _result(

@@ -50,10 +50,11 @@ def brief(portfolio_path: Path | None = None, as_of: dt.date | None = None, sett
             raise BriefError(f"no recommendation for {day} (the newest is {newest}; days without a known phase have none)")
         hedges = _query(con, "select * from marts.hedge_recommendation where as_of = ? order by instrument", [day])
         regime = _query(con, "select * from marts.market_regime where date = ?", [day])
-        closes = _query(con, "select symbol, close from raw.ohlcv_1d where date = ? and exchange = ?", [day, settings.exchange])
         weights = _query(con, "select sector, symbol, weight from marts.sector_weights where date = ? and weighting = ?",
                          [day, cfg.relative_strength.weighting])
-    orders = portfolio_orders(day, portfolio, rotation, hedges, closes, weights, universe.frame(), playbook)
+    tokens = universe.frame()
+    closes = Warehouse(snapshot).last_closes(day, settings.exchange, tokens["symbol"].to_list())
+    orders = portfolio_orders(day, portfolio, rotation, hedges, closes, weights, tokens, playbook)
     return render(day, regime, rotation, hedges, orders, portfolio_path)
 
 
@@ -80,12 +81,14 @@ def render(day: dt.date, regime: pl.DataFrame, rotation: pl.DataFrame, hedges: p
             lines.append(f"  {h['instrument']:<17}{h['side']:<6}{h['notional_pct']:>8.1f}%{h['leverage']:>4g}x"
                          f"{h['margin_pct']:>7.1f}%{apr:>10}{f30:>8}  {h['strategy']}")
     lines += ["", f"Orders for {portfolio_path} at the {day} closes:"]
+    lines += [f"  WARNING {reason}" for reason in orders.filter(pl.col("side") == "hold")["reason"]]
     if orders.is_empty():
         lines.append("  none: every sector is within the drift tolerance of its target")
     else:
         lines.append(f"  {'instrument':<17}{'side':<6}{'quantity':>16}{'price':>12}{'USD':>12}  reason")
         for o in orders.iter_rows(named=True):
-            lines.append(f"  {o['instrument']:<17}{o['side']:<6}{o['quantity']:>16,.6g}{o['price']:>12,.6g}"
+            price = "n/a" if o["price"] is None else f"{o['price']:,.6g}"
+            lines.append(f"  {o['instrument']:<17}{o['side']:<6}{o['quantity']:>16,.6g}{price:>12}"
                          f"{o['notional_usd']:>12,.0f}  {o['reason']}")
     lines += ["", "Why (evidence per sector):"]
     lines += [f"  {row['sector']}: {row['rationale']}" for row in rotation.iter_rows(named=True)]

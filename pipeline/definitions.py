@@ -7,7 +7,7 @@ from assets.freshness import freshness_checks
 from assets.ingest import ingest_assets
 from assets.publish import publish_assets
 from assets.quarantine import quarantine_assets
-from assets.recommendations import recommendation_assets
+from assets.recommendations import portfolio_orders_asset, recommendation_assets
 from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, StrategySettings, WarehouseResource
 from pipeline.schedules import freshness_schedule, nightly_schedule
 from pipeline.settings import Settings
@@ -31,7 +31,8 @@ freshness_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, *quarantine_assets, *analytics_assets, recommendation_assets, *publish_assets],
+    assets=[*ingest_assets, *quarantine_assets, *analytics_assets, recommendation_assets, *publish_assets,
+            portfolio_orders_asset],
     asset_checks=freshness_checks,
     jobs=[ingest_job, analytics_job, nightly_job, freshness_job],
     schedules=[nightly_schedule(nightly_job, Settings.from_env()), freshness_schedule(freshness_job)],

@@ -75,6 +75,7 @@ def table_counts(warehouse: Warehouse) -> dict[str, tuple]:
 
 
 def run_demo() -> int:
+    from assets.recommendations import portfolio_orders_asset
     from pipeline.definitions import defs
 
     settings = Settings.from_env()
@@ -109,18 +110,31 @@ def run_demo() -> int:
         raise_on_error=False,
     )
     print_checks(result.get_asset_check_evaluations(), warehouse)
-    if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        message = failure.step_failure_data.error.message.strip() if failure else "see the run log"
-        print(f"\nThe run failed: {message}")
+    failures = [e for e in result.all_events if e.is_step_failure]
+    # the user's orders alone failing leaves the night's model written and published
+    if not result.success and [e.step_key for e in failures] != [portfolio_orders_asset.op.name]:
+        print(f"\nThe run failed: {failure_message(failures[0]) if failures else 'see the run log'}")
         return 1
     print_summary(warehouse, before, run_id=result.run_id)
+    if failures:  # the model was written and published; only the user's orders failed
+        print(f"\nYour portfolio's orders failed (the model's recommendations are published): "
+              f"{failure_message(failures[0])}")
+        return 1
     print_recommendation(settings)
     return 0
 
 
+def failure_message(event: dg.DagsterEvent) -> str:
+    """What the failed step raised, from inside Dagster's wrapping error."""
+    error = event.step_failure_data.error
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def print_recommendation(settings: Settings) -> None:
-    """Today's recommendation for the example portfolio (ROTATION_PORTFOLIO), as `recommend` prints it."""
+    """Today's recommendation for the example portfolio (ROTATION_PORTFOLIO), as `recommend` prints it:
+    a holding the dataset has no market for is one WARNING line there, not a failure."""
     from pipeline.brief import BriefError, brief
 
     print(f"\n{'=' * 100}\n`python -m pipeline recommend` for {settings.portfolio_path}:\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import ccxt
 import dagster as dg
@@ -77,27 +78,28 @@ class AnalyticsSettings(dg.ConfigurableResource):
 class StrategySettings(dg.ConfigurableResource):
     """The playbook and the user's portfolio: `playbook_path` / `portfolio_path`, else
     ROTATION_PLAYBOOK / ROTATION_PORTFOLIO (defaults: pipeline/playbook.yaml and the example
-    pipeline/portfolio.yaml). Loaded and validated before any asset runs."""
+    pipeline/portfolio.yaml). The playbook is validated before any asset runs; the portfolio only
+    when the orders asset loads it, so that a typo in it fails the orders, not the night."""
 
     playbook_path: str | None = None
     portfolio_path: str | None = None
 
     _playbook = PrivateAttr(default=None)
-    _portfolio = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        settings = Settings.from_env()
-        self._playbook = load_playbook(self.playbook_path or settings.playbook_path)
-        universe = load_universe(settings.universe_path)
-        self._portfolio = load_portfolio(self.portfolio_path or settings.portfolio_path, universe)
+        self._playbook = load_playbook(self.playbook_path or Settings.from_env().playbook_path)
 
     @property
     def playbook(self) -> Playbook:
         return self._playbook
 
     @property
+    def portfolio_file(self) -> Path:
+        return Path(self.portfolio_path) if self.portfolio_path else Settings.from_env().portfolio_path
+
     def portfolio(self) -> Portfolio:
-        return self._portfolio
+        """The user's portfolio, validated against the universe (PortfolioError names what is wrong)."""
+        return load_portfolio(self.portfolio_file, load_universe(Settings.from_env().universe_path))
 
 
 class QualitySettings(dg.ConfigurableResource):

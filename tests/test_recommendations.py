@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from pipeline.sources.replay.dataset import load_dataset
 from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total, tilt
 from pipeline.strategy.hedge_plan import plan_hedges
-from pipeline.strategy.orders import perp_orders, value
+from pipeline.strategy.orders import LastClose, perp_orders, spot_orders, value
 from pipeline.strategy.playbook import BUCKETS, Playbook
 from pipeline.strategy.portfolio import OpenPerp, Portfolio, PortfolioError
 from pipeline.strategy.recommend import portfolio_orders, recommendations
@@ -200,7 +201,7 @@ def test_a_tactical_long_is_cut_when_longs_pay_an_excessive_rate():
 def test_orders_take_the_portfolio_to_its_targets_without_spending_money_it_lacks():
     tokens = TOKENS.filter(pl.col("token").is_in(["BTC", "ETH", "UNI", "AAVE", "LINK", "SOL"]))
     closes = pl.DataFrame({"symbol": ["BTC/USDT", "ETH/USDT", "UNI/USDT", "AAVE/USDT", "LINK/USDT", "SOL/USDT"],
-                           "close": [100_000.0, 4_000.0, 10.0, 250.0, 16.0, 150.0]})
+                           "date": [DAY] * 6, "close": [100_000.0, 4_000.0, 10.0, 250.0, 16.0, 150.0]})
     portfolio = Portfolio(holdings={"UNI": 1750, "AAVE": 70, "LINK": 4062.5}, cash_usd=0)  # $17.5k + 17.5k + 65k
     targets = {"Core": 0.55, "DeFi": 0.35, "Infrastructure": 0.10, "Layer-1": 0.0}
     rotation = pl.DataFrame({"as_of": [DAY] * 4, "sector": list(targets), "target_weight": list(targets.values())})
@@ -220,13 +221,53 @@ def test_orders_take_the_portfolio_to_its_targets_without_spending_money_it_lack
     assert spent <= spot.filter(pl.col("side") == "sell")["notional_usd"].sum() + portfolio.cash_usd + 1e-6
 
 
-def test_a_held_token_or_perp_without_a_close_is_an_error_not_a_zero():
-    with pytest.raises(PortfolioError, match="no close on 2025-03-03 for LINK"):
-        value(Portfolio(holdings={"LINK": 10}), {}, {"LINK": "Infrastructure"}, DAY)
+def test_a_holding_without_a_market_is_valued_at_its_last_close_flagged_and_never_sold():
+    """UNI's candles stopped 5 days ago and AAVE was never listed: the portfolio is valued with UNI at
+    its last close (AAVE at 0), both get a `hold` line saying so, and DeFi's cut is sold from what
+    trades (LINK is not DeFi; so nothing of DeFi can be sold and the line says how much is stuck)."""
+    tokens = TOKENS.filter(pl.col("token").is_in(["BTC", "ETH", "UNI", "AAVE", "LINK"]))
+    stopped = DAY - dt.timedelta(days=5)
+    closes = pl.DataFrame({"symbol": ["BTC/USDT", "UNI/USDT", "LINK/USDT"], "date": [DAY, stopped, DAY],
+                           "close": [100_000.0, 10.0, 20.0]})
+    portfolio = Portfolio(holdings={"UNI": 5_000, "AAVE": 10, "LINK": 2_500}, cash_usd=0)  # $50k stuck + $50k LINK
+    targets = {"Core": 0.60, "DeFi": 0.20, "Infrastructure": 0.20}
+    rotation = pl.DataFrame({"as_of": [DAY] * 3, "sector": list(targets), "target_weight": list(targets.values())})
+    weights = pl.DataFrame({"sector": ["Core"], "symbol": ["BTC/USDT"], "weight": [1.0]})
+    orders = portfolio_orders(DAY, portfolio, rotation, pl.DataFrame(schema={"as_of": pl.Date}), closes, weights, tokens, PLAYBOOK)
+    by = {r["instrument"]: r for r in orders.iter_rows(named=True)}
+    assert by["UNI/USDT"]["side"] == "hold" and by["UNI/USDT"]["price"] == 10.0 and by["UNI/USDT"]["notional_usd"] == 50_000
+    assert by["UNI/USDT"]["reason"] == f"UNI: no market since {stopped} (last close 10, 5 days old); valued at it and left out of the sells"
+    assert by["AAVE/USDT"]["side"] == "hold" and by["AAVE/USDT"]["price"] is None and "no close of it on record" in by["AAVE/USDT"]["reason"]
+    # $100k in all: LINK 50% -> 20% sells $30k, which buys BTC (Core 0% -> 60% wants $60k: scaled to half)
+    assert by["LINK/USDT"]["side"] == "sell" and by["LINK/USDT"]["notional_usd"] == pytest.approx(30_000)
+    assert by["BTC/USDT"]["side"] == "buy" and by["BTC/USDT"]["notional_usd"] == pytest.approx(30_000)
+    assert "scaled to 50.0%" in by["BTC/USDT"]["reason"]
+    assert set(orders.filter(pl.col("side") == "sell")["instrument"]) == {"LINK/USDT"}
+    # DeFi holds 50% against a 20% target, but none of it trades: no sell, no order at a made-up price
+    assert not orders.filter(pl.col("instrument").is_in(["UNI/USDT", "AAVE/USDT"]) & (pl.col("side") != "hold")).height
+
+
+def test_a_sector_cut_is_sold_from_its_tradable_holdings_only():
+    held = value(Portfolio(holdings={"UNI": 1_000, "AAVE": 100}), {"UNI": LastClose(DAY - dt.timedelta(days=2), 10.0),
+                 "AAVE": LastClose(DAY, 100.0)}, {"UNI": "DeFi", "AAVE": "DeFi"}, DAY)
+    assert held.value_usd == 20_000 and held.no_market == {"UNI": LastClose(DAY - dt.timedelta(days=2), 10.0)}
+    orders = spot_orders(Portfolio(holdings={"UNI": 1_000, "AAVE": 100}), held, {"DeFi": 0.25, "Core": 0.75},
+                         {"AAVE": 100.0}, {"UNI": "DeFi", "AAVE": "DeFi"}, {"UNI": "UNI/USDT", "AAVE": "AAVE/USDT"}, {},
+                         PLAYBOOK)
+    (sell,) = [o for o in orders if o.side == "sell"]
+    # DeFi 100% -> 25% wants $15k out; only AAVE ($10k) trades: all of it, and the line says $5k is stuck
+    assert (sell.instrument, sell.notional_usd) == ("AAVE/USDT", pytest.approx(10_000))
+    assert sell.reason.endswith("; $5,000 of it has no market")
+
+
+def test_an_open_perp_whose_underlying_was_never_priced_is_an_error_naming_it():
     portfolio = Portfolio(cash_usd=1_000, perps=[OpenPerp(instrument="SOL/USDT:USDT", side="short", notional_usd=500)])
     held = value(portfolio, {}, {}, DAY)
-    with pytest.raises(PortfolioError, match="no close for the underlying of SOL/USDT:USDT"):
-        perp_orders(portfolio, held, [], {}, PLAYBOOK)
+    with pytest.raises(PortfolioError, match="no close on record for the underlying of SOL/USDT:USDT"):
+        perp_orders(portfolio, held, [], {}, DAY, PLAYBOOK)
+    stale = {"SOL/USDT:USDT": LastClose(DAY - dt.timedelta(days=3), 150.0)}
+    (line,) = perp_orders(portfolio, held, [], stale, DAY, PLAYBOOK)
+    assert line.side == "hold" and "no market since 2025-02-28" in line.reason
 
 
 # ------------------------------------------------------------------ the real history
@@ -300,7 +341,8 @@ def test_recommend_prints_the_day_for_a_portfolio_from_the_snapshot(real, real_r
     weights = sector_weights(members, sector_assignments(TOKENS, CONFIG.sector_index), CONFIG.sector_index)
     wh.upsert({
         "marts.sector_weights": weights.filter(pl.col("date") == as_of).collect(),
-        "raw.ohlcv_1d": raw.ohlcv.filter(pl.col("date") == as_of).with_columns(
+        # from before the day 24 recorded symbols stop (2024-12-01): DOT's last close is there
+        "raw.ohlcv_1d": raw.ohlcv.filter(pl.col("date") >= dt.date(2024, 11, 25)).with_columns(
             source=pl.lit("binance"), ingested_at=pl.lit(dt.datetime(2025, 8, 3, tzinfo=dt.UTC))),
         "marts.market_regime": marts["marts.market_regime"],
         "marts.rotation_recommendation": rotation,
@@ -308,7 +350,7 @@ def test_recommend_prints_the_day_for_a_portfolio_from_the_snapshot(real, real_r
     })
     wh.publish_snapshot()
     mine = tmp_path / "mine.yaml"
-    mine.write_text("holdings: {BTC: 0.5, SOL: 100}\ncash_usd: 20000\n")
+    mine.write_text("holdings: {BTC: 0.5, SOL: 100, DOT: 1000}\ncash_usd: 20000\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ROTATION_WAREHOUSE": str(path)}
     done = subprocess.run([sys.executable, "-m", "pipeline", "recommend", "--portfolio", str(mine)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
@@ -323,6 +365,9 @@ def test_recommend_prints_the_day_for_a_portfolio_from_the_snapshot(real, real_r
     defi = today.filter(pl.col("sector") == "DeFi")["target_weight"].item()
     assert defi > 0.05 and "buy" in orders and f"DeFi 0.0% -> {defi:.1%}" in orders
     assert "UNI/USDT" in orders and "AAVE/USDT" in orders
+    dot_close = raw.ohlcv.filter((pl.col("symbol") == "DOT/USDT") & (pl.col("date") == dt.date(2024, 12, 1)))["close"].item()
+    assert f"WARNING DOT: no market since 2024-12-01 (last close {dot_close:,.6g}, 244 days old)" in orders
+    assert "DOT/USDT         hold" in orders and "DOT/USDT         sell" not in orders
     bad = tmp_path / "bad.yaml"
     bad.write_text("holdings: {BTCC: 1}\n")
     done = subprocess.run([sys.executable, "-m", "pipeline", "recommend", "--portfolio", str(bad), "--as-of", "2019-01-01"],
@@ -335,19 +380,24 @@ def test_recommend_prints_the_day_for_a_portfolio_from_the_snapshot(real, real_r
 
 # ------------------------------------------------------------------ in Dagster: the blocking checks gate them
 
-RECOMMENDATION_TABLES = ("marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders")
+MODEL_TABLES = ("marts.rotation_recommendation", "marts.hedge_recommendation")
+RECOMMENDATION_TABLES = (*MODEL_TABLES, "marts.portfolio_orders")
 
 
-def _nightly(folder: Path, path: Path, first: dt.date, last: dt.date, faults: list[str] | None = None):
+def _nightly(folder: Path, path: Path, first: dt.date, last: dt.date, faults: list[str] | None = None,
+             portfolio: Path | None = None):
     import dagster as dg
 
     from pipeline.definitions import defs
-    from pipeline.resources import MarketSources, WarehouseResource
+    from pipeline.resources import MarketSources, StrategySettings, WarehouseResource
 
+    resources = {"sources": MarketSources(replay_data=str(folder), backoff_s=0.01, faults=faults or []),
+                 "warehouse": WarehouseResource(path=str(path))}
+    if portfolio is not None:
+        resources["strategy"] = StrategySettings(portfolio_path=str(portfolio))
     return defs.resolve_job_def("nightly").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
-        resources={"sources": MarketSources(replay_data=str(folder), backoff_s=0.01, faults=faults or []),
-                   "warehouse": WarehouseResource(path=str(path))},
+        resources=resources,
         tags={"dagster/asset_partition_range_start": first.isoformat(),
               "dagster/asset_partition_range_end": last.isoformat()},
         raise_on_error=False,
@@ -371,14 +421,27 @@ def _materialise_directly(folder: Path, path: Path, first: dt.date, last: dt.dat
             assert not blocking, blocking  # warnings pass: the real history's delisted symbols, dominance glitches
 
 
-def test_a_night_whose_data_fails_its_checks_gets_no_recommendation(real, tmp_path):
+@pytest.fixture(scope="module")
+def history(real, tmp_path_factory) -> Path:
+    """A warehouse holding the real history up to 2025-07-29; each test works on its own copy."""
+    path = tmp_path_factory.mktemp("history") / "rotation.duckdb"
+    _materialise_directly(REAL_DATA, path, real.first_date, real.as_of - dt.timedelta(days=4))
+    return path
+
+
+def _copy_of(history: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "rotation.duckdb"
+    shutil.copyfile(history, path)
+    return path
+
+
+def test_a_night_whose_data_fails_its_checks_gets_no_recommendation(real, history, tmp_path):
     """The real history up to 2025-07-29, then the nightly job for 07-30 (clean): its recommendation
     and the example portfolio's orders. Then 07-31 .. 08-02 with the candles arriving duplicated (a
     blocking check): the run stops before the recommendations, which gain nothing for those days.
     Re-run with good data, the three days get theirs."""
-    path = tmp_path / "rotation.duckdb"
+    path = _copy_of(history, tmp_path)
     last_good, bad = real.as_of - dt.timedelta(days=3), (real.as_of - dt.timedelta(days=2), real.as_of)
-    _materialise_directly(REAL_DATA, path, real.first_date, last_good - dt.timedelta(days=1))
     assert _nightly(REAL_DATA, path, last_good, last_good).success
     wh = Warehouse(path)
     stored = {t: wh.query("select * from " + t + " order by all") for t in RECOMMENDATION_TABLES}
@@ -396,3 +459,47 @@ def test_a_night_whose_data_fails_its_checks_gets_no_recommendation(real, tmp_pa
     days = wh.query("select distinct as_of from marts.rotation_recommendation order by 1")["as_of"].to_list()
     assert days == [last_good, *bad[:1], bad[0] + dt.timedelta(days=1), bad[1]]
     assert wh.query("select max(as_of) from marts.portfolio_orders").item() == bad[1]
+
+
+def test_a_users_portfolio_never_stops_the_models_night(real, history, tmp_path):
+    """Night 2025-07-30 of the real history for a portfolio holding DOT, whose candles stopped on
+    2024-12-01: its orders flag DOT and never sell it, and the model's recommendations are the ones
+    an empty portfolio gets. Then a portfolio file with a typo: the orders fail naming the token,
+    while the night's model is written and published."""
+    path = _copy_of(history, tmp_path)
+    wh = Warehouse(path)
+    night = real.as_of - dt.timedelta(days=3)
+    stale = tmp_path / "stale.yaml"
+    stale.write_text("holdings: {DOT: 5000, BTC: 0.2, LINK: 1000}\ncash_usd: 10000\n")
+    assert _nightly(REAL_DATA, path, night, night, portfolio=stale).success
+    orders = wh.query("select * from marts.portfolio_orders where as_of = ?", [night])
+    dot = orders.filter(pl.col("instrument") == "DOT/USDT").row(0, named=True)
+    last = real.ohlcv.filter(pl.col("symbol") == "DOT/USDT").sort("date").tail(1).row(0, named=True)
+    assert (dot["side"], dot["quantity"], dot["price"]) == ("hold", 5000, last["close"]) and last["date"] == dt.date(2024, 12, 1)
+    assert dot["reason"] == (f"DOT: no market since 2024-12-01 (last close {last['close']:,.6g}, 241 days old); "
+                             "valued at it and left out of the sells") and dot["notional_usd"] == pytest.approx(5000 * last["close"])
+    traded = orders.filter(pl.col("side") != "hold")
+    assert traded.height > 0 and "DOT/USDT" not in traded["instrument"].to_list()  # the rest is rebalanced
+    model = {t: wh.query("select * from " + t + " where as_of = ? order by all", [night]) for t in MODEL_TABLES}
+    assert model["marts.rotation_recommendation"].height > 5
+
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("cash_usd: 0\n")
+    assert _nightly(REAL_DATA, path, night, night, portfolio=empty).success
+    for table in MODEL_TABLES:
+        assert wh.query("select * from " + table + " where as_of = ? order by all", [night]).equals(model[table]), table
+    assert wh.query("select count(*) from marts.portfolio_orders where as_of = ?", [night]).item() == 0
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("holdings: {BTCC: 1}\n")
+    next_night = night + dt.timedelta(days=1)
+    result = _nightly(REAL_DATA, path, next_night, next_night, portfolio=typo)
+    failed = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failed] == ["marts__portfolio_orders"]
+    error = failed[0].step_failure_data.error.cause  # what the asset raised, inside Dagster's wrapper
+    assert error.cls_name == "PortfolioError" and f"{typo}: holdings.BTCC: unknown token" in error.message
+    snapshot = Warehouse(wh.snapshot_path)
+    for table in MODEL_TABLES:
+        assert wh.query("select count(*) from " + table + " where as_of = ?", [next_night]).item() > 0, table
+        assert snapshot.query("select max(as_of) from " + table).item() == next_night, table  # published
+    assert wh.query("select count(*) from marts.portfolio_orders where as_of = ?", [next_night]).item() == 0

@@ -157,6 +157,15 @@ class Warehouse:
         with self.connect() as con:  # the writer's own connection: creates tables not yet materialised
             return con.sql(sql, params=params).pl()
 
+    def last_closes(self, day: dt.date, exchange: str, symbols: list[str]) -> pl.DataFrame:
+        """symbol, date, close: each symbol's newest candle on or before `day` (older than `day` when
+        it did not trade that day; absent when it never traded). What a portfolio is valued at."""
+        return self.query(
+            "select symbol, max(date) as date, arg_max(close, date) as close from raw.ohlcv_1d"
+            " where exchange = ? and date <= ? and list_contains(?, symbol) group by symbol order by symbol",
+            [exchange, day, symbols],
+        )
+
     @property
     def snapshot_path(self) -> Path:
         """The read-only copy readers use: rotation.duckdb -> rotation_read.duckdb, beside it."""

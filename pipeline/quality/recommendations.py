@@ -1,6 +1,7 @@
 """Suites of the recommendation tables: what a user acting on them relies on. Target weights in
 [0, 1] and summing to 1 every day, known actions and sides, hedge sizes and leverage within the
-playbook's hard limits (margin = notional / leverage), orders with positive sizes and prices."""
+playbook's hard limits (margin = notional / leverage), orders with positive sizes and prices
+(a `hold` line of a holding with no market may lack a price)."""
 
 from __future__ import annotations
 
@@ -70,12 +71,13 @@ HEDGE = TableSpec(
 )
 ORDERS = TableSpec(
     "marts.portfolio_orders", ORDER_KEY, "as_of",
-    _flags(sizes_finite=finite("quantity") & finite("notional_usd") & finite("price")),
+    # a `hold` line (a holding with no market that day) may lack a price: the exchange never had one
+    _flags(sizes_finite=finite("quantity") & ((pl.col("side") == "hold") | finite("notional_usd") & finite("price"))),
     lambda config: keyed_suite(
         "marts.portfolio_orders", ORDER_KEY, ("side", "quantity", "notional_usd", "price", "reason"),
         [
             *_true("sizes_finite"),
-            named("known_side", e.ExpectColumnValuesToBeInSet(column="side", value_set=["buy", "sell"])),
+            named("known_side", e.ExpectColumnValuesToBeInSet(column="side", value_set=["buy", "sell", "hold"])),
             named("quantity_positive", e.ExpectColumnValuesToBeBetween(column="quantity", min_value=0, strict_min=True)),
             named("price_positive", e.ExpectColumnValuesToBeBetween(column="price", min_value=0, strict_min=True)),
         ],

@@ -13,7 +13,7 @@ import polars as pl
 
 from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total
 from pipeline.strategy.hedge_plan import HedgeLine, plan_hedges
-from pipeline.strategy.orders import perp_orders, spot_orders, value
+from pipeline.strategy.orders import LastClose, no_market_orders, perp_orders, spot_orders, value
 from pipeline.strategy.playbook import PERIOD_DAYS, Playbook
 from pipeline.strategy.portfolio import Portfolio
 
@@ -140,29 +140,33 @@ def portfolio_orders(
 ) -> pl.DataFrame:
     """marts.portfolio_orders of `as_of`: the user's portfolio moved to that day's targets and hedges.
 
-    `closes`: symbol, close of that day; `weights`: sector, symbol, weight of the day's index members.
-    No rotation rows that day (no recommendation): no orders.
+    `closes`: symbol, date, close: each symbol's newest close on or before `as_of` (a holding whose
+    newest close is older has no market that day: see `orders`); `weights`: sector, symbol, weight
+    of the day's index members. No rotation rows that day (no recommendation): no orders.
     """
     day = rotation.filter(pl.col("as_of") == as_of)
     if day.is_empty():
         return pl.DataFrame(schema=ORDER_SCHEMA)
     by_symbol = dict(zip(tokens["symbol"], tokens["token"], strict=True))
-    close = {by_symbol[s]: c for s, c in closes.select("symbol", "close").iter_rows() if s in by_symbol}
+    last = {by_symbol[s]: LastClose(d, c) for s, d, c in closes.select("symbol", "date", "close").iter_rows()
+            if s in by_symbol and d <= as_of}
+    prices = {t: c.price for t, c in last.items() if c.date == as_of}
     sector_of = dict(zip(tokens["token"], tokens["sector"], strict=True))
     spot_symbol = dict(zip(tokens["token"], tokens["symbol"], strict=True))
     members: dict[str, list[tuple[str, float]]] = {}
     for sector, symbol, weight in weights.select("sector", "symbol", "weight").iter_rows():
         if symbol in by_symbol:
             members.setdefault(sector, []).append((by_symbol[symbol], weight))
-    held = value(portfolio, close, sector_of, as_of)
+    held = value(portfolio, last, sector_of, as_of)
     targets = dict(day.select("sector", "target_weight").iter_rows())
     lines = [
         HedgeLine(r["instrument"], r["side"], r["notional_pct"], r["leverage"], r["funding_apr"], r["strategy"], r["rationale"])
         for r in hedges.filter(pl.col("as_of") == as_of).iter_rows(named=True)
     ]
-    perp_price = {p: close[t] for t, p in zip(tokens["token"], tokens["perp"], strict=True) if p and t in close}
-    orders = spot_orders(portfolio, held, targets, close, sector_of, spot_symbol, members, playbook)
-    orders += perp_orders(portfolio, held, lines, perp_price, playbook)
+    perp_price = {p: last[t] for t, p in zip(tokens["token"], tokens["perp"], strict=True) if p and t in last}
+    orders = no_market_orders(portfolio, held, spot_symbol, as_of)
+    orders += spot_orders(portfolio, held, targets, prices, sector_of, spot_symbol, members, playbook)
+    orders += perp_orders(portfolio, held, lines, perp_price, as_of, playbook)
     return pl.DataFrame(
         [(as_of, o.instrument, o.side, o.quantity, o.notional_usd, o.price, o.reason) for o in orders],
         schema=ORDER_SCHEMA, orient="row",

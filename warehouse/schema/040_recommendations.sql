@@ -34,13 +34,14 @@ CREATE TABLE IF NOT EXISTS marts.hedge_recommendation (
 
 -- Orders that move the user's portfolio (ROTATION_PORTFOLIO, the example by default) to the day's
 -- targets and hedges, at the day's closes. Only sectors off target by the drift tolerance trade.
+-- A holding with no close that day (delisted, halted, not listed) is a `hold` line, never traded.
 CREATE TABLE IF NOT EXISTS marts.portfolio_orders (
     as_of         DATE    NOT NULL,
     instrument    VARCHAR NOT NULL,   -- spot symbol (UNI/USDT) or perp symbol (UNI/USDT:USDT)
-    side          VARCHAR,   -- buy | sell (a perp sell opens or adds to a short)
+    side          VARCHAR,   -- buy | sell (a perp sell opens or adds to a short) | hold (no market that day: kept)
     quantity      DOUBLE,    -- tokens (perps: of the underlying)
     notional_usd  DOUBLE,
-    price         DOUBLE,    -- the day's close (perps: the underlying's spot close)
+    price         DOUBLE,    -- the day's close (perps: the underlying's spot close); hold: the last close, null if none
     reason        VARCHAR,
     PRIMARY KEY (as_of, instrument)
 );

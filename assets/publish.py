@@ -1,5 +1,5 @@
-"""Publishing: after the marts and the model's recommendations of a run are written (and passed their
-checks), the warehouse is copied to the read-only snapshot that SQL users and the `sql`/`summary`
+"""Publishing: after the marts, the model's recommendations and their backtest of a run are written
+(and passed their checks), the warehouse is copied to the read-only snapshot that SQL users and the `sql`/`summary`
 commands read, so nobody needs the writer's lock. A run stopped by a blocking check never gets here:
 readers keep the last good copy. The user's orders come after (a bad portfolio file must not hold
 back the model) and publish again once written."""
@@ -7,6 +7,7 @@ back the model) and publish again once written."""
 import dagster as dg
 
 from assets.analytics import analytics_assets
+from assets.evaluation import evaluation_assets
 from assets.partitions import DAILY_ASSET
 from assets.recommendations import recommendation_assets
 from pipeline.resources import WarehouseResource
@@ -18,7 +19,7 @@ from pipeline.resources import WarehouseResource
     group_name="publish",
     owners=["team:data"],
     kinds={"duckdb"},
-    deps=[*analytics_assets, recommendation_assets],
+    deps=[*analytics_assets, recommendation_assets, *evaluation_assets],
     description="Read-only copy of the whole warehouse (warehouse/rotation_read.duckdb), renamed into "
     "place atomically after every run whose marts passed their checks.",
 )

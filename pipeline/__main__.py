@@ -1,4 +1,5 @@
-"""Command line: `python -m pipeline demo | summary | sql [QUERY] | recommend [--portfolio FILE] [--as-of DATE]`."""
+"""Command line: `python -m pipeline demo | summary | sql [QUERY] | recommend [--portfolio FILE] [--as-of DATE]
+| backtest [--from DATE] [--to DATE] [--execution-lag DAYS] [--fees-x FACTOR]`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("recommend", help="the day's phase, allocation, hedges and the orders for a portfolio")
     rec.add_argument("--portfolio", type=Path, help="portfolio YAML (default: ROTATION_PORTFOLIO, else the example)")
     rec.add_argument("--as-of", type=dt.date.fromisoformat, help="YYYY-MM-DD (default: the newest recommendation)")
+    bt = sub.add_parser("backtest", help="the strategy table: the playbook vs what a user would hold instead")
+    bt.add_argument("--from", dest="first", type=dt.date.fromisoformat, help="first day of the window measured")
+    bt.add_argument("--to", dest="last", type=dt.date.fromisoformat, help="last day of the window measured")
+    bt.add_argument("--execution-lag", type=int, help="extra days before a decision trades (re-runs the backtest)")
+    bt.add_argument("--fees-x", type=float, help="fees and slippage times this factor (re-runs the backtest)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -40,6 +46,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(brief(args.portfolio, args.as_of))
         except (BriefError, PortfolioError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "backtest":
+        from pipeline.scorecard import ScorecardError, scorecard
+
+        if args.execution_lag is not None and args.execution_lag < 0 or args.fees_x is not None and args.fees_x < 0:
+            print("error: --execution-lag and --fees-x must be >= 0", file=sys.stderr)
+            return 2
+        try:
+            print(scorecard(args.first, args.last, args.execution_lag, args.fees_x))
+        except ScorecardError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.analytics import analytics_assets
+from assets.evaluation import evaluation_assets
 from assets.freshness import freshness_checks
 from assets.ingest import ingest_assets
 from assets.publish import publish_assets
@@ -21,9 +22,9 @@ analytics_job = dg.define_asset_job(
     description="Recompute the marts (sector indices, relative strength, altseason, funding, phase) from the raw tables.",
 )
 nightly_job = dg.define_asset_job(
-    "nightly", selection=dg.AssetSelection.groups("ingest", "quality", "analytics", "recommendations", "publish"),
-    description="Ingest, gate, recompute every mart and the recommendations, publish the read-only "
-    "snapshot: what the nightly schedule and `make demo` run.",
+    "nightly", selection=dg.AssetSelection.groups("ingest", "quality", "analytics", "recommendations", "evaluation", "publish"),
+    description="Ingest, gate, recompute every mart, the recommendations and their backtest, publish the "
+    "read-only snapshot, then your orders: what the nightly schedule and `make demo` run.",
 )
 freshness_job = dg.define_asset_job(
     "freshness", selection=dg.AssetSelection.checks(*freshness_checks),
@@ -31,8 +32,8 @@ freshness_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, *quarantine_assets, *analytics_assets, recommendation_assets, *publish_assets,
-            portfolio_orders_asset],
+    assets=[*ingest_assets, *quarantine_assets, *analytics_assets, recommendation_assets, *evaluation_assets,
+            *publish_assets, portfolio_orders_asset],
     asset_checks=freshness_checks,
     jobs=[ingest_job, analytics_job, nightly_job, freshness_job],
     schedules=[nightly_schedule(nightly_job, Settings.from_env()), freshness_schedule(freshness_job)],

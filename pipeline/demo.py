@@ -33,13 +33,16 @@ SUMMARY_SQL = {
     "from marts.hedge_recommendation",
     "marts.portfolio_orders": "select count(*), min(as_of), max(as_of), count(distinct instrument) "
     "from marts.portfolio_orders",
+    "marts.backtest_daily": "select count(*), min(date), max(date), count(distinct strategy) from marts.backtest_daily",
+    "marts.backtest_trades": "select count(*), min(date), max(date), count(distinct instrument) from marts.backtest_trades",
 }
 SERIES_WORD = {"raw.ohlcv_1d": "symbols", "raw.funding_rates": "perps", "raw.defi_tvl": "series",
                "raw.btc_dominance": "sources", "marts.sector_index": "sectors", "marts.sector_weights": "constituents",
                "marts.relative_strength": "sectors",
                "marts.altseason": "days with an index", "marts.funding_costs": "perps",
                "marts.market_regime": "phases seen", "marts.rotation_recommendation": "sectors",
-               "marts.hedge_recommendation": "perps", "marts.portfolio_orders": "instruments"}
+               "marts.hedge_recommendation": "perps", "marts.portfolio_orders": "instruments",
+               "marts.backtest_daily": "strategies", "marts.backtest_trades": "instruments"}
 TODAY_SQL = """
     select date, phase, risk_mode, days_in_phase, funding_regime, leading_sector, btc_trend_pct,
            btc_dominance_pct, altseason_index, alts_vs_btc_pct, tvl_growth_30d, btc_funding_apr_pct, missing_inputs
@@ -121,6 +124,7 @@ def run_demo() -> int:
               f"{failure_message(failures[0])}")
         return 1
     print_recommendation(settings)
+    print_scorecard(settings, synthetic)
     return 0
 
 
@@ -142,6 +146,19 @@ def print_recommendation(settings: Settings) -> None:
         print(brief(settings=settings))
     except BriefError as exc:
         print(f"no recommendation: {exc}")
+
+
+def print_scorecard(settings: Settings, synthetic: bool) -> None:
+    """Would following the recommendations have paid? The backtest's strategy table, as
+    `python -m pipeline backtest` prints it."""
+    from pipeline.scorecard import ScorecardError, scorecard
+
+    print(f"\n{'=' * 100}\n`python -m pipeline backtest`" + (" (a SYNTHETIC market: not evidence about real "
+          "markets)" if synthetic else "") + ":\n")
+    try:
+        print(scorecard(settings=settings))
+    except ScorecardError as exc:
+        print(f"no backtest: {exc}")
 
 
 def print_checks(evaluations, warehouse: Warehouse) -> None:

@@ -212,6 +212,7 @@ def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their
         "marts/sector_index", "marts/sector_weights", "marts/relative_strength", "marts/altseason",
         "marts/funding_costs", "marts/market_regime", "warehouse/read_snapshot", "raw/quarantine",
         "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders",
+        "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades",
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
     gated = keys - {"warehouse/read_snapshot", "raw/quarantine"}
@@ -230,6 +231,14 @@ def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert {k for k, g in groups.items() if g == "recommendations"} == {
         "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders"}
+    assert {k for k, g in groups.items() if g == "evaluation"} == {
+        "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades"}
+    # the user's orders come after the published model (a bad portfolio file cannot hold it back)
+    orders_upstream = {k.to_user_string() for k in graph.get(dg.AssetKey(["marts", "portfolio_orders"])).parent_keys}
+    assert "warehouse/read_snapshot" in orders_upstream
+    snapshot_upstream = {k.to_user_string() for k in graph.get(dg.AssetKey(["warehouse", "read_snapshot"])).parent_keys}
+    assert {"marts/rotation_recommendation", "marts/backtest_summary"} <= snapshot_upstream
+    assert "marts/portfolio_orders" not in snapshot_upstream
     for key in graph.get_all_asset_keys():
         assert graph.get(key).backfill_policy == dg.BackfillPolicy.single_run()
 

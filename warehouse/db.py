@@ -34,6 +34,9 @@ TABLES: dict[str, tuple[str, ...]] = {
     "marts.rotation_recommendation": ("as_of", "sector"),
     "marts.hedge_recommendation": ("as_of", "instrument"),
     "marts.portfolio_orders": ("as_of", "instrument"),
+    "marts.backtest_daily": ("strategy", "date"),
+    "marts.backtest_summary": ("strategy",),
+    "marts.backtest_trades": ("strategy", "date", "instrument", "side"),
     "raw.quarantine": ("table_name", "row_key", "expectation", "payload"),
 }
 
@@ -52,6 +55,8 @@ TIME_COLUMN: dict[str, str] = {
     "marts.rotation_recommendation": "as_of",
     "marts.hedge_recommendation": "as_of",
     "marts.portfolio_orders": "as_of",
+    "marts.backtest_daily": "date",
+    "marts.backtest_trades": "date",
 }
 
 

@@ -132,6 +132,21 @@ class Preferences(_Section):
     risk_on_rising_tvl: dict[str, int] = {"DeFi": 1, "Infrastructure": -1}  # risk-on and DeFi TVL up over 30 days
 
 
+class Backtest(_Section):
+    """How the backtest trades (pipeline/evaluation/backtest.py): costs near the big exchanges'
+    published taker fees, and when a decision trades."""
+
+    spot_fee_bps: float = Field(10.0, ge=0)  # spot taker fee, basis points of the traded notional
+    perp_fee_bps: float = Field(5.0, ge=0)  # perp taker fee
+    slippage_bps: float = Field(5.0, ge=0)  # each fill this far from the open, against the trade
+    execution_lag_days: int = Field(0, ge=0)  # extra whole days before a decision trades (0: the next open)
+    initial_capital_usd: float = Field(100_000.0, gt=0)
+
+    def with_fees_x(self, factor: float) -> Backtest:
+        """Every cost (fees and slippage) times `factor`: the sensitivity to costs."""
+        return self.model_copy(update={k: getattr(self, k) * factor for k in ("spot_fee_bps", "perp_fee_bps", "slippage_bps")})
+
+
 class Playbook(_Section):
     sector_buckets: dict[str, Bucket] = {
         "Core": "core", "Layer-1": "mid", "Layer-2": "mid", "DeFi": "mid", "Infrastructure": "mid",
@@ -168,6 +183,7 @@ class Playbook(_Section):
     hedging: Hedging = Hedging()
     funding: Funding = Funding()
     cadence: Cadence = Cadence()
+    backtest: Backtest = Backtest()
 
     @model_validator(mode="after")
     def _complete(self) -> Playbook:

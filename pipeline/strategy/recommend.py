@@ -13,7 +13,9 @@ import polars as pl
 
 from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total
 from pipeline.strategy.hedge_plan import HedgeLine, plan_hedges
-from pipeline.strategy.orders import LastClose, no_market_orders, perp_orders, spot_orders, value
+from pipeline.strategy.orders import (
+    LastClose, hedge_margin_usd, held_split, no_market_orders, perp_orders, spot_orders, value,
+)
 from pipeline.strategy.playbook import PERIOD_DAYS, Playbook
 from pipeline.strategy.portfolio import Portfolio
 
@@ -157,16 +159,21 @@ def portfolio_orders(
     for sector, symbol, weight in weights.select("sector", "symbol", "weight").iter_rows():
         if symbol in by_symbol:
             members.setdefault(sector, []).append((by_symbol[symbol], weight))
-    held = value(portfolio, last, sector_of, as_of)
+    held = value(portfolio.holdings, portfolio.cash_usd, last, sector_of, as_of)
     targets = dict(day.select("sector", "target_weight").iter_rows())
     lines = [
         HedgeLine(r["instrument"], r["side"], r["notional_pct"], r["leverage"], r["funding_apr"], r["strategy"], r["rationale"])
         for r in hedges.filter(pl.col("as_of") == as_of).iter_rows(named=True)
     ]
     perp_price = {p: last[t] for t, p in zip(tokens["token"], tokens["perp"], strict=True) if p and t in last}
-    orders = no_market_orders(portfolio, held, spot_symbol, as_of)
-    orders += spot_orders(portfolio, held, targets, prices, sector_of, spot_symbol, members, playbook)
-    orders += perp_orders(portfolio, held, lines, perp_price, as_of, playbook)
+    open_perps: dict[str, float] = {}
+    for perp in portfolio.perps:
+        open_perps[perp.instrument] = open_perps.get(perp.instrument, 0.0) + (1 if perp.side == "long" else -1) * perp.notional_usd
+    splits = held_split(held, sector_of, members, prices)
+    orders = no_market_orders(portfolio.holdings, held, spot_symbol, as_of)
+    orders += spot_orders(held, targets, prices, sector_of, spot_symbol, splits, playbook,
+                          margin_usd=hedge_margin_usd(lines, held.value_usd))
+    orders += perp_orders(held, open_perps, lines, perp_price, as_of, playbook)
     return pl.DataFrame(
         [(as_of, o.instrument, o.side, o.quantity, o.notional_usd, o.price, o.reason) for o in orders],
         schema=ORDER_SCHEMA, orient="row",

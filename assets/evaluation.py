@@ -1,0 +1,106 @@
+"""The `backtest` asset (group `evaluation`): replays the recommendations the nightly wrote, next to
+what a user would hold instead, through `pipeline.evaluation` (pure), and writes the daily, summary
+and trade tables behind one blocking check each (if any fails, none is written).
+
+Like the marts it recomputes from the start of history (holdings are path dependent) and writes the
+rows of its window; the summary is of the whole history up to the window's last day.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+
+from assets.analytics import market_regime, sector_weights
+from assets.ingest import funding_rates, ohlcv_1d
+from assets.metadata import md_table, table_metadata
+from assets.partitions import DAILY_ASSET
+from assets.quality import check_spec, gated_mart
+from assets.recommendations import recommendation_assets
+from pipeline.evaluation.run import evaluate
+from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
+
+DAILY, SUMMARY, TRADES = "marts.backtest_daily", "marts.backtest_summary", "marts.backtest_trades"
+DESCRIPTIONS = {
+    DAILY: "Per strategy and day: equity, return, turnover, fees, funding, hedge P&L, exposures and the phase "
+    "behind the day's trades. Decisions of D trade at D+1's open.",
+    SUMMARY: "Per strategy: CAGR, volatility, Sharpe, Sortino, max drawdown (peak, trough, recovery), Calmar, "
+    "turnover, fees, funding and hedge P&L, exposures, share of days per phase.",
+    TRADES: "Every fill of the backtest: the order engine's trades, leavers sold and liquidations.",
+}
+TABLES = (DAILY, SUMMARY, TRADES)
+
+
+def _key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(table.split("."))
+
+
+@dg.multi_asset(
+    name="backtest",
+    **DAILY_ASSET,
+    specs=[
+        dg.AssetSpec(
+            _key(table), deps=[recommendation_assets, sector_weights, market_regime, ohlcv_1d, funding_rates],
+            description=DESCRIPTIONS[table], group_name="evaluation", owners=["team:quant"],
+            kinds={"polars", "duckdb"}, metadata=table_metadata(table),
+        )
+        for table in TABLES
+    ],
+    check_specs=[check_spec(table) for table in TABLES],
+)
+def backtest_assets(
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, strategy: StrategySettings,
+    warehouse: WarehouseResource, quality: QualitySettings,
+):
+    wh = warehouse.get()
+    keys = context.partition_key_range
+    first, last = dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
+    weighting = analytics.config.relative_strength.weighting
+    daily, summary, trades = evaluate(
+        rotation=wh.read("marts.rotation_recommendation", last), hedges=wh.read("marts.hedge_recommendation", last),
+        ohlcv=wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id),
+        weights=wh.read("marts.sector_weights", last, weighting=weighting),
+        funding=wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id),
+        regime=wh.read("marts.market_regime", last), tokens=analytics.tokens, playbook=strategy.playbook,
+    )
+    in_window = pl.col("date").is_between(first, last)
+    frames = {DAILY: daily.filter(in_window), SUMMARY: summary, TRADES: trades.filter(in_window)}
+    checks = {t: gated_mart(context, wh, t, rows, (first, last), quality.config) for t, rows in frames.items()}
+    for _, check in checks.values():
+        yield check
+    if not all(ok for ok, _ in checks.values()):
+        context.log.error("backtest: a blocking check failed; nothing written, the previous rows stay")
+        for table in TABLES:
+            yield dg.MaterializeResult(asset_key=_key(table), metadata={"table": table, "rows_written": 0})
+        return
+    stale = {DAILY: wh.read(DAILY, last, since=first), TRADES: wh.read(TRADES, last, since=first),
+             SUMMARY: wh.query("select strategy from " + SUMMARY)}
+    wh.upsert(frames, delete=stale)
+    context.log.info(f"backtest: {summary.height} strategies, {daily.height} strategy-days, {trades.height} trades "
+                     f"up to {last}")
+    yield dg.MaterializeResult(asset_key=_key(DAILY), metadata={"table": DAILY, "rows_written": frames[DAILY].height})
+    yield dg.MaterializeResult(asset_key=_key(SUMMARY), metadata=summary_metadata(summary))
+    yield dg.MaterializeResult(asset_key=_key(TRADES), metadata={"table": TRADES, "rows_written": frames[TRADES].height})
+
+
+def summary_metadata(summary: pl.DataFrame) -> dict[str, object]:
+    """The strategy table as Markdown, and each strategy's Sharpe, CAGR and max drawdown as numbers
+    Dagster plots across runs."""
+    metadata: dict[str, object] = {"table": SUMMARY, "rows_written": summary.height}
+    if summary.is_empty():
+        return metadata
+    table = summary.select(
+        "strategy", "first_date", "last_date",
+        *(pl.col(c).mul(100).round(1).alias(f"{c} %") for c in ("total_return", "cagr", "volatility", "max_drawdown")),
+        pl.col("sharpe").round(2), pl.col("sortino").round(2), pl.col("calmar").round(2),
+        pl.col("turnover").round(1).alias("turnover x/yr"), pl.col("fees_paid").round(0).alias("fees $"),
+    )
+    metadata["strategies"] = dg.MetadataValue.md(md_table(table, max_rows=20))
+    for row in summary.iter_rows(named=True):
+        for metric in ("sharpe", "cagr", "max_drawdown"):
+            if row[metric] is not None:
+                metadata[f"{row['strategy']}/{metric}"] = dg.MetadataValue.float(float(row[metric]))
+    return metadata
+
+
+evaluation_assets = [backtest_assets]

@@ -1,0 +1,321 @@
+"""The backtest engine on a constructed market whose right answers are worked out by hand here:
+a rebalance with fees and slippage, funding of each sign on a short and a long, hedge P&L, drift
+inside and across the tolerance, a liquidation, a member leaving its index; and the one order
+engine: a day fed to the backtest and to the user's orders gives the same trades."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipeline.evaluation.backtest import Book, Decision, Strategy, backtest, market
+from pipeline.strategy.hedge_plan import HedgeLine
+from pipeline.strategy.playbook import Backtest, Playbook
+from pipeline.strategy.portfolio import Portfolio
+from pipeline.strategy.recommend import portfolio_orders
+
+PLAYBOOK = Playbook()
+D0 = dt.date(2024, 1, 1)
+TOKENS = pl.DataFrame({
+    "token": ["A", "B", "C", "D"],
+    "symbol": ["A/USDT", "B/USDT", "C/USDT", "D/USDT"],
+    "sector": ["S1", "S2", "S1", "S2"],
+    "bucket": ["mid"] * 4,
+    "perp": ["A/USDT:USDT", "B/USDT:USDT", None, None],
+})
+SECTOR_OF = dict(zip(TOKENS["token"], TOKENS["sector"], strict=True))
+COSTS = Backtest(spot_fee_bps=10, perp_fee_bps=5, slippage_bps=5, initial_capital_usd=100_000)
+FREE = Backtest(spot_fee_bps=0, perp_fee_bps=0, slippage_bps=0, initial_capital_usd=100_000)
+
+
+def day(n: int) -> dt.date:
+    return D0 + dt.timedelta(days=n)
+
+
+def build_market(prices: dict[str, list[tuple[float, float]]], members: dict[int, dict[str, dict[str, float]]] | None = None,
+                 funding: list[tuple[str, dt.datetime, float]] = ()):
+    """`prices`: token -> [(open, close)] from D0 on; `members`: day n -> sector -> token -> weight
+    (default every day: S1 = A, S2 = B); `funding`: (perp, time, rate)."""
+    rows = [(f"{t}/USDT", day(n), o, c) for t, days in prices.items() for n, (o, c) in enumerate(days)]
+    ohlcv = pl.DataFrame(rows, schema={"symbol": pl.String, "date": pl.Date, "open": pl.Float64, "close": pl.Float64}, orient="row")
+    n_days = max(len(v) for v in prices.values())
+    members = members or {}
+    weights = [(sector, day(n), f"{t}/USDT", w) for n in range(n_days)
+               for sector, split in members.get(n, {"S1": {"A": 1.0}, "S2": {"B": 1.0}}).items() for t, w in split.items()]
+    weights = pl.DataFrame(weights, schema={"sector": pl.String, "date": pl.Date, "symbol": pl.String, "weight": pl.Float64}, orient="row")
+    funding = pl.DataFrame(list(funding), schema={"symbol": pl.String, "funding_time": pl.Datetime("us", "UTC"),
+                                                  "funding_rate": pl.Float64}, orient="row")
+    regime = pl.DataFrame({"date": [day(n) for n in range(n_days)], "phase": ["bear"] * n_days})
+    return market(ohlcv, weights, funding, regime, TOKENS)
+
+
+def run(prices, decisions: dict[int, Decision], costs: Backtest = COSTS, **kwargs) -> tuple[pl.DataFrame, pl.DataFrame]:
+    view = build_market(prices, **kwargs)
+    strategy = Strategy("playbook", {day(n): d for n, d in decisions.items()}, SECTOR_OF)
+    return backtest([strategy], view, PLAYBOOK, costs)
+
+
+def short(perp: str, pct: float, leverage: float = 1.0) -> HedgeLine:
+    return HedgeLine(perp, "short", pct, leverage, None, "test hedge", "test")
+
+
+def long(perp: str, pct: float, leverage: float = 1.0) -> HedgeLine:
+    return HedgeLine(perp, "long", pct, leverage, None, "test hedge", "test")
+
+
+def test_a_rebalance_pays_fees_and_slippage_and_never_spends_money_it_lacks():
+    """Day 0's decision (A and B, half each) trades at day 1's open: A 10, B 20. Buying $100k of
+    tokens would need $100.1k with the 10 bps fee, so each buy is scaled to $49,950.05; each fills
+    5 bps above the open."""
+    daily, trades = run({"A": [(10, 10), (10, 11)], "B": [(20, 20), (20, 20)]}, {0: Decision({"S1": 0.5, "S2": 0.5})})
+    spend = 100_000 / 1.001 / 2
+    qty_a, qty_b = spend / 10.005, spend / 20.01
+    a = trades.filter(pl.col("instrument") == "A/USDT").row(0, named=True)
+    assert (a["date"], a["side"], a["price"]) == (day(1), "buy", pytest.approx(10.005))
+    assert a["quantity"] == pytest.approx(qty_a) and a["fee_usd"] == pytest.approx(spend * 0.001)
+    assert "S1 0.0% -> 50.0% of $100,000" in a["reason"]
+    (row,) = daily.rows(named=True)
+    assert row["date"] == day(1)  # the first day is the first trade's: day 0 only decided
+    assert row["equity"] == pytest.approx(qty_a * 11 + qty_b * 20, rel=1e-12)  # all cash spent, none borrowed
+    assert row["ret"] == pytest.approx(row["equity"] / 100_000 - 1)
+    assert row["fees"] == pytest.approx(2 * spend * 0.001)
+    assert row["turnover"] == pytest.approx((qty_a * 10.005 + qty_b * 20.01) / 2 / 100_000)
+    assert row["phase"] == "bear"  # the phase of the decision's day
+
+
+def test_funding_of_each_sign_on_a_short_and_a_long():
+    """A short A at 10% and a long B at 10%, opened at day 1's open. Settlements: 00:00 of day 1
+    (before the trade: nothing held, nothing paid), 08:00 of day 1 at +0.1% on A (the short
+    receives) and +0.1% on B (the long pays), 16:00 at -0.2% on A (the short pays). Notional at
+    the settlement: quantity x the underlying's open."""
+    t = lambda h: dt.datetime.combine(day(1), dt.time(h), dt.UTC)  # noqa: E731
+    funding = [("A/USDT:USDT", t(0), 0.05), ("A/USDT:USDT", t(8), 0.001), ("B/USDT:USDT", t(8), 0.001),
+               ("A/USDT:USDT", t(16), -0.002)]
+    hedges = (short("A/USDT:USDT", 10), long("B/USDT:USDT", 10))
+    daily, trades = run({"A": [(10, 10), (10, 10)], "B": [(20, 20), (20, 20)]},
+                        {0: Decision({"S1": 0.5, "S2": 0.5}, hedges)}, costs=FREE, funding=funding)
+    q_a = trades.filter(pl.col("instrument") == "A/USDT:USDT")["quantity"].item()
+    q_b = trades.filter(pl.col("instrument") == "B/USDT:USDT")["quantity"].item()
+    assert q_a == pytest.approx(10_000 / 10) and q_b == pytest.approx(10_000 / 20)
+    (row,) = daily.rows(named=True)
+    received = q_a * 10 * 0.001
+    paid = q_b * 20 * 0.001 + q_a * 10 * 0.002
+    assert row["funding_received"] == pytest.approx(received) and row["funding_paid"] == pytest.approx(paid)
+    assert row["funding"] == pytest.approx(received - paid)
+    assert row["equity"] == pytest.approx(100_000 + received - paid)  # no price moved, no cost: funding alone
+    assert row["funding_missing_notional"] == 0 and row["hedge_notional"] == pytest.approx(20_000)
+
+
+def test_hedge_pnl_is_the_underlyings_move_from_the_fill():
+    """A 30% short of A at 2x: filled 5 bps below the open of 10, A closes at 9 (+$) then 11 (-$).
+    The spot targets apply to what the $15k margin leaves: $85k."""
+    daily, trades = run({"A": [(10, 10), (10, 9), (9, 11)], "B": [(20, 20), (20, 20), (20, 20)]},
+                        {0: Decision({"S1": 0.5, "S2": 0.5}, (short("A/USDT:USDT", 30, 2),))})
+    perp = trades.filter(pl.col("instrument") == "A/USDT:USDT").row(0, named=True)
+    assert (perp["side"], perp["price"], perp["quantity"]) == ("sell", pytest.approx(9.995), pytest.approx(3_000))
+    assert perp["fee_usd"] == pytest.approx(3_000 * 9.995 * 5e-4)
+    spot = trades.filter(pl.col("instrument") == "A/USDT")["notional_usd"].item()
+    assert spot == pytest.approx(0.5 * 85_000 / 1.001, rel=1e-12)  # buys + their fees = what the margin leaves
+    pnl = daily["hedge_pnl"].to_list()
+    assert pnl[0] == pytest.approx(-3_000 * (9 - 9.995)) and pnl[1] == pytest.approx(-3_000 * (11 - 9))
+    assert daily["net_exposure"][0] < daily["gross_exposure"][0]
+
+
+def test_a_drift_inside_the_tolerance_does_not_trade_and_one_across_it_does():
+    """Half A, half B. A rises 4% (S1 at 51.0%: 1 pp off, inside the 2.5 pp tolerance), then 16%
+    (S1 at 53.7%): the same daily decision trades only on the day after the drift crosses it."""
+    prices = {"A": [(10, 10), (10, 10), (10, 10.4), (10.4, 11.6), (11.6, 11.6)], "B": [(20, 20)] * 5}
+    decisions = {n: Decision({"S1": 0.5, "S2": 0.5}) for n in range(4)}
+    _, trades = run(prices, decisions, costs=FREE)
+    assert sorted(set(trades["date"])) == [day(1), day(4)]
+    rebalance = trades.filter(pl.col("date") == day(4)).sort("instrument")
+    assert rebalance["side"].to_list() == ["sell", "buy"]  # A down to half, B up to half
+    a_held = 50_000 / 10
+    value = a_held * 11.6 + 50_000
+    assert rebalance["notional_usd"][0] == pytest.approx(a_held * 11.6 - value / 2)
+    assert "S1 53.7% -> 50.0%" in rebalance["reason"][0]
+
+
+def test_a_hedge_whose_loss_exceeds_its_margin_is_liquidated_at_that_close():
+    """A 10% short of A at 2x ($5k margin on $10k): A closes 20% up (loss $2k: kept), then 60% up
+    from the fill (loss $6k > $5k): liquidated at that close, bought back at 16 plus slippage."""
+    prices = {"A": [(10, 10), (10, 12), (12, 16), (16, 16)], "B": [(20, 20)] * 4}
+    daily, trades = run(prices, {0: Decision({"S1": 0.5, "S2": 0.5}, (short("A/USDT:USDT", 10, 2),))}, costs=FREE)
+    perp = trades.filter(pl.col("instrument") == "A/USDT:USDT").sort("date")
+    assert perp["side"].to_list() == ["sell", "buy"] and perp["date"].to_list() == [day(1), day(2)]
+    assert perp["price"][1] == 16 and "liquidated: loss $6,000 since sized exceeds its margin $5,000" in perp["reason"][1]
+    assert daily["liquidations"].to_list() == [0, 1, 0]
+    assert daily["hedge_pnl"].sum() == pytest.approx(-6_000)
+    assert daily["hedge_notional"][-1] == 0  # not reopened: day 0's decision has traded
+
+
+def test_a_member_that_leaves_its_index_is_sold():
+    """S1 is A and C, half each; on day 3 C leaves the index: sold at day 3's open. D leaves S2 on
+    day 2 after its candles stop on day 1: sold at its last close."""
+    prices = {"A": [(10, 10)] * 5, "C": [(5, 5), (5, 5), (5, 5), (6, 6), (6, 6)], "B": [(20, 20)] * 5,
+              "D": [(4, 4), (4, 4.4)]}
+    members = {n: {"S1": {"A": 0.5, "C": 0.5}, "S2": {"B": 0.5, "D": 0.5}} for n in range(2)}
+    members |= {2: {"S1": {"A": 0.5, "C": 0.5}, "S2": {"B": 1.0}}}
+    members |= {n: {"S1": {"A": 1.0}, "S2": {"B": 1.0}} for n in (3, 4)}
+    _, trades = run(prices, {0: Decision({"S1": 0.5, "S2": 0.5})}, costs=FREE, members=members)
+    sold = trades.filter(pl.col("side") == "sell").sort("date")
+    assert sold["instrument"].to_list() == ["D/USDT", "C/USDT"]
+    assert sold["date"].to_list() == [day(2), day(3)] and sold["price"].to_list() == [4.4, 6]
+    assert sold["reason"].to_list() == ["left the S2 index: sold at its last close of 2024-01-02",
+                                        "left the S1 index: sold at the open"]
+    assert sold["quantity"].to_list() == [pytest.approx(25_000 / 4), pytest.approx(25_000 / 5)]
+
+
+def test_execution_lag_delays_every_trade_by_whole_days():
+    prices = {"A": [(10, 10), (10, 11), (11, 12), (12, 12)], "B": [(20, 20)] * 4}
+    now, _ = run(prices, {0: Decision({"S1": 0.5, "S2": 0.5})}, costs=FREE)
+    later, trades = run(prices, {0: Decision({"S1": 0.5, "S2": 0.5})},
+                        costs=FREE.model_copy(update={"execution_lag_days": 1}))
+    assert trades["date"].unique().to_list() == [day(2)] and later["date"][0] == day(2)
+    assert now.filter(pl.col("date") == day(3))["equity"].item() != later.filter(pl.col("date") == day(3))["equity"].item()
+
+
+def test_one_engine_a_day_fed_to_the_backtest_and_to_the_users_orders_gives_the_same_trades():
+    """A book holding S1 at its index weights ($18k of A, $12k of C) and $70k cash meets a decision
+    of S1 10% / S2 90% with a 10% B short at 2x: the backtest's fills (no costs) and the user's
+    orders for the same holdings, prices and decision are the same instruments, sides and sizes."""
+    members = {n: {"S1": {"A": 0.6, "C": 0.4}, "S2": {"B": 0.75, "D": 0.25}} for n in range(2)}
+    prices = {"A": [(10, 10), (10, 10)], "C": [(5, 5), (5, 5)], "B": [(20, 20), (20, 20)], "D": [(4, 4), (4, 4)]}
+    decision = Decision({"S1": 0.1, "S2": 0.9}, (short("B/USDT:USDT", 10, 2),))
+    book = Book(Strategy("playbook", {}, SECTOR_OF), build_market(prices, members=members), FREE, PLAYBOOK)
+    book.cash, book.tokens = 70_000.0, {"A": 1_800.0, "C": 2_400.0}
+    fills = book.trade_day(day(1), decision).trades
+    backtest_trades = sorted((i, s, round(q, 9)) for _, i, s, q, *_ in fills)
+
+    rotation = pl.DataFrame({"as_of": [day(1)] * 2, "sector": ["S1", "S2"], "target_weight": [0.1, 0.9]})
+    hedges = pl.DataFrame({"as_of": [day(1)], "instrument": ["B/USDT:USDT"], "side": ["short"], "notional_pct": [10.0],
+                           "leverage": [2.0], "funding_apr": [None], "strategy": ["test hedge"], "rationale": ["test"]})
+    closes = pl.DataFrame({"symbol": [f"{t}/USDT" for t in prices], "date": [day(1)] * 4,
+                           "close": [float(p[1][0]) for p in prices.values()]})
+    weights = pl.DataFrame([(s, f"{t}/USDT", w) for s, split in members[1].items() for t, w in split.items()],
+                           schema=["sector", "symbol", "weight"], orient="row")
+    user = portfolio_orders(day(1), Portfolio(holdings={"A": 1_800, "C": 2_400}, cash_usd=70_000), rotation, hedges,
+                            closes, weights, TOKENS, PLAYBOOK)
+    user_trades = sorted((i, s, round(q, 9)) for i, s, q in user.select("instrument", "side", "quantity").iter_rows())
+    assert backtest_trades == user_trades
+    # S1 to $9.5k of the $95k the margin leaves: A and C sold to 60/40 of it; S2 bought as its index; B shorted
+    assert [(i, s) for i, s, _ in user_trades] == [("A/USDT", "sell"), ("B/USDT", "buy"), ("B/USDT:USDT", "sell"),
+                                                   ("C/USDT", "sell"), ("D/USDT", "buy")]
+    assert dict((i, q) for i, _, q in user_trades)["A/USDT"] == pytest.approx(1_800 - 0.1 * 95_000 * 0.6 / 10)
+
+
+# ------------------------------------------------------------------ the real history
+
+
+def _real_backtest(dataset, until=None, costs=None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The chain the nightly runs: marts, recommendations, then the backtest, on data up to `until`."""
+    from pipeline.evaluation.strategies import strategies
+    from pipeline.strategy.recommend import recommendations
+    from pipeline.transforms.chain import compute_marts
+    from pipeline.transforms.config import AnalyticsConfig
+    from pipeline.transforms.membership import membership
+    from pipeline.transforms.sector_index import sector_assignments
+    from pipeline.transforms.sector_weights import sector_weights
+    from pipeline.universe import load_universe
+    from tests.conftest import raw_frames
+
+    config, tokens = AnalyticsConfig(), load_universe().frame()
+    raw = raw_frames(dataset, until=until)
+    marts = compute_marts(raw, tokens, config)
+    weighting = config.relative_strength.weighting
+    rotation, hedges = recommendations(
+        marts["marts.market_regime"], marts["marts.relative_strength"],
+        marts["marts.sector_index"].filter(pl.col("weighting") == weighting), marts["marts.funding_costs"], tokens, PLAYBOOK)
+    members = membership(raw.ohlcv, tokens["symbol"], config.membership)
+    weights = sector_weights(members, sector_assignments(tokens, config.sector_index), config.sector_index).collect()
+    view = market(raw.ohlcv, weights.filter(pl.col("weighting") == weighting), raw.funding, marts["marts.market_regime"], tokens)
+    return backtest(strategies(rotation, hedges, tokens, view, PLAYBOOK), view, PLAYBOOK, costs)
+
+
+@pytest.fixture(scope="module")
+def real_backtest(real_data_module):
+    return _real_backtest(real_data_module)
+
+
+@pytest.fixture(scope="module")
+def real_data_module():
+    from pipeline.sources.replay.dataset import load_dataset
+    from tests.conftest import REAL_DATA
+
+    if not (REAL_DATA / "ohlcv_1d.parquet").exists():
+        pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
+    return load_dataset(REAL_DATA)
+
+
+def test_no_look_ahead_the_backtest_up_to_a_day_does_not_change_when_later_data_arrives(real_data_module, real_backtest):
+    cutoff = dt.date(2022, 6, 30)
+    daily, trades = real_backtest
+    early_daily, early_trades = _real_backtest(real_data_module, until=cutoff)
+    assert early_daily["date"].max() == cutoff and daily["date"].max() == dt.date(2025, 8, 2)
+    # the same trades on the same days; sums agree to float noise (the marts' own: 1e-12)
+    assert_frame_equal(early_daily, daily.filter(pl.col("date") <= cutoff), check_exact=False, rel_tol=1e-9, abs_tol=1e-6)
+    # (a reason's percentages are rounded: 11.25% may print 11.2% or 11.3% on that noise)
+    words = pl.col("reason").str.replace_all(r"[\d.,]+", "#")
+    assert_frame_equal(early_trades.with_columns(words), trades.filter(pl.col("date") <= cutoff).with_columns(words),
+                       check_exact=False, rel_tol=1e-9, abs_tol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def real_lagged(real_data_module):
+    return _real_backtest(real_data_module, costs=PLAYBOOK.backtest.model_copy(update={"execution_lag_days": 1}))
+
+
+def test_on_the_real_history_every_strategy_covers_the_same_days_and_a_day_later_changes_the_result(
+    real_backtest, real_lagged,
+):
+    daily, trades = real_backtest
+    spans = daily.group_by("strategy").agg(pl.col("date").min().alias("first"), pl.col("date").max().alias("last"), pl.len())
+    assert spans.height == 6 and spans["first"].n_unique() == 1 and spans["last"].n_unique() == 1 and spans["len"].n_unique() == 1
+    assert spans["first"][0] == dt.date(2020, 12, 31)  # the day after the first recommendation
+    lagged, _ = real_lagged
+    playbook = daily.filter(pl.col("strategy") == "playbook")
+    assert lagged.filter(pl.col("strategy") == "playbook")["date"][0] == playbook["date"][0] + dt.timedelta(days=1)
+    assert lagged.filter(pl.col("strategy") == "playbook")["equity"][-1] != playbook["equity"][-1]
+    # costs are real: every strategy paid fees, the hedged playbook paid and received funding
+    totals = daily.group_by("strategy").agg(pl.col("fees", "funding_paid", "funding_received").sum())
+    assert totals["fees"].min() > 0
+    hedged = totals.filter(pl.col("strategy") == "playbook").row(0, named=True)
+    assert hedged["funding_paid"] > 0 and hedged["funding_received"] > 0
+    assert trades.filter(pl.col("strategy") == "btc_hold").height == 1  # bought once, held
+
+
+def robustness_rows(base: pl.DataFrame, lagged: pl.DataFrame, fees_x2: pl.DataFrame) -> list[str]:
+    """The README's robustness table: CAGR, Sharpe and max drawdown per strategy as run, with
+    execution a day later, and with fees and slippage doubled."""
+    from pipeline.evaluation.metrics import summary
+    from pipeline.evaluation.strategies import NAMES
+
+    runs = [summary(frame).select("strategy", "cagr", "sharpe", "max_drawdown") for frame in (base, lagged, fees_x2)]
+    rows = ["| strategy | CAGR | Sharpe | max DD | CAGR, +1 day | Sharpe, +1 day | max DD, +1 day "
+            "| CAGR, fees x2 | Sharpe, fees x2 | max DD, fees x2 |", "|---" * 10 + "|"]
+    for name in NAMES:
+        cells = [name]
+        for run in runs:
+            r = run.filter(pl.col("strategy") == name).row(0, named=True)
+            cells += [f"{r['cagr']:.1%}", f"{r['sharpe']:.2f}", f"{r['max_drawdown']:.1%}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def test_the_readme_shows_what_the_backtest_computes_on_the_real_history(real_data_module, real_backtest, real_lagged):
+    """The strategy table and the robustness table of the README, as the code computes them now: a
+    change that moves a figure fails here until the README says it."""
+    from pathlib import Path
+
+    from pipeline.evaluation.metrics import summary, yearly_returns
+    from pipeline.scorecard import render
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    daily, _ = real_backtest
+    assert render(summary(daily), yearly_returns(daily), PLAYBOOK.backtest) in readme
+    fees_x2, _ = _real_backtest(real_data_module, costs=PLAYBOOK.backtest.with_fees_x(2))
+    for row in robustness_rows(daily, real_lagged[0], fees_x2):
+        assert row in readme, row

@@ -27,7 +27,8 @@ from warehouse.db import TABLES
 CONFIG = AnalyticsConfig()
 TOKENS = load_universe().frame()
 RECOMMENDATIONS = ("marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders")
-MARTS = [t for t in TABLES if t.startswith("marts.") and t not in RECOMMENDATIONS]  # the analytics' marts
+EVALUATION = ("marts.backtest_daily", "marts.backtest_summary", "marts.backtest_trades")
+MARTS = [t for t in TABLES if t.startswith("marts.") and t not in RECOMMENDATIONS + EVALUATION]  # the analytics' marts
 CHAIN_MARTS = [t for t in MARTS if t != "marts.sector_weights"]  # what compute_marts returns
 
 

@@ -376,7 +376,8 @@ def test_recommend_prints_the_day_for_a_portfolio_from_the_snapshot(real, real_r
     # $57k of BTC, $16k of SOL, $20k cash: the cash buys the sectors held at 0%, e.g. DeFi as its index
     orders = done.stdout.split(f"Orders for {mine} at the {as_of} closes:")[1].split("Why")[0]
     defi = today.filter(pl.col("sector") == "DeFi")["target_weight"].item()
-    assert defi > 0.05 and "buy" in orders and f"DeFi 0.0% -> {defi:.1%}" in orders
+    margin = hedges.filter(pl.col("as_of") == as_of)["margin_pct"].sum() / 100  # kept in cash for the hedges
+    assert defi > 0.05 and "buy" in orders and f"DeFi 0.0% -> {defi * (1 - margin):.1%}" in orders
     assert "UNI/USDT" in orders and "AAVE/USDT" in orders
     dot_close = raw.ohlcv.filter((pl.col("symbol") == "DOT/USDT") & (pl.col("date") == dt.date(2024, 12, 1)))["close"].item()
     assert f"WARNING DOT: no market since 2024-12-01 (last close {dot_close:,.6g}, 244 days old)" in orders

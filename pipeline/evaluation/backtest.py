@@ -120,7 +120,7 @@ def market(
 
 
 @dataclass
-class Perp:
+class Position:
     """An open perp: signed quantity of the underlying (+ long), the price it is marked at, the
     margin set aside when it was last sized and its P&L since."""
 
@@ -150,7 +150,7 @@ class Book:
         self.strategy, self.market, self.costs, self.playbook = strategy, market, costs, playbook
         self.cash = costs.initial_capital_usd
         self.tokens: dict[str, float] = {}
-        self.perps: dict[str, Perp] = {}
+        self.perps: dict[str, Position] = {}
         self.last: dict[str, LastClose] = {}  # token -> newest close seen
 
     # -- prices -------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ class Book:
             sector = self.strategy.sector_of[token]
             if token in members.get(sector, {}):
                 continue
-            price = opens.get(token, self.last[token].price)
+            price = opens[token] if token in opens else self.last[token].price
             where = "the open" if token in opens else f"its last close of {self.last[token].date}"
             self._fill_spot(day, Order(self.market.spot_symbol[token], "sell", self.tokens[token],
                                        self.tokens[token] * price, price, f"left the {sector} index: sold at {where}"),
@@ -302,7 +302,7 @@ class Book:
             self.perps.pop(order.instrument, None)
         else:
             mark = position.mark if position else fill
-            self.perps[order.instrument] = Perp(quantity, mark, abs(quantity) * mark / leverage)
+            self.perps[order.instrument] = Position(quantity, mark, abs(quantity) * mark / leverage)
         record.trades.append((day, order.instrument, order.side, order.quantity, fill, notional, fee, order.reason))
 
 

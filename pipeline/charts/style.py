@@ -1,0 +1,59 @@
+"""What every chart shares: its size, the as-of cut (no look-ahead), the title, inline data, sector colours."""
+
+import datetime as dt
+from collections.abc import Iterable
+
+import altair as alt
+import polars as pl
+
+# The whole image at scale 1, axes, title and legend included ("fit"), so a PNG's size is known.
+WIDTH, HEIGHT = 640, 400
+# Composite series of marts.sector_index (pipeline/transforms/config.py's defaults).
+BTC, ETH, ALTS = "BTC", "ETH", "Alts"
+
+SECTOR_COLOURS = {
+    "Core": "#f58518", "Layer-1": "#4c78a8", "Layer-2": "#72b7b2", "DeFi": "#54a24b",
+    "Infrastructure": "#b279a2", "AI": "#e45756", "Gaming": "#eeca3b", "Memes": "#ff9da6",
+    BTC: "#000000", ETH: "#9d755d", ALTS: "#8c8c8c",
+}
+_OTHER_COLOURS = ("#17becf", "#bcbd22", "#7f7f7f", "#8c564b", "#e377c2", "#1f77b4")
+
+
+def up_to(frame: pl.DataFrame, as_of: dt.date, column: str = "date") -> pl.DataFrame:
+    """The rows dated on or before as_of: a chart of a day never shows what came after it."""
+    return frame.filter(pl.col(column) <= as_of)
+
+
+def titled(text: str, as_of: dt.date) -> str:
+    return f"{text}, as of {as_of.isoformat()}"
+
+
+def inline(frame: pl.DataFrame) -> alt.InlineData:
+    """The rows as inline values, so the chart carries its own data whatever Altair's global data
+    transformer is (its 5,000-row limit, or one that writes files the renderer would not find).
+    Dates are written as Altair writes them (local ISO time); NaN, which JSON lacks, as null."""
+    rows = frame.with_columns(
+        pl.col(pl.Date).cast(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S"),
+        pl.col(pl.Float32, pl.Float64).fill_nan(None),
+    )
+    return alt.InlineData(values=rows.to_dicts())
+
+
+def sized(chart: alt.TopLevelMixin, title: str) -> alt.TopLevelMixin:
+    return chart.properties(
+        title=title, width=WIDTH, height=HEIGHT,
+        autosize=alt.AutoSizeParams(type="fit", contains="padding"),
+    )
+
+
+def sector_order(sectors: Iterable[str]) -> list[str]:
+    """The universe's order (Core, Layer-1, ... Memes, then BTC, ETH, Alts), unknown sectors last."""
+    known = list(SECTOR_COLOURS)
+    return sorted(set(sectors), key=lambda s: (known.index(s) if s in known else len(known), s))
+
+
+def sector_colour(sectors: Iterable[str]) -> alt.Scale:
+    """The same colour for a sector on every chart; composites BTC black, Alts grey."""
+    domain = sector_order(sectors)
+    others = iter(_OTHER_COLOURS * (1 + len(domain) // len(_OTHER_COLOURS)))
+    return alt.Scale(domain=domain, range=[SECTOR_COLOURS.get(s) or next(others) for s in domain])

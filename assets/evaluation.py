@@ -13,9 +13,9 @@ import polars as pl
 
 from assets.analytics import market_regime, sector_weights
 from assets.ingest import funding_rates, ohlcv_1d
-from assets.metadata import md_table, table_metadata
+from assets.metadata import md_table
 from assets.partitions import DAILY_ASSET
-from assets.quality import check_spec, gated_mart
+from assets.quality import gated_mart, gated_tables, table_key
 from assets.recommendations import recommendation_assets
 from pipeline.evaluation.run import evaluate
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
@@ -31,22 +31,11 @@ DESCRIPTIONS = {
 TABLES = (DAILY, SUMMARY, TRADES)
 
 
-def _key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(table.split("."))
-
-
 @dg.multi_asset(
     name="backtest",
     **DAILY_ASSET,
-    specs=[
-        dg.AssetSpec(
-            _key(table), deps=[recommendation_assets, sector_weights, market_regime, ohlcv_1d, funding_rates],
-            description=DESCRIPTIONS[table], group_name="evaluation", owners=["team:quant"],
-            kinds={"polars", "duckdb"}, metadata=table_metadata(table),
-        )
-        for table in TABLES
-    ],
-    check_specs=[check_spec(table) for table in TABLES],
+    **gated_tables(TABLES, DESCRIPTIONS, [recommendation_assets, sector_weights, market_regime, ohlcv_1d, funding_rates],
+                   "evaluation"),
 )
 def backtest_assets(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, strategy: StrategySettings,
@@ -71,16 +60,16 @@ def backtest_assets(
     if not all(ok for ok, _ in checks.values()):
         context.log.error("backtest: a blocking check failed; nothing written, the previous rows stay")
         for table in TABLES:
-            yield dg.MaterializeResult(asset_key=_key(table), metadata={"table": table, "rows_written": 0})
+            yield dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
         return
     stale = {DAILY: wh.read(DAILY, last, since=first), TRADES: wh.read(TRADES, last, since=first),
              SUMMARY: wh.query("select strategy from " + SUMMARY)}
     wh.upsert(frames, delete=stale)
     context.log.info(f"backtest: {summary.height} strategies, {daily.height} strategy-days, {trades.height} trades "
                      f"up to {last}")
-    yield dg.MaterializeResult(asset_key=_key(DAILY), metadata={"table": DAILY, "rows_written": frames[DAILY].height})
-    yield dg.MaterializeResult(asset_key=_key(SUMMARY), metadata=summary_metadata(summary))
-    yield dg.MaterializeResult(asset_key=_key(TRADES), metadata={"table": TRADES, "rows_written": frames[TRADES].height})
+    yield dg.MaterializeResult(asset_key=table_key(DAILY), metadata={"table": DAILY, "rows_written": frames[DAILY].height})
+    yield dg.MaterializeResult(asset_key=table_key(SUMMARY), metadata=summary_metadata(summary))
+    yield dg.MaterializeResult(asset_key=table_key(TRADES), metadata={"table": TRADES, "rows_written": frames[TRADES].height})
 
 
 def summary_metadata(summary: pl.DataFrame) -> dict[str, object]:

@@ -36,6 +36,22 @@ def check_spec(table: str) -> dg.AssetCheckSpec:
     )
 
 
+def table_key(table: str) -> dg.AssetKey:
+    """The asset key of the asset writing `table` ("marts.backtest_daily" -> marts/backtest_daily)."""
+    return dg.AssetKey(table.split("."))
+
+
+def gated_tables(tables: tuple[str, ...], descriptions: dict[str, str], deps: list, group_name: str) -> dict[str, object]:
+    """`@dg.multi_asset` arguments of an asset writing several tables, each through the gate: one
+    spec per table (its catalogue entry, the team's kinds) and its blocking check."""
+    specs = [
+        dg.AssetSpec(table_key(t), deps=deps, description=descriptions[t], group_name=group_name, owners=["team:quant"],
+                     kinds={"polars", "duckdb"}, metadata=table_metadata(t))
+        for t in tables
+    ]
+    return dict(specs=specs, check_specs=[check_spec(t) for t in tables])
+
+
 def gated_table(table: str) -> dict[str, object]:
     """`@dg.asset` arguments of the asset that writes `table` through the gate: its blocking check
     and its catalogue entry (table name, columns)."""

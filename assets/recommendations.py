@@ -20,9 +20,9 @@ import polars as pl
 
 from assets.analytics import funding_costs, market_regime, relative_strength, sector_index, sector_weights
 from assets.ingest import ohlcv_1d
-from assets.metadata import md_table, table_metadata
+from assets.metadata import md_table
 from assets.partitions import DAILY_ASSET
-from assets.quality import check_spec, gated_mart, gated_table
+from assets.quality import gated_mart, gated_table, gated_tables, table_key
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
 from pipeline.strategy.recommend import portfolio_orders, recommendations
 from warehouse import Warehouse
@@ -40,22 +40,7 @@ SNAPSHOT = dg.AssetKey(["warehouse", "read_snapshot"])  # assets.publish imports
 UPSTREAM = [market_regime, relative_strength, sector_index, sector_weights, funding_costs, ohlcv_1d]
 
 
-def _key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(table.split("."))
-
-
-@dg.multi_asset(
-    name="recommendations",
-    **DAILY_ASSET,
-    specs=[
-        dg.AssetSpec(
-            _key(table), deps=UPSTREAM, description=DESCRIPTIONS[table], group_name="recommendations",
-            owners=["team:quant"], kinds={"polars", "duckdb"}, metadata=table_metadata(table),
-        )
-        for table in (ROTATION, HEDGES)
-    ],
-    check_specs=[check_spec(table) for table in (ROTATION, HEDGES)],
-)
+@dg.multi_asset(name="recommendations", **DAILY_ASSET, **gated_tables((ROTATION, HEDGES), DESCRIPTIONS, UPSTREAM, "recommendations"))
 def recommendation_assets(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, strategy: StrategySettings,
     warehouse: WarehouseResource, quality: QualitySettings,
@@ -79,7 +64,7 @@ def recommendation_assets(
     if not all(ok for ok, _ in checks.values()):
         context.log.error("recommendations: a blocking check failed; nothing written, the previous rows stay")
         for table in frames:
-            yield dg.MaterializeResult(asset_key=_key(table), metadata={"table": table, "rows_written": 0})
+            yield dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
         return
     # The window's rows replace the tables' rows of those days.
     wh.upsert(frames, delete={t: wh.read(t, last, since=first) for t in frames})
@@ -88,7 +73,7 @@ def recommendation_assets(
 
 
 @dg.asset(
-    key=_key(ORDERS), **DAILY_ASSET, group_name="recommendations", owners=["team:quant"], kinds={"polars", "duckdb"},
+    key=table_key(ORDERS), **DAILY_ASSET, group_name="recommendations", owners=["team:quant"], kinds={"polars", "duckdb"},
     deps=[recommendation_assets, sector_weights, ohlcv_1d, SNAPSHOT],
     description=DESCRIPTIONS[ORDERS], **gated_table(ORDERS),
 )
@@ -128,7 +113,7 @@ def _result(
 ) -> dg.MaterializeResult:
     if rows.is_empty():
         context.log.warning(f"{table}: no rows for {first} .. {last}")
-        return dg.MaterializeResult(asset_key=_key(table), metadata={"table": table, "rows_written": 0})
+        return dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
     newest = rows.filter(pl.col("as_of") == rows["as_of"].max())
     preview = {
         ROTATION: lambda f: f.select("sector", "bucket", "current_weight", "target_weight", "action", "score")
@@ -139,7 +124,7 @@ def _result(
     }[table](newest)
     context.log.info(f"{table}: {rows.height} rows for {rows['as_of'].min()} .. {rows['as_of'].max()}")
     return dg.MaterializeResult(
-        asset_key=_key(table),
+        asset_key=table_key(table),
         metadata={
             "table": table, "rows_written": rows.height, "first": str(rows["as_of"].min()),
             "last": str(rows["as_of"].max()), "latest": dg.MetadataValue.md(md_table(preview, max_rows=20)),

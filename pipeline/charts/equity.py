@@ -19,18 +19,22 @@ def _strategy_colour(strategies: pl.Series) -> alt.Color:
         domain=domain, range=[STRATEGY_COLOURS.get(s, "#b279a2") for s in domain]))
 
 
+def _lines(frame: pl.DataFrame, field: str, y: alt.Y, title: str, value_format: str, width: float) -> alt.Chart:
+    """One line per strategy of `field` over time."""
+    return sized(
+        alt.Chart(inline(frame)).mark_line(strokeWidth=width).encode(
+            x=alt.X("date:T", title=None), y=y, color=_strategy_colour(frame["strategy"]),
+            tooltip=["strategy:N", "date:T", alt.Tooltip(f"{field}:Q", format=value_format)],
+        ),
+        titled(title, frame["date"].max()),
+    )
+
+
 def equity_curves(daily: pl.DataFrame) -> alt.Chart:
     """marts.backtest_daily equity per strategy, log scale."""
     equity = daily.select("strategy", "date", "equity").sort("strategy", "date")
-    return sized(
-        alt.Chart(inline(equity)).mark_line(strokeWidth=1.5).encode(
-            x=alt.X("date:T", title=None),
-            y=alt.Y("equity:Q", title="equity, USD (log)", scale=alt.Scale(type="log")),
-            color=_strategy_colour(equity["strategy"]),
-            tooltip=["strategy:N", "date:T", alt.Tooltip("equity:Q", format=",.0f")],
-        ),
-        titled("Backtest equity by strategy", equity["date"].max()),
-    )
+    y = alt.Y("equity:Q", title="equity, USD (log)", scale=alt.Scale(type="log"))
+    return _lines(equity, "equity", y, "Backtest equity by strategy", ",.0f", 1.5)
 
 
 def drawdown(daily: pl.DataFrame) -> pl.DataFrame:
@@ -43,13 +47,5 @@ def drawdown(daily: pl.DataFrame) -> pl.DataFrame:
 
 def drawdowns(daily: pl.DataFrame) -> alt.Chart:
     """Drawdown from the running peak per strategy, as lines."""
-    falls = drawdown(daily)
-    return sized(
-        alt.Chart(inline(falls)).mark_line(strokeWidth=1.2).encode(
-            x=alt.X("date:T", title=None),
-            y=alt.Y("drawdown:Q", title="drawdown from the peak", axis=alt.Axis(format="%")),
-            color=_strategy_colour(falls["strategy"]),
-            tooltip=["strategy:N", "date:T", alt.Tooltip("drawdown:Q", format=".1%")],
-        ),
-        titled("Backtest drawdown by strategy", falls["date"].max()),
-    )
+    y = alt.Y("drawdown:Q", title="drawdown from the peak", axis=alt.Axis(format="%"))
+    return _lines(drawdown(daily), "drawdown", y, "Backtest drawdown by strategy", ".1%", 1.2)

@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from assets.ingest import btc_dominance, defi_tvl, funding_rates, ohlcv_1d
-from assets.metadata import md_table
+from assets.metadata import chart_metadata, md_table
 from assets.partitions import DAILY_ASSET
 from assets.quality import gated_mart, gated_table
 from pipeline.resources import AnalyticsSettings, QualitySettings, WarehouseResource
@@ -48,12 +48,19 @@ def _latest(frame: pl.DataFrame, per: str | None = None) -> pl.DataFrame:
     return frame.filter(pl.col("date") == (newest.over(per) if per else newest))
 
 
+def _newest(frame: pl.DataFrame, column: str) -> float | None:
+    """The column's value on the frame's newest day that has one: a key number for the metadata."""
+    values = frame.sort("date").get_column(column).drop_nulls()
+    return values[-1] if values.len() else None
+
+
 def _write(
     context: dg.AssetExecutionContext, wh: Warehouse, quality: QualitySettings, table: str,
-    frame: pl.DataFrame, latest: pl.DataFrame,
+    frame: pl.DataFrame, latest: pl.DataFrame, picture: Callable[[], dict[str, object]] | None = None,
 ) -> dg.MaterializeResult:
     """Validate the window's rows and upsert them unless a blocking expectation failed (then the
-    previous rows stay); report counts, range, the latest values as a Markdown table, and the check."""
+    previous rows stay); report counts, range, the latest values as a Markdown table, the chart and
+    key numbers of `picture`, and the check."""
     first, last = _window(context)
     rows = frame.filter(pl.col("date").is_between(first, last))
     may_write, check = gated_mart(context, wh, table, rows, (first, last), quality.config)
@@ -72,6 +79,7 @@ def _write(
             "first": str(rows["date"].min()),
             "last": str(rows["date"].max()),
             "latest": dg.MetadataValue.md(md_table(latest, max_rows=20)),
+            **(picture() if picture else {}),
         },
         check_results=[check],
     )
@@ -91,12 +99,15 @@ def _index_inputs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) ->
 
 
 Compute = Callable[[Warehouse, AnalyticsSettings, dt.date], tuple[pl.DataFrame, pl.DataFrame]]
+# (the mart's rows, warehouse, analytics, last day) -> chart and key numbers metadata (assets.metadata.chart_metadata)
+Picture = Callable[[pl.DataFrame, Warehouse, AnalyticsSettings, dt.date], dict[str, object]]
 
 
-def mart(table: str, deps: list, description: str) -> Callable[[Compute], dg.AssetsDefinition]:
+def mart(table: str, deps: list, description: str, picture: Picture | None = None) -> Callable[[Compute], dg.AssetsDefinition]:
     """Declare the daily asset that writes `table`: `compute(warehouse, analytics, last day)` returns
     the mart's rows (from the start of history) and the latest values to preview; the asset keeps
-    its window's rows, passes them through the `quality` check and writes them."""
+    its window's rows, passes them through the `quality` check and writes them. `picture` adds the
+    mart's chart as of the last day."""
 
     def declare(compute: Compute) -> dg.AssetsDefinition:
         @dg.asset(
@@ -108,8 +119,10 @@ def mart(table: str, deps: list, description: str) -> Callable[[Compute], dg.Ass
             quality: QualitySettings,
         ) -> dg.MaterializeResult:
             wh = warehouse.get()
-            rows, latest = compute(wh, analytics, _window(context)[1])  # inputs up to the window's end
-            return _write(context, wh, quality, table, rows, latest)
+            last = _window(context)[1]
+            rows, latest = compute(wh, analytics, last)  # inputs up to the window's end
+            draw = (lambda: picture(rows, wh, analytics, last)) if picture else None
+            return _write(context, wh, quality, table, rows, latest, draw)
 
         return _asset
 
@@ -141,6 +154,7 @@ def sector_weights(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     "marts.relative_strength", [sector_index],
     "Each sector index vs BTC: ratio, 7/30/90-day momentum, relative-rotation-graph rs_ratio / "
     "rs_momentum (centred on 100) and quadrant.",
+    picture=lambda rs, wh, analytics, last: chart_metadata(lambda charts: charts.rotation_graph(rs, last)),
 )
 def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     cfg = analytics.config
@@ -153,6 +167,8 @@ def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date
 @mart(
     "marts.altseason", [ohlcv_1d],
     "Altcoin-season index: % of eligible alts beating BTC over 90 days (75+: alt season, 25-: BTC season).",
+    picture=lambda season, wh, analytics, last: chart_metadata(
+        lambda charts: charts.altseason_index(season, last), {"altseason_index": _newest(season, "altseason_index")}),
 )
 def altseason(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     cfg = analytics.config
@@ -170,10 +186,18 @@ def funding_costs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     return costs, _latest(costs, per="symbol").sort("funding_apr_7d_pct", descending=True)
 
 
+def _regime_picture(regime: pl.DataFrame, wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> dict[str, object]:
+    cfg = analytics.config
+    btc = wh.read("marts.sector_index", last, sector=cfg.sector_index.btc, weighting=cfg.relative_strength.weighting)
+    numbers = {c: _newest(regime, c) for c in ("btc_dominance_pct", "altseason_index", "btc_trend_pct")}
+    return chart_metadata(lambda charts: charts.dominance_and_phases(regime, btc, last), numbers)
+
+
 @mart(
     "marts.market_regime", [sector_index, relative_strength, altseason, funding_costs, btc_dominance, defi_tvl],
     "Market phase per day (btc_dominance, altcoin_surge, narrative_rotation, peak_consolidation, bear), "
     "risk mode, and the evidence it was read from.",
+    picture=_regime_picture,
 )
 def market_regime(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     cfg = analytics.config

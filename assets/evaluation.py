@@ -13,7 +13,7 @@ import polars as pl
 
 from assets.analytics import market_regime, sector_weights
 from assets.ingest import funding_rates, ohlcv_1d
-from assets.metadata import md_table
+from assets.metadata import chart_metadata, md_table
 from assets.partitions import DAILY_ASSET
 from assets.quality import gated_mart, gated_tables, table_key
 from assets.recommendations import recommendation_assets
@@ -68,7 +68,8 @@ def backtest_assets(
     context.log.info(f"backtest: {summary.height} strategies, {daily.height} strategy-days, {trades.height} trades "
                      f"up to {last}")
     yield dg.MaterializeResult(asset_key=table_key(DAILY), metadata={"table": DAILY, "rows_written": frames[DAILY].height})
-    yield dg.MaterializeResult(asset_key=table_key(SUMMARY), metadata=summary_metadata(summary))
+    picture = chart_metadata(lambda charts: charts.equity_curves(daily)) if daily.height else {}
+    yield dg.MaterializeResult(asset_key=table_key(SUMMARY), metadata=summary_metadata(summary) | picture)
     yield dg.MaterializeResult(asset_key=table_key(TRADES), metadata={"table": TRADES, "rows_written": frames[TRADES].height})
 
 

@@ -1,9 +1,13 @@
-"""Metadata helpers: frames as Markdown tables a person can read in the Dagster UI, and the
-catalogue entry (table name, column schema) of the table an asset writes."""
+"""Metadata helpers: frames as Markdown tables a person can read in the Dagster UI, charts as
+Markdown images, and the catalogue entry (table name, column schema) of the table an asset writes."""
+
+from collections.abc import Callable
+from types import ModuleType
 
 import dagster as dg
 import polars as pl
 
+from pipeline.settings import Settings
 from warehouse.catalog import table_docs
 
 
@@ -32,3 +36,16 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:,.6g}"
     return str(value)
+
+
+def chart_metadata(draw: Callable[[ModuleType], object], numbers: dict[str, float | None] | None = None) -> dict[str, object]:
+    """The asset's chart as a Markdown image (PNG embedded, under 200 kB) and the day's key numbers,
+    which Dagster plots across runs. `draw(charts)` gets the `pipeline.charts` module, imported only
+    when a chart is wanted (Altair and vl-convert take a second or two to load, and each chart about a
+    second to render); ROTATION_CHARTS=0 turns the charts off."""
+    metadata: dict[str, object] = {k: dg.MetadataValue.float(float(v)) for k, v in (numbers or {}).items() if v is not None}
+    if Settings.from_env().charts:
+        from pipeline import charts
+
+        metadata["chart"] = dg.MetadataValue.md(charts.md_image(draw(charts)))
+    return metadata

@@ -14,13 +14,14 @@ again once written.
 
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
 import polars as pl
 
 from assets.analytics import funding_costs, market_regime, relative_strength, sector_index, sector_weights
 from assets.ingest import ohlcv_1d
-from assets.metadata import md_table
+from assets.metadata import chart_metadata, md_table
 from assets.partitions import DAILY_ASSET
 from assets.quality import gated_mart, gated_table, gated_tables, table_key
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
@@ -49,12 +50,12 @@ def recommendation_assets(
     keys = context.partition_key_range
     first, last = dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
     cfg, playbook = analytics.config, strategy.playbook
+    costs = wh.read("marts.funding_costs", last, exchange=analytics.perp_exchange_id)
     rotation, hedges = recommendations(
         regime=wh.read("marts.market_regime", last),
         rs=wh.read("marts.relative_strength", last),
         index=wh.read("marts.sector_index", last, weighting=cfg.relative_strength.weighting),
-        costs=wh.read("marts.funding_costs", last, exchange=analytics.perp_exchange_id),
-        tokens=analytics.tokens, playbook=playbook, btc=cfg.sector_index.btc,
+        costs=costs, tokens=analytics.tokens, playbook=playbook, btc=cfg.sector_index.btc,
     )
     in_window = pl.col("as_of").is_between(first, last)
     frames = {ROTATION: rotation.filter(in_window), HEDGES: hedges.filter(in_window)}
@@ -68,8 +69,18 @@ def recommendation_assets(
         return
     # The window's rows replace the tables' rows of those days.
     wh.upsert(frames, delete={t: wh.read(t, last, since=first) for t in frames})
+    pictures = {ROTATION: lambda: chart_metadata(lambda charts: charts.target_allocation(rotation, last)),
+                HEDGES: lambda: chart_metadata(lambda charts: charts.funding_apr(costs, _hedged_perps(hedges, analytics), last))}
     for table, rows in frames.items():
-        yield _result(context, table, rows, first, last)
+        yield _result(context, table, rows, first, last, pictures[table])
+
+
+def _hedged_perps(hedges: pl.DataFrame, analytics: AnalyticsSettings) -> list[str]:
+    """The perps the newest day's hedges use; BTC's when there is none (the bear hedge's)."""
+    newest = hedges.filter(pl.col("as_of") == hedges["as_of"].max()) if hedges.height else hedges
+    perps = sorted(set(newest["instrument"])) if newest.height else []
+    tokens = analytics.tokens
+    return perps or tokens.filter(pl.col("token") == analytics.config.sector_index.btc)["perp"].to_list()
 
 
 @dg.asset(
@@ -110,6 +121,7 @@ def portfolio_orders_asset(
 
 def _result(
     context: dg.AssetExecutionContext, table: str, rows: pl.DataFrame, first: dt.date, last: dt.date,
+    picture: Callable[[], dict[str, object]] | None = None,
 ) -> dg.MaterializeResult:
     if rows.is_empty():
         context.log.warning(f"{table}: no rows for {first} .. {last}")
@@ -128,6 +140,7 @@ def _result(
         metadata={
             "table": table, "rows_written": rows.height, "first": str(rows["as_of"].min()),
             "last": str(rows["as_of"].max()), "latest": dg.MetadataValue.md(md_table(preview, max_rows=20)),
+            **(picture() if picture else {}),
         },
     )
 

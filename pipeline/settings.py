@@ -18,6 +18,7 @@
 | ROTATION_SCHEDULE_TIMEZONE | UTC | the schedule's timezone (IANA name, e.g. Europe/Berlin) |
 | ROTATION_RETRIES | 3 | Dagster re-runs of a failed ingest asset (on top of each request's own retries) |
 | ROTATION_RETRY_DELAY_S | 60 | first re-run's delay in seconds; doubles per re-run, jittered |
+| ROTATION_CHARTS | 1 | 0: no chart in the assets' materializations (they cost about a second each) |
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Settings(BaseModel):
     schedule_timezone: str = "UTC"
     retries: int = Field(3, ge=0)
     retry_delay_s: float = Field(60.0, ge=0)
+    charts: bool = True  # each asset's chart in its materialization (about a second each)
 
     @field_validator("schedule_cron")
     @classmethod
@@ -99,6 +101,7 @@ class Settings(BaseModel):
             "ROTATION_SCHEDULE_TIMEZONE": "schedule_timezone",
             "ROTATION_RETRIES": "retries",
             "ROTATION_RETRY_DELAY_S": "retry_delay_s",
+            "ROTATION_CHARTS": "charts",
         }
         values = {field: env[var] for var, field in mapping.items() if env.get(var)}
         try:

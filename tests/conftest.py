@@ -10,6 +10,9 @@ import pytest
 # Read when pipeline.definitions is imported: a test whose source fails re-runs the asset after
 # a fraction of a second instead of the production minute (test_retries.py relies on it).
 os.environ.setdefault("ROTATION_RETRY_DELAY_S", "0.1")
+# Each asset's chart costs about a second to render, in every run of every test; the tests that are
+# about charts (test_charts.py, the asset metadata and UI tests) turn them back on.
+os.environ.setdefault("ROTATION_CHARTS", "0")
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 

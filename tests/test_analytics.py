@@ -3,6 +3,7 @@ and the Dagster assets writing the marts into a temp warehouse."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import dagster as dg
@@ -202,7 +203,10 @@ def test_the_nightly_job_writes_the_marts_the_chain_computes_and_reruns_change_n
     assert dupes == 0
 
 
-def test_asset_metadata_shows_the_latest_values_as_markdown(synthetic_year, tmp_path):
+def test_asset_metadata_shows_the_latest_values_as_markdown(synthetic_year, tmp_path, monkeypatch):
+    """The latest values as tables, the day's chart as an embedded PNG under 200 kB (the suite turns
+    charts off elsewhere: ROTATION_CHARTS=0 in conftest), and the key numbers as floats."""
+    monkeypatch.setenv("ROTATION_CHARTS", "1")
     path = tmp_path / "rotation.duckdb"
     assert _run("ingest", synthetic_year, path, AS_OF - dt.timedelta(days=120), AS_OF).success
     result = _run("analytics", synthetic_year, path, AS_OF - dt.timedelta(days=2), AS_OF)
@@ -217,6 +221,14 @@ def test_asset_metadata_shows_the_latest_values_as_markdown(synthetic_year, tmp_
     regime_table = metadata["marts/market_regime"]["latest"].value
     assert "| phase |" in regime_table and "| btc_trend_pct |" in regime_table
     assert metadata["marts/sector_index"]["rows_written"].value == 3 * 2 * 11  # days x weightings x sectors
+    for asset in ("marts/relative_strength", "marts/altseason", "marts/market_regime"):
+        chart = metadata[asset]["chart"].value
+        assert chart.startswith("![") and f"as of {AS_OF}" in chart.split("](")[0] and len(chart.encode()) <= 200_000, asset
+        assert base64.b64decode(chart.split("base64,")[1].rstrip(")"))[:8] == b"\x89PNG\r\n\x1a\n", asset
+    assert "chart" not in metadata["marts/sector_weights"]
+    stored = Warehouse(path).query("select altseason_index, btc_dominance_pct from marts.market_regime where date = ?", [AS_OF])
+    assert metadata["marts/market_regime"]["btc_dominance_pct"].value == stored["btc_dominance_pct"].item()
+    assert metadata["marts/altseason"]["altseason_index"].value == pytest.approx(stored["altseason_index"].item())
 
 
 def test_marts_on_an_empty_warehouse_write_nothing_and_say_so(synthetic_year, tmp_path):

@@ -475,7 +475,7 @@ def test_a_night_whose_data_fails_its_checks_gets_no_recommendation(real, histor
     assert wh.query("select max(as_of) from marts.portfolio_orders").item() == bad[1]
 
 
-def test_a_users_portfolio_never_stops_the_models_night(real, history, tmp_path):
+def test_a_users_portfolio_never_stops_the_models_night(real, history, tmp_path, monkeypatch):
     """Night 2025-07-30 of the real history for a portfolio holding DOT, whose candles stopped on
     2024-12-01: its orders flag DOT and never sell it, and the model's recommendations are the ones
     an empty portfolio gets. Then a portfolio file with a typo: the orders fail naming the token,
@@ -485,7 +485,14 @@ def test_a_users_portfolio_never_stops_the_models_night(real, history, tmp_path)
     night = real.as_of - dt.timedelta(days=3)
     stale = tmp_path / "stale.yaml"
     stale.write_text("holdings: {DOT: 5000, BTC: 0.2, LINK: 1000}\ncash_usd: 10000\n")
-    assert _nightly(REAL_DATA, path, night, night, portfolio=stale).success
+    monkeypatch.setenv("ROTATION_CHARTS", "1")  # this run also shows the recommendations' charts
+    result = _nightly(REAL_DATA, path, night, night, portfolio=stale)
+    monkeypatch.setenv("ROTATION_CHARTS", "0")
+    assert result.success
+    metadata = {e.asset_key.to_user_string(): e.metadata
+                for e in (ev.event_specific_data.materialization for ev in result.get_asset_materialization_events())}
+    for asset in ("marts/rotation_recommendation", "marts/hedge_recommendation"):
+        assert metadata[asset]["chart"].value.startswith("![") and f"as of {night}" in metadata[asset]["chart"].value[:200]
     orders = wh.query("select * from marts.portfolio_orders where as_of = ?", [night])
     dot = orders.filter(pl.col("instrument") == "DOT/USDT").row(0, named=True)
     last = real.ohlcv.filter(pl.col("symbol") == "DOT/USDT").sort("date").tail(1).row(0, named=True)

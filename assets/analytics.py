@@ -188,9 +188,13 @@ def funding_costs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
 
 def _regime_picture(regime: pl.DataFrame, wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> dict[str, object]:
     cfg = analytics.config
-    btc = wh.read("marts.sector_index", last, sector=cfg.sector_index.btc, weighting=cfg.relative_strength.weighting)
     numbers = {c: _newest(regime, c) for c in ("btc_dominance_pct", "altseason_index", "btc_trend_pct")}
-    return chart_metadata(lambda charts: charts.dominance_and_phases(regime, btc, last), numbers)
+
+    def draw(charts):  # BTC's index is read only when a chart is wanted
+        btc = wh.read("marts.sector_index", last, sector=cfg.sector_index.btc, weighting=cfg.relative_strength.weighting)
+        return charts.dominance_and_phases(regime, btc, last)
+
+    return chart_metadata(draw, numbers)
 
 
 @mart(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import polars as pl
 
@@ -84,6 +85,11 @@ class Market:
     phase: dict[dt.date, str]
     spot_symbol: dict[str, str]  # token -> spot symbol
     underlying: dict[str, str]  # perp -> token
+
+    @cached_property
+    def token_of(self) -> dict[str, str]:
+        """spot symbol -> token (built once: the day loop asks on every rebalance)."""
+        return {symbol: token for token, symbol in self.spot_symbol.items()}
 
 
 def market(
@@ -222,14 +228,15 @@ class Book:
         prices |= {t: self.last[t] for t in self.tokens if t not in opens}
         held = value(self.tokens, self.cash, prices, self.strategy.sector_of, day)
         splits = self.strategy.fixed_split or self.market.members.get(day, {})
+        margin = hedge_margin_usd(list(decision.hedges), held.value_usd)
         orders = spot_orders(held, decision.targets, opens, self.strategy.sector_of, self.market.spot_symbol, splits,
-                             self.playbook, margin_usd=hedge_margin_usd(list(decision.hedges), held.value_usd))
-        token_of = {s: t for t, s in self.market.spot_symbol.items()}
+                             self.playbook, margin_usd=margin)
+        token_of = self.market.token_of
         for order in (o for o in orders if o.side == "sell"):  # sells first: they pay for the buys
             self._fill_spot(day, order, token_of[order.instrument], record)
         buys = [o for o in orders if o.side == "buy"]
         # the engine leaves the margin in cash; the fees and slippage on the buys come out of the rest
-        budget = self.cash - hedge_margin_usd(list(decision.hedges), held.value_usd)
+        budget = self.cash - margin
         wanted = sum(o.notional_usd for o in buys) * (1 + self.costs.spot_fee_bps / 1e4)
         scale = min(1.0, max(budget, 0.0) / wanted) if wanted > 0 else 1.0
         for order in buys:

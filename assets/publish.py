@@ -2,7 +2,10 @@
 (and passed their checks), the warehouse is copied to the read-only snapshot that SQL users and the `sql`/`summary`
 commands read, so nobody needs the writer's lock. A run stopped by a blocking check never gets here:
 readers keep the last good copy. The user's orders come after (a bad portfolio file must not hold
-back the model) and publish again once written."""
+back the model) and publish again once written. The report page is made from the snapshot."""
+
+import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 
@@ -10,7 +13,8 @@ from assets.analytics import analytics_assets
 from assets.evaluation import evaluation_assets
 from assets.partitions import DAILY_ASSET
 from assets.recommendations import recommendation_assets
-from pipeline.resources import WarehouseResource
+from pipeline.resources import AnalyticsSettings, StrategySettings, WarehouseResource
+from pipeline.settings import Settings
 
 
 @dg.asset(
@@ -31,4 +35,45 @@ def read_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "size_mib": round(size_mib, 1)})
 
 
-publish_assets = [read_snapshot]
+@dg.asset(
+    **DAILY_ASSET,
+    key=["warehouse", "report"],
+    group_name="publish",
+    owners=["team:quant"],
+    kinds={"html"},
+    deps=[read_snapshot],
+    description="The static report warehouse/report/index.html: the run's last day's phase, recommendation "
+    "and evidence, the orders for your portfolio, every chart, the backtest table, the quality verdicts and "
+    "the inputs' date ranges. One self-contained page that opens offline.",
+)
+def report(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, analytics: AnalyticsSettings,
+    strategy: StrategySettings,
+) -> dg.MaterializeResult:
+    """The page of the run's last day, from the published snapshot. A bad portfolio file shows on
+    the page as an error (it must not cost the user the rest of it); a day with no recommendation
+    yet (the marts' warm-up) writes no page, and says so."""
+    from pipeline.brief import BriefError
+    from pipeline.report import report_path, write_report
+
+    env = Settings.from_env()
+    settings = env.model_copy(update={
+        "warehouse_path": warehouse.get().path, "portfolio_path": strategy.portfolio_file,
+        "playbook_path": Path(strategy.playbook_path or env.playbook_path),
+        "analytics_path": Path(analytics.config_path or env.analytics_path),
+        "universe_path": Path(analytics.universe_path or env.universe_path),
+        "exchange": analytics.spot_exchange_id, "perp_exchange": analytics.perp_exchange_id,
+    })
+    day = dt.date.fromisoformat(context.partition_key_range.end)
+    try:
+        path = write_report(settings, as_of=day, out=report_path(settings.warehouse_path))
+    except BriefError as exc:
+        context.log.warning(f"report: none for {day}: {exc}")
+        return dg.MaterializeResult(metadata={"written": False, "why": str(exc)})
+    size_mb = path.stat().st_size / 1e6
+    context.log.info(f"report for {day}: {path} ({size_mb:.1f} MB)")
+    return dg.MaterializeResult(
+        metadata={"written": True, "path": dg.MetadataValue.path(str(path)), "size_mb": round(size_mb, 2)})
+
+
+publish_assets = [read_snapshot, report]

@@ -130,11 +130,10 @@ def _publish(wh: Warehouse, report: QualityReport, run_id: str, span: str, quara
     now = dt.datetime.now(dt.UTC)
     page = folder / f"{report.table}.html"
     _replace(page, html.table_page(report, run_id, now, span, quarantined))
-    status_file = folder / "status.json"
-    statuses = json.loads(status_file.read_text()) if status_file.exists() else {}
-    statuses[report.table] = [html.status(report), f"{now:%Y-%m-%d %H:%M} UTC"]
-    _replace(status_file, json.dumps(statuses, indent=1))
-    _replace(folder / "index.html", html.index_page({t: tuple(v) for t, v in statuses.items()}))
+    statuses = html.read_statuses(folder)
+    statuses[report.table] = (html.status(report), f"{now:%Y-%m-%d %H:%M} UTC")
+    _replace(folder / html.STATUS_FILE, json.dumps(statuses, indent=1))
+    _replace(folder / "index.html", html.index_page(statuses))
     return page
 
 

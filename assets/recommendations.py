@@ -26,7 +26,6 @@ from assets.partitions import DAILY_ASSET
 from assets.quality import gated_mart, gated_table, gated_tables, table_key
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
 from pipeline.strategy.recommend import portfolio_orders, recommendations
-from warehouse import Warehouse
 
 ROTATION, HEDGES, ORDERS = "marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders"
 DESCRIPTIONS = {
@@ -69,18 +68,14 @@ def recommendation_assets(
         return
     # The window's rows replace the tables' rows of those days.
     wh.upsert(frames, delete={t: wh.read(t, last, since=first) for t in frames})
-    pictures = {ROTATION: lambda: chart_metadata(lambda charts: charts.target_allocation(rotation, last)),
-                HEDGES: lambda: chart_metadata(lambda charts: charts.funding_apr(costs, _hedged_perps(hedges, analytics), last))}
+    btc = cfg.sector_index.btc
+    pictures = {
+        ROTATION: lambda: chart_metadata(lambda charts: charts.target_allocation(rotation, last)),
+        HEDGES: lambda: chart_metadata(
+            lambda charts: charts.funding_apr(costs, charts.hedged_perps(hedges, analytics.tokens, btc), last)),
+    }
     for table, rows in frames.items():
         yield _result(context, table, rows, first, last, pictures[table])
-
-
-def _hedged_perps(hedges: pl.DataFrame, analytics: AnalyticsSettings) -> list[str]:
-    """The perps the newest day's hedges use; BTC's when there is none (the bear hedge's)."""
-    newest = hedges.filter(pl.col("as_of") == hedges["as_of"].max()) if hedges.height else hedges
-    perps = sorted(set(newest["instrument"])) if newest.height else []
-    tokens = analytics.tokens
-    return perps or tokens.filter(pl.col("token") == analytics.config.sector_index.btc)["perp"].to_list()
 
 
 @dg.asset(

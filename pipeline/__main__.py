@@ -1,5 +1,5 @@
 """Command line: `python -m pipeline demo | summary | sql [QUERY] | recommend [--portfolio FILE] [--as-of DATE]
-| backtest [--from DATE] [--to DATE] [--execution-lag DAYS] [--fees-x FACTOR]`."""
+| backtest [--from DATE] [--to DATE] [--execution-lag DAYS] [--fees-x FACTOR] | report [--as-of DATE] [--png DIR]`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--to", dest="last", type=dt.date.fromisoformat, help="last day of the window measured")
     bt.add_argument("--execution-lag", type=int, help="extra days before a decision trades (re-runs the backtest)")
     bt.add_argument("--fees-x", type=float, help="fees and slippage times this factor (re-runs the backtest)")
+    rep = sub.add_parser("report", help="write the HTML report (warehouse/report/index.html) and print its path")
+    rep.add_argument("--as-of", type=dt.date.fromisoformat,
+                     help="YYYY-MM-DD: the page as it would have looked that day (written as report/<day>.html)")
+    rep.add_argument("--png", type=Path, metavar="DIR", help="also write each chart as DIR/<chart>.png")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -58,6 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(scorecard(args.first, args.last, args.execution_lag, args.fees_x))
         except ScorecardError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "report":
+        from pipeline.brief import BriefError
+        from pipeline.report import write_report
+        from pipeline.settings import Settings
+
+        try:
+            print(write_report(Settings.from_env(), args.as_of, png_folder=args.png))
+        except BriefError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0

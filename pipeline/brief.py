@@ -9,16 +9,17 @@ ask "what would I do with mine" without re-running the pipeline.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from pipeline.settings import Settings
-from pipeline.strategy.playbook import load_playbook
-from pipeline.strategy.portfolio import load_portfolio
+from pipeline.strategy.playbook import Playbook, load_playbook
+from pipeline.strategy.portfolio import Portfolio, load_portfolio
 from pipeline.strategy.recommend import portfolio_orders
 from pipeline.transforms.config import load_analytics_config
-from pipeline.universe import load_universe
+from pipeline.universe import Universe, load_universe
 from warehouse import Warehouse
 
 
@@ -26,36 +27,63 @@ class BriefError(RuntimeError):
     """Nothing to show: no snapshot, or no recommendation for the day asked."""
 
 
-def _query(con, sql: str, params: list) -> pl.DataFrame:
-    return con.sql(sql, params=params).pl()
+@dataclass(frozen=True)
+class ModelDay:
+    """What the model said on a day: its phase, allocation and hedges, and the index members the
+    orders split a sector's trades by."""
+
+    day: dt.date
+    regime: pl.DataFrame
+    rotation: pl.DataFrame
+    hedges: pl.DataFrame
+    weights: pl.DataFrame
+
+
+def published(settings: Settings) -> Warehouse:
+    """The read-only snapshot every reader uses (never the writer's file: a run may hold its lock)."""
+    snapshot = Warehouse(settings.warehouse_path).snapshot_path
+    if not snapshot.exists():
+        raise BriefError(f"no published warehouse at {snapshot}: run `make demo` (or the nightly job) first")
+    return Warehouse(snapshot)
+
+
+def model_day(wh: Warehouse, as_of: dt.date | None, weighting: str) -> ModelDay:
+    """The recommendation of `as_of` (default: the newest) from the warehouse's marts."""
+    q = wh.query
+    newest = q("select max(as_of) as day from marts.rotation_recommendation")["day"][0]
+    if newest is None:
+        raise BriefError(f"{wh.path} holds no recommendation yet: the marts need ~200 days of history")
+    day = as_of or newest
+    rotation = q("select * from marts.rotation_recommendation where as_of = ? order by target_weight desc", [day])
+    if rotation.is_empty():
+        raise BriefError(f"no recommendation for {day} (the newest is {newest}; days without a known phase have none)")
+    return ModelDay(
+        day=day, rotation=rotation,
+        hedges=q("select * from marts.hedge_recommendation where as_of = ? order by instrument", [day]),
+        regime=q("select * from marts.market_regime where date = ?", [day]),
+        weights=q("select sector, symbol, weight from marts.sector_weights where date = ? and weighting = ?",
+                  [day, weighting]),
+    )
+
+
+def orders_for(model: ModelDay, wh: Warehouse, portfolio: Portfolio, universe: Universe, playbook: Playbook,
+               exchange: str) -> pl.DataFrame:
+    """marts.portfolio_orders' rows for `portfolio` on the model's day, at that day's closes."""
+    tokens = universe.frame()
+    closes = wh.last_closes(model.day, exchange, tokens["symbol"].to_list())
+    return portfolio_orders(model.day, portfolio, model.rotation, model.hedges, closes, model.weights, tokens, playbook)
 
 
 def brief(portfolio_path: Path | None = None, as_of: dt.date | None = None, settings: Settings | None = None) -> str:
     settings = settings or Settings.from_env()
-    snapshot = Warehouse(settings.warehouse_path).snapshot_path
-    if not snapshot.exists():
-        raise BriefError(f"no published warehouse at {snapshot}: run `make demo` (or the nightly job) first")
+    wh = published(settings)
     universe = load_universe(settings.universe_path)
     playbook = load_playbook(settings.playbook_path)
-    cfg = load_analytics_config(settings.analytics_path)
     portfolio_path = portfolio_path or settings.portfolio_path
     portfolio = load_portfolio(portfolio_path, universe)
-    with Warehouse(snapshot).connect(read_only=True) as con:
-        newest = con.sql("select max(as_of) from marts.rotation_recommendation").fetchall()[0][0]
-        if newest is None:
-            raise BriefError(f"{snapshot} holds no recommendation yet: the marts need ~200 days of history")
-        day = as_of or newest
-        rotation = _query(con, "select * from marts.rotation_recommendation where as_of = ? order by target_weight desc", [day])
-        if rotation.is_empty():
-            raise BriefError(f"no recommendation for {day} (the newest is {newest}; days without a known phase have none)")
-        hedges = _query(con, "select * from marts.hedge_recommendation where as_of = ? order by instrument", [day])
-        regime = _query(con, "select * from marts.market_regime where date = ?", [day])
-        weights = _query(con, "select sector, symbol, weight from marts.sector_weights where date = ? and weighting = ?",
-                         [day, cfg.relative_strength.weighting])
-    tokens = universe.frame()
-    closes = Warehouse(snapshot).last_closes(day, settings.exchange, tokens["symbol"].to_list())
-    orders = portfolio_orders(day, portfolio, rotation, hedges, closes, weights, tokens, playbook)
-    return render(day, regime, rotation, hedges, orders, portfolio_path)
+    model = model_day(wh, as_of, load_analytics_config(settings.analytics_path).relative_strength.weighting)
+    orders = orders_for(model, wh, portfolio, universe, playbook, settings.exchange)
+    return render(model.day, model.regime, model.rotation, model.hedges, orders, portfolio_path)
 
 
 def render(day: dt.date, regime: pl.DataFrame, rotation: pl.DataFrame, hedges: pl.DataFrame, orders: pl.DataFrame,

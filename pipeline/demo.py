@@ -119,6 +119,7 @@ def run_demo() -> int:
         print(f"\nThe run failed: {failure_message(failures[0]) if failures else 'see the run log'}")
         return 1
     print_summary(warehouse, before, run_id=result.run_id)
+    print_report(result)
     if failures:  # the model was written and published; only the user's orders failed
         print(f"\nYour portfolio's orders failed (the model's recommendations are published): "
               f"{failure_message(failures[0])}")
@@ -126,6 +127,17 @@ def run_demo() -> int:
     print_recommendation(settings)
     print_scorecard(settings, synthetic)
     return 0
+
+
+def print_report(result: dg.ExecuteInProcessResult) -> None:
+    """Where the run's report page is (the `report` asset's path), or why there is none."""
+    from assets.publish import report
+
+    metadata = next((m.metadata for m in result.asset_materializations_for_node(report.op.name)), {})
+    if "path" in metadata:
+        print(f"\nReport (one page, opens offline): {metadata['path'].value}")
+    else:
+        print(f"\nNo report: {metadata['why'].value if 'why' in metadata else 'the report asset did not run'}")
 
 
 def failure_message(event: dg.DagsterEvent) -> str:

@@ -76,14 +76,23 @@ def _fall(peak: dt.date | None, trough: dt.date | None) -> str:
     return "never below a peak" if peak is None else f"{peak} -> {trough}"
 
 
+def assumptions(costs: Backtest) -> str:
+    """How the backtest trades, said next to every figure of it."""
+    return (f"decisions of day D traded at D+{1 + costs.execution_lag_days}'s open; spot fee {costs.spot_fee_bps:g} bps, "
+            f"perp fee {costs.perp_fee_bps:g} bps, slippage {costs.slippage_bps:g} bps a side, funding at every "
+            "recorded settlement")
+
+
+BIASES = ("Biases: the universe is today's list of tokens (tokens that died before are missing, which flatters "
+          "the alt legs); funding is 0 where none is recorded.")
+
+
 def render(table: pl.DataFrame, years: pl.DataFrame, costs: Backtest) -> str:
     order = {name: i for i, name in enumerate(NAMES)}
     table = table.sort(pl.col("strategy").replace_strict(order, default=len(order)))
     first, last = table["first_date"].min(), table["last_date"].max()
     lines = [
-        f"Backtest {first} .. {last}: decisions of day D traded at D+{1 + costs.execution_lag_days}'s open; "
-        f"spot fee {costs.spot_fee_bps:g} bps, perp fee {costs.perp_fee_bps:g} bps, slippage {costs.slippage_bps:g} bps a side, "
-        "funding at every recorded settlement",
+        f"Backtest {first} .. {last}: {assumptions(costs)}",
         "",
         f"  {'strategy':<19}{'total':>9}{'CAGR':>8}{'vol':>8}{'Sharpe':>8}{'Sortino':>8}{'max DD':>8}"
         f"  {'peak -> trough':<24}{'Calmar':>7}{'turn/yr':>8}{'fees $':>9}{'funding $':>10}{'hedge $':>10}{'liq':>4}",
@@ -108,6 +117,5 @@ def render(table: pl.DataFrame, years: pl.DataFrame, costs: Backtest) -> str:
     for row in calendar.iter_rows(named=True):
         lines.append(f"  {row['strategy']:<19}" + "".join(_pct(row[y], 9) for y in year_columns))
     lines += ["", "Strategies:"] + [f"  {name:<19}{DESCRIPTIONS[name]}" for name in NAMES if name in set(table["strategy"])]
-    lines += ["Biases: the universe is today's list of tokens (tokens that died before are missing, which flatters "
-              "the alt legs); funding is 0 where none is recorded."]
+    lines.append(BIASES)
     return "\n".join(lines)

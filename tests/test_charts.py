@@ -7,10 +7,11 @@ import math
 
 import polars as pl
 import pytest
+import vl_convert
 
 from pipeline import charts
 from pipeline.charts import render
-from pipeline.charts.style import HEIGHT, WIDTH
+from pipeline.charts.style import HEIGHT, SECTOR_COLOURS, WIDTH
 
 AS_OF = dt.date(2025, 8, 2)
 QUADRANTS = {"leading", "weakening", "lagging", "improving"}
@@ -74,7 +75,7 @@ def relative_strength() -> pl.DataFrame:
 
 
 def test_rotation_graph_draws_each_sectors_last_eight_weeks_ending_on_the_day():
-    spec = charts.rotation_graph(relative_strength(), AS_OF).to_dict()
+    spec = charts.spec(charts.rotation_graph(relative_strength(), AS_OF))
 
     (tail,) = marked(spec, "line")
     path = {}
@@ -92,7 +93,7 @@ def test_rotation_graph_draws_each_sectors_last_eight_weeks_ending_on_the_day():
 
 
 def test_rotation_graph_marks_the_newest_point_of_each_sector_bigger_and_labelled():
-    spec = charts.rotation_graph(relative_strength(), AS_OF).to_dict()
+    spec = charts.spec(charts.rotation_graph(relative_strength(), AS_OF))
 
     circles = marked(spec, "circle")
     newest = max(circles, key=lambda layer: layer["mark"]["size"])
@@ -104,7 +105,7 @@ def test_rotation_graph_marks_the_newest_point_of_each_sector_bigger_and_labelle
 
 
 def test_rotation_graph_shades_and_labels_the_four_quadrants_around_100():
-    spec = charts.rotation_graph(relative_strength(), AS_OF).to_dict()
+    spec = charts.spec(charts.rotation_graph(relative_strength(), AS_OF))
 
     (shading,) = marked(spec, "rect")
     corners = {r["quadrant"]: r for r in rows(spec, shading)}
@@ -118,6 +119,16 @@ def test_rotation_graph_shades_and_labels_the_four_quadrants_around_100():
     rules = marked(spec, "rule")
     assert sorted(next(iter(rule["encoding"])) for rule in rules) == ["x", "y"]
     assert all(r["centre"] == 100 for rule in rules for r in rows(spec, rule))
+
+
+def test_rotation_graph_keeps_sector_colours_apart_from_the_quadrants():
+    """One colour scale for both would paint the sectors' tails in the quadrants' four colours."""
+    vega = vl_convert.vegalite_to_vega(charts.spec(charts.rotation_graph(relative_strength(), AS_OF)))
+    scales = {tuple(s["domain"]): s["range"] for s in vega["scales"] if isinstance(s.get("domain"), list)
+              and isinstance(s["domain"][0], str)}
+    assert scales[("leading", "weakening", "lagging", "improving")] == ["#54a24b", "#eeca3b", "#e45756", "#4c78a8"]
+    sectors = ("Layer-1", "DeFi", "AI", "Alts")
+    assert scales[sectors] == [SECTOR_COLOURS[s] for s in sectors]
 
 
 # --- sector indices -----------------------------------------------------------------------------
@@ -138,7 +149,7 @@ def sector_index() -> pl.DataFrame:
 
 def test_sector_indices_start_at_100_a_year_before_on_a_log_scale():
     index = sector_index()
-    spec = charts.sector_indices(index, AS_OF).to_dict()
+    spec = charts.spec(charts.sector_indices(index, AS_OF))
 
     start = AS_OF - dt.timedelta(days=365)
     lines = {r["sector"]: r for layer in layers(spec) for r in rows(spec, layer) if day(r["date"]) == start}
@@ -155,7 +166,7 @@ def test_sector_indices_start_at_100_a_year_before_on_a_log_scale():
 def test_sector_indices_draw_btc_and_alts_dashed_as_reference():
     spec = charts.sector_indices(sector_index(), AS_OF, start=AS_OF - dt.timedelta(days=30), weighting="equal")
 
-    spec = spec.to_dict()
+    spec = charts.spec(spec)
     dashed = [layer for layer in layers(spec) if "strokeDash" in layer["mark"]]
     solid = [layer for layer in layers(spec) if "strokeDash" not in layer["mark"]]
     assert {r["sector"] for layer in dashed for r in rows(spec, layer)} == {"BTC", "Alts"}
@@ -173,7 +184,7 @@ def test_dominance_and_phases_draw_one_band_per_run_of_a_phase():
     regime = pl.DataFrame({"date": dates, "phase": phases, "btc_dominance_pct": [55.0 + i for i in range(13)]})
     btc = sector_index().filter(pl.col("sector") == "BTC")
 
-    spec = charts.dominance_and_phases(regime, btc, AS_OF).to_dict()
+    spec = charts.spec(charts.dominance_and_phases(regime, btc, AS_OF))
 
     (bands,) = marked(spec, "rect")
     assert [(r["phase"], day(r["start"]), day(r["end"])) for r in rows(spec, bands)] == [
@@ -191,7 +202,7 @@ def test_dominance_and_phases_draw_one_band_per_run_of_a_phase():
     assert spec["resolve"]["scale"]["y"] == "independent"
     assert AS_OF.isoformat() in spec["title"]
 
-    without_btc = charts.dominance_and_phases(regime, None, AS_OF).to_dict()
+    without_btc = charts.spec(charts.dominance_and_phases(regime, None, AS_OF))
     assert [layer["encoding"]["y"]["field"] for layer in marked(without_btc, "line")] == ["btc_dominance_pct"]
 
 
@@ -201,7 +212,7 @@ def test_altseason_index_has_rules_at_25_and_75_labelled():
     dates = days(AS_OF - dt.timedelta(days=59), AS_OF + dt.timedelta(days=5))
     altseason = pl.DataFrame({"date": dates, "altseason_index": [float(i) for i in range(len(dates))]})
 
-    spec = charts.altseason_index(altseason, AS_OF).to_dict()
+    spec = charts.spec(charts.altseason_index(altseason, AS_OF))
 
     (rule,) = marked(spec, "rule")
     assert sorted(r["level"] for r in rows(spec, rule)) == [25, 75]
@@ -226,7 +237,7 @@ def rotation() -> pl.DataFrame:
 
 
 def test_target_allocation_stacks_the_weights_up_to_the_day():
-    spec = charts.target_allocation(rotation(), AS_OF).to_dict()
+    spec = charts.spec(charts.target_allocation(rotation(), AS_OF))
 
     assert mark(spec) == "area"
     assert spec["encoding"]["y"]["field"] == "target_weight" and spec["encoding"]["y"]["stack"] == "zero"
@@ -243,7 +254,7 @@ def test_target_vs_portfolio_puts_the_days_target_beside_the_users_weight():
         .otherwise(pl.col("target_weight")).alias("target_weight"))
     portfolio = pl.DataFrame({"sector": ["DeFi", "Infrastructure"], "weight": [0.35, 0.65]})
 
-    spec = charts.target_vs_portfolio(targets, portfolio).to_dict()
+    spec = charts.spec(charts.target_vs_portfolio(targets, portfolio))
 
     assert mark(spec) == "bar" and spec["encoding"]["xOffset"]["field"] == "holder"
     bars = {(r["sector"], r["holder"]): r["weight"] for r in rows(spec, spec)}
@@ -270,7 +281,7 @@ def backtest_daily() -> pl.DataFrame:
 
 
 def test_equity_curves_one_line_per_strategy_on_a_log_scale():
-    spec = charts.equity_curves(backtest_daily()).to_dict()
+    spec = charts.spec(charts.equity_curves(backtest_daily()))
 
     assert mark(spec) == "line" and spec["encoding"]["y"]["scale"]["type"] == "log"
     assert spec["encoding"]["color"]["field"] == "strategy"
@@ -279,7 +290,7 @@ def test_equity_curves_one_line_per_strategy_on_a_log_scale():
 
 
 def test_drawdown_counts_the_initial_capital_as_the_first_peak():
-    spec = charts.drawdowns(backtest_daily()).to_dict()
+    spec = charts.spec(charts.drawdowns(backtest_daily()))
 
     falls = {}
     for r in rows(spec, spec):
@@ -298,7 +309,7 @@ def test_funding_apr_draws_the_chosen_perps_against_zero_and_hot():
         for symbol in ("BTC/USDT:USDT", "ETH/USDT:USDT", "UNI/USDT:USDT") for i, d in enumerate(dates)
     ])
 
-    spec = charts.funding_apr(costs, ["BTC/USDT:USDT", "UNI/USDT:USDT"], AS_OF, hot_apr_pct=25.0).to_dict()
+    spec = charts.spec(charts.funding_apr(costs, ["BTC/USDT:USDT", "UNI/USDT:USDT"], AS_OF, hot_apr_pct=25.0))
 
     (rule,) = marked(spec, "rule")
     assert sorted(r["apr_pct"] for r in rows(spec, rule)) == [-25, 0, 25]
@@ -369,6 +380,6 @@ def test_a_long_history_is_drawn_whole_past_altairs_5000_row_limit():
         "date": dates * 4, "equity": 100_000.0, "ret": 0.0,
     })
 
-    spec = charts.equity_curves(daily).to_dict()
+    spec = charts.spec(charts.equity_curves(daily))
 
     assert len(rows(spec, spec)) == 5_200

@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from assets.ingest import btc_dominance, defi_tvl, funding_rates, ingest_assets, ohlcv_1d
+from assets.ingest import defi_tvl, ingest_assets, ohlcv_1d
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
-from pipeline.sources.errors import PayloadError, SourceError
+from pipeline.sources.errors import SourceError
 from pipeline.sources.replay import FaultRule
 from pipeline.sources.replay.synthetic import generate
 from pipeline.universe import UniverseError

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +14,11 @@ import polars as pl
 import pytest
 
 from pipeline.quality.validate import validate
-from pipeline.sources.replay.dataset import load_dataset
 from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total, tilt
 from pipeline.strategy.hedge_plan import plan_hedges
 from pipeline.strategy.orders import LastClose, held_split, perp_orders, spot_orders, value
 from pipeline.strategy.playbook import BUCKETS, Playbook
-from pipeline.strategy.portfolio import OpenPerp, Portfolio, PortfolioError
+from pipeline.strategy.portfolio import Portfolio, PortfolioError
 from pipeline.strategy.recommend import portfolio_orders, recommendations
 from pipeline.transforms.chain import compute_marts
 from pipeline.transforms.config import AnalyticsConfig
@@ -28,7 +26,7 @@ from pipeline.transforms.membership import membership
 from pipeline.transforms.sector_index import sector_assignments
 from pipeline.transforms.sector_weights import sector_weights
 from pipeline.universe import load_universe
-from tests.conftest import REAL_DATA, raw_frames
+from tests.conftest import REAL_DATA, copy_of, nightly, raw_frames
 from warehouse import Warehouse
 
 PLAYBOOK = Playbook()
@@ -286,13 +284,6 @@ def test_an_open_perp_whose_underlying_was_never_priced_is_an_error_naming_it():
 # ------------------------------------------------------------------ the real history
 
 
-@pytest.fixture(scope="module")
-def real():
-    if not (REAL_DATA / "ohlcv_1d.parquet").exists():
-        pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
-    return load_dataset(REAL_DATA)
-
-
 def _recommend(marts: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
     index = marts["marts.sector_index"].filter(pl.col("weighting") == CONFIG.relative_strength.weighting)
     return recommendations(marts["marts.market_regime"], marts["marts.relative_strength"], index,
@@ -398,78 +389,27 @@ MODEL_TABLES = ("marts.rotation_recommendation", "marts.hedge_recommendation")
 RECOMMENDATION_TABLES = (*MODEL_TABLES, "marts.portfolio_orders")
 
 
-def _nightly(folder: Path, path: Path, first: dt.date, last: dt.date, faults: list[str] | None = None,
-             portfolio: Path | None = None):
-    import dagster as dg
-
-    from pipeline.definitions import defs
-    from pipeline.resources import MarketSources, StrategySettings, WarehouseResource
-
-    resources = {"sources": MarketSources(replay_data=str(folder), backoff_s=0.01, faults=faults or []),
-                 "warehouse": WarehouseResource(path=str(path))}
-    if portfolio is not None:
-        resources["strategy"] = StrategySettings(portfolio_path=str(portfolio))
-    return defs.resolve_job_def("nightly").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        resources=resources,
-        tags={"dagster/asset_partition_range_start": first.isoformat(),
-              "dagster/asset_partition_range_end": last.isoformat()},
-        raise_on_error=False,
-    )
-
-
-def _materialise_directly(folder: Path, path: Path, first: dt.date, last: dt.date) -> None:
-    """History before the nights under test, without Dagster's per-partition event log (seconds, not minutes)."""
-    import dagster as dg
-
-    from assets.analytics import analytics_assets
-    from assets.ingest import ingest_assets
-    from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, WarehouseResource
-
-    resources = {"sources": MarketSources(replay_data=str(folder)), "warehouse": WarehouseResource(path=str(path)),
-                 "analytics": AnalyticsSettings(), "quality": QualitySettings()}
-    with dg.build_asset_context(partition_key_range=dg.PartitionKeyRange(first.isoformat(), last.isoformat()),
-                                resources=resources) as ctx:
-        for asset in (*ingest_assets, *analytics_assets):
-            blocking = [c for c in asset(ctx).check_results if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
-            assert not blocking, blocking  # warnings pass: the real history's delisted symbols, dominance glitches
-
-
-@pytest.fixture(scope="module")
-def history(real, tmp_path_factory) -> Path:
-    """A warehouse holding the real history up to 2025-07-29; each test works on its own copy."""
-    path = tmp_path_factory.mktemp("history") / "rotation.duckdb"
-    _materialise_directly(REAL_DATA, path, real.first_date, real.as_of - dt.timedelta(days=4))
-    return path
-
-
-def _copy_of(history: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "rotation.duckdb"
-    shutil.copyfile(history, path)
-    return path
-
-
 def test_a_night_whose_data_fails_its_checks_gets_no_recommendation(real, history, tmp_path):
     """The real history up to 2025-07-29, then the nightly job for 07-30 (clean): its recommendation
     and the example portfolio's orders. Then 07-31 .. 08-02 with the candles arriving duplicated (a
     blocking check): the run stops before the recommendations, which gain nothing for those days.
     Re-run with good data, the three days get theirs."""
-    path = _copy_of(history, tmp_path)
+    path = copy_of(history, tmp_path)
     last_good, bad = real.as_of - dt.timedelta(days=3), (real.as_of - dt.timedelta(days=2), real.as_of)
-    assert _nightly(REAL_DATA, path, last_good, last_good).success
+    assert nightly(REAL_DATA, path, last_good, last_good).success
     wh = Warehouse(path)
     stored = {t: wh.query("select * from " + t + " order by all") for t in RECOMMENDATION_TABLES}
     for table in RECOMMENDATION_TABLES:
         assert stored[table]["as_of"].unique().to_list() == [last_good], table
 
-    result = _nightly(REAL_DATA, path, *bad, faults=["duplicate_row:/api/v3/klines"])
+    result = nightly(REAL_DATA, path, *bad, faults=["duplicate_row:/api/v3/klines"])
     assert not result.success
     failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
     assert [c.asset_key.to_user_string() for c in failed] == ["raw/ohlcv_1d"]
     for table in RECOMMENDATION_TABLES:
         assert wh.query("select * from " + table + " order by all").equals(stored[table]), table  # nothing new
 
-    assert _nightly(REAL_DATA, path, *bad).success
+    assert nightly(REAL_DATA, path, *bad).success
     days = wh.query("select distinct as_of from marts.rotation_recommendation order by 1")["as_of"].to_list()
     assert days == [last_good, *bad[:1], bad[0] + dt.timedelta(days=1), bad[1]]
     assert wh.query("select max(as_of) from marts.portfolio_orders").item() == bad[1]
@@ -480,13 +420,13 @@ def test_a_users_portfolio_never_stops_the_models_night(real, history, tmp_path,
     2024-12-01: its orders flag DOT and never sell it, and the model's recommendations are the ones
     an empty portfolio gets. Then a portfolio file with a typo: the orders fail naming the token,
     while the night's model is written and published."""
-    path = _copy_of(history, tmp_path)
+    path = copy_of(history, tmp_path)
     wh = Warehouse(path)
     night = real.as_of - dt.timedelta(days=3)
     stale = tmp_path / "stale.yaml"
     stale.write_text("holdings: {DOT: 5000, BTC: 0.2, LINK: 1000}\ncash_usd: 10000\n")
     monkeypatch.setenv("ROTATION_CHARTS", "1")  # this run also shows the recommendations' charts
-    result = _nightly(REAL_DATA, path, night, night, portfolio=stale)
+    result = nightly(REAL_DATA, path, night, night, portfolio=stale)
     monkeypatch.setenv("ROTATION_CHARTS", "0")
     assert result.success
     metadata = {e.asset_key.to_user_string(): e.metadata
@@ -506,7 +446,7 @@ def test_a_users_portfolio_never_stops_the_models_night(real, history, tmp_path,
 
     empty = tmp_path / "empty.yaml"
     empty.write_text("cash_usd: 0\n")
-    assert _nightly(REAL_DATA, path, night, night, portfolio=empty).success
+    assert nightly(REAL_DATA, path, night, night, portfolio=empty).success
     for table in MODEL_TABLES:
         assert wh.query("select * from " + table + " where as_of = ? order by all", [night]).equals(model[table]), table
     assert wh.query("select count(*) from marts.portfolio_orders where as_of = ?", [night]).item() == 0
@@ -514,7 +454,7 @@ def test_a_users_portfolio_never_stops_the_models_night(real, history, tmp_path,
     typo = tmp_path / "typo.yaml"
     typo.write_text("holdings: {BTCC: 1}\n")
     next_night = night + dt.timedelta(days=1)
-    result = _nightly(REAL_DATA, path, next_night, next_night, portfolio=typo)
+    result = nightly(REAL_DATA, path, next_night, next_night, portfolio=typo)
     failed = [e for e in result.all_events if e.is_step_failure]
     assert [e.step_key for e in failed] == ["marts__portfolio_orders"]
     error = failed[0].step_failure_data.error.cause  # what the asset raised, inside Dagster's wrapper

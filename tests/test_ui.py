@@ -30,14 +30,9 @@ from pipeline.definitions import defs
 from pipeline.settings import Settings
 from pipeline.sources.replay.dataset import load_dataset
 from pipeline.sources.replay.synthetic import ensure_synthetic
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium")) if p and Path(p).exists()), None)
-# Without the background-networking flags Chromium dials out at start, and this closed network refuses it.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 # The altseason mart needs 90-day returns of tokens listed 30 days: 120 days give every mart rows.
 DAYS = 120
 # Below a scale of 0.6 the lineage graph draws bare names, without the checks row.

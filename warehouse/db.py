@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import duckdb
@@ -149,9 +149,11 @@ class Warehouse:
         # Identifiers from the TIME_COLUMN allow-list (checked above); there are no values.
         return self.query("select max(" + time_col + ")::date from " + table).item()
 
-    def read(self, table: str, until: dt.date, since: dt.date | None = None, **equals: str) -> pl.DataFrame:
+    def read(self, table: str, until: dt.date, since: dt.date | None = None, read_only: bool = False,
+             **equals: str) -> pl.DataFrame:
         """Every row of `table` up to and including day `until` (and from day `since`, optionally where
-        column = value), ordered by key: what a point-in-time computation as of `until` may see."""
+        column = value), ordered by key: what a point-in-time computation as of `until` may see.
+        `read_only` for a reader of the snapshot (the writer's connection creates missing tables)."""
         time_col = TIME_COLUMN.get(table)
         if time_col is None or not set(equals) <= set(TABLES[table]):
             raise WarehouseError(f"{table}: not readable by time, or {tuple(equals)} not among its keys")
@@ -159,8 +161,21 @@ class Warehouse:
         conditions = [time_col + " < ?"] + [time_col + " >= ?"] * (since is not None) + [c + " = ?" for c in equals]
         params = [until + dt.timedelta(days=1), *([since] if since is not None else []), *equals.values()]
         sql = "select * from " + table + " where " + " and ".join(conditions) + " order by " + ", ".join(TABLES[table])
-        with self.connect() as con:  # the writer's own connection: creates tables not yet materialised
+        with self.connect(read_only=read_only) as con:
             return con.sql(sql, params=params).pl()
+
+    def spans(self, tables: Iterable[str], until: dt.date) -> pl.DataFrame:
+        """table, rows, first, last (UTC days): what each table holds up to and including `until`."""
+        tables = list(tables)
+        if not set(tables) <= set(TIME_COLUMN):
+            raise WarehouseError(f"{sorted(set(tables) - set(TIME_COLUMN))}: not tables with a time column")
+        # Identifiers from the TIME_COLUMN allow-list (checked above); the day is a parameter.
+        sql = " union all ".join(
+            f"select '{t}' as table_name, count(*) as rows, min({TIME_COLUMN[t]})::date as first, "
+            f"max({TIME_COLUMN[t]})::date as last from {t} where {TIME_COLUMN[t]}::date <= $until"
+            for t in tables
+        )
+        return self.query(sql, {"until": until}) if tables else pl.DataFrame()
 
     def last_closes(self, day: dt.date, exchange: str, symbols: list[str]) -> pl.DataFrame:
         """symbol, date, close: each symbol's newest candle on or before `day` (older than `day` when
@@ -196,7 +211,7 @@ class Warehouse:
         os.replace(staging, target)
         return target
 
-    def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
+    def query(self, sql: str, params: list | dict | None = None) -> pl.DataFrame:
         with self.connect(read_only=self.path.exists()) as con:
             return con.sql(sql, params=params or None).pl()
 

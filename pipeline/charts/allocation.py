@@ -14,13 +14,15 @@ TARGET, YOURS = "model target", "your portfolio"
 def target_allocation(rotation: pl.DataFrame, as_of: dt.date) -> alt.Chart:
     """Stacked area of marts.rotation_recommendation.target_weight per sector, up to as_of."""
     weights = up_to(rotation, as_of, column="as_of").select("as_of", "sector", "target_weight").sort("as_of", "sector")
+    stacking = {sector: i for i, sector in enumerate(sector_order(weights["sector"]))}
+    weights = weights.with_columns(stack=pl.col("sector").replace_strict(stacking, return_dtype=pl.Int32))
     return sized(
         alt.Chart(inline(weights)).mark_area(opacity=0.9).encode(
             x=alt.X("as_of:T", title=None),
             y=alt.Y("target_weight:Q", stack="zero", title="target weight",
                     axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
             color=alt.Color("sector:N", scale=sector_colour(weights["sector"]), title="sector"),
-            order=alt.Order("sector:N"),
+            order=alt.Order("stack:Q"),  # the legend's order, bottom up
             tooltip=["as_of:T", "sector:N", alt.Tooltip("target_weight:Q", format=".1%")],
         ),
         titled("Model portfolio: target weight by sector", as_of),

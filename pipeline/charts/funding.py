@@ -43,3 +43,11 @@ def funding_apr(
         ),
         titled("Perp funding", as_of),
     )
+
+
+def hedged_perps(hedges: pl.DataFrame, tokens: pl.DataFrame, btc: str) -> list[str]:
+    """The perps the newest day's hedges (marts.hedge_recommendation) use; BTC's when there is none
+    (the bear hedge's)."""
+    newest = hedges.filter(pl.col("as_of") == hedges["as_of"].max()) if hedges.height else hedges
+    perps = sorted(set(newest["instrument"])) if newest.height else []
+    return perps or tokens.filter(pl.col("token") == btc)["perp"].to_list()

@@ -54,18 +54,20 @@ def rotation_graph(rs: pl.DataFrame, as_of: dt.date) -> alt.LayerChart:
             for name, _, sx, sy in QUADRANTS
         ]
     )
-    quadrant_colour = alt.Color(
+    # the quadrants' colours on `fill`, the sectors' on `color`: one shared colour scale would paint
+    # the sectors in the quadrants' colours
+    quadrant_colour = alt.Fill(
         "quadrant:N", legend=None,
         scale=alt.Scale(domain=[q[0] for q in QUADRANTS], range=[q[1] for q in QUADRANTS]),
     )
     quadrants = alt.Chart(inline(corners))
     shading = quadrants.mark_rect(opacity=0.12).encode(
         x=alt.X("x:Q", scale=x_scale), x2="x2:Q", y=alt.Y("y:Q", scale=y_scale), y2="y2:Q",
-        color=quadrant_colour,
+        fill=quadrant_colour,
     )
     labels = quadrants.mark_text(fontSize=13, fontWeight="bold", opacity=0.7).encode(
         x=alt.X("label_x:Q", scale=x_scale), y=alt.Y("label_y:Q", scale=y_scale),
-        text="quadrant:N", color=quadrant_colour,
+        text="quadrant:N", fill=quadrant_colour,
     )
     boundaries = alt.Chart(inline(pl.DataFrame({"centre": [100.0]}))).mark_rule(color="#555555")
     path = alt.Chart(inline(tails))

@@ -10,6 +10,7 @@ import polars as pl
 WIDTH, HEIGHT = 640, 400
 # Composite series of marts.sector_index (pipeline/transforms/config.py's defaults).
 BTC, ETH, ALTS = "BTC", "ETH", "Alts"
+SIGNIFICANT_DIGITS = 6
 
 SECTOR_COLOURS = {
     "Core": "#f58518", "Layer-1": "#4c78a8", "Layer-2": "#72b7b2", "DeFi": "#54a24b",
@@ -28,15 +29,12 @@ def titled(text: str, as_of: dt.date) -> str:
     return f"{text}, as of {as_of.isoformat()}"
 
 
-def inline(frame: pl.DataFrame) -> alt.InlineData:
-    """The rows as inline values, so the chart carries its own data whatever Altair's global data
-    transformer is (its 5,000-row limit, or one that writes files the renderer would not find).
-    Dates are written as Altair writes them (local ISO time); NaN, which JSON lacks, as null."""
-    rows = frame.with_columns(
-        pl.col(pl.Date).cast(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S"),
-        pl.col(pl.Float32, pl.Float64).fill_nan(None),
-    )
-    return alt.InlineData(values=rows.to_dicts())
+def inline(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows a layer draws, as Altair passes them into the spec (top-level `datasets`, each frame
+    once however many layers share it; see render.spec): NaN, which JSON lacks, as null, and numbers
+    to 6 significant digits (finer than a pixel; the full ones would make a report of years a third
+    bigger)."""
+    return frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None).round_sig_figs(SIGNIFICANT_DIGITS))
 
 
 def sized(chart: alt.TopLevelMixin, title: str) -> alt.TopLevelMixin:

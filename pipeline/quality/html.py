@@ -4,7 +4,9 @@ and an index, written next to the warehouse so anyone can open them without Dags
 from __future__ import annotations
 
 import datetime as dt
+import json
 from html import escape
+from pathlib import Path
 
 from pipeline.quality.report import QualityReport
 
@@ -37,6 +39,15 @@ def table_page(report: QualityReport, run_id: str, when: dt.datetime, window: st
         f" at {when:%Y-%m-%d %H:%M} UTC; {quarantined:,} row(s) quarantined (see <code>raw.quarantine</code>).</p>"
         f"{failures}<p><a href=index.html>all tables</a></p>",
     )
+
+
+STATUS_FILE = "status.json"
+
+
+def read_statuses(folder: Path) -> dict[str, tuple[str, str]]:
+    """table -> (status, when) of every table's latest validation, as the index lists them."""
+    path = folder / STATUS_FILE
+    return {t: tuple(v) for t, v in json.loads(path.read_text()).items()} if path.exists() else {}
 
 
 def index_page(statuses: dict[str, tuple[str, str]]) -> str:

@@ -14,7 +14,7 @@ import polars as pl
 from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total
 from pipeline.strategy.hedge_plan import HedgeLine, plan_hedges
 from pipeline.strategy.orders import (
-    LastClose, hedge_margin_usd, held_split, no_market_orders, perp_orders, spot_orders, value,
+    Holdings, LastClose, hedge_margin_usd, held_split, no_market_orders, perp_orders, spot_orders, value,
 )
 from pipeline.strategy.playbook import PERIOD_DAYS, Playbook
 from pipeline.strategy.portfolio import Portfolio
@@ -150,8 +150,7 @@ def portfolio_orders(
     if day.is_empty():
         return pl.DataFrame(schema=ORDER_SCHEMA)
     by_symbol = dict(zip(tokens["symbol"], tokens["token"], strict=True))
-    last = {by_symbol[s]: LastClose(d, c) for s, d, c in closes.select("symbol", "date", "close").iter_rows()
-            if s in by_symbol and d <= as_of}
+    last = _last_closes(closes, tokens, as_of)
     prices = {t: c.price for t, c in last.items() if c.date == as_of}
     sector_of = dict(zip(tokens["token"], tokens["sector"], strict=True))
     spot_symbol = dict(zip(tokens["token"], tokens["symbol"], strict=True))
@@ -159,7 +158,7 @@ def portfolio_orders(
     for sector, symbol, weight in weights.select("sector", "symbol", "weight").iter_rows():
         if symbol in by_symbol:
             members.setdefault(sector, []).append((by_symbol[symbol], weight))
-    held = value(portfolio.holdings, portfolio.cash_usd, last, sector_of, as_of)
+    held = portfolio_value(as_of, portfolio, closes, tokens)
     targets = dict(day.select("sector", "target_weight").iter_rows())
     lines = [
         HedgeLine(r["instrument"], r["side"], r["notional_pct"], r["leverage"], r["funding_apr"], r["strategy"], r["rationale"])
@@ -178,3 +177,16 @@ def portfolio_orders(
         [(as_of, o.instrument, o.side, o.quantity, o.notional_usd, o.price, o.reason) for o in orders],
         schema=ORDER_SCHEMA, orient="row",
     )
+
+
+def _last_closes(closes: pl.DataFrame, tokens: pl.DataFrame, as_of: dt.date) -> dict[str, LastClose]:
+    """token -> its newest close on or before as_of, from `closes` (symbol, date, close)."""
+    by_symbol = dict(zip(tokens["symbol"], tokens["token"], strict=True))
+    return {by_symbol[s]: LastClose(d, c) for s, d, c in closes.select("symbol", "date", "close").iter_rows()
+            if s in by_symbol and d <= as_of}
+
+
+def portfolio_value(as_of: dt.date, portfolio: Portfolio, closes: pl.DataFrame, tokens: pl.DataFrame) -> Holdings:
+    """The user's spot holdings and cash valued at `closes` as of the day (see `orders.value`)."""
+    sector_of = dict(zip(tokens["token"], tokens["sector"], strict=True))
+    return value(portfolio.holdings, portfolio.cash_usd, _last_closes(closes, tokens, as_of), sector_of, as_of)

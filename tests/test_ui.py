@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -94,10 +95,15 @@ def _groups() -> dict[str, list]:
     return groups
 
 
-@pytest.fixture
-def dagster_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+@pytest.fixture(scope="module")
+def dagster_ui(tmp_path_factory: pytest.TempPathFactory):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield from _dagster_ui(tmp_path_factory.mktemp("ui"), monkeypatch)
+
+
+def _dagster_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """URL of `dagster dev` on a temp instance and warehouse into which the nightly job materialised
-    the last DAYS of the synthetic market."""
+    the last DAYS of the synthetic market, charts on."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     # No run the daemon would launch (a schedule's tick, an automation) starts: the test's own run
@@ -111,6 +117,7 @@ def dagster_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         "ROTATION_SOURCES": "replay",
         "ROTATION_REPLAY_DATA": str(market),
         "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+        "ROTATION_CHARTS": "1",
     }.items():
         monkeypatch.setenv(name, value)
     url = f"http://127.0.0.1:{_free_port()}"
@@ -201,5 +208,24 @@ def test_the_lineage_shows_every_group_asset_and_check(dagster_ui: str, tmp_path
                 expect(page.get_by_text(check.name, exact=True).first).to_be_visible()
             expect(page.get_by_text("This is a blocking asset check.")).to_be_visible()
             expect(page.get_by_text("Succeeded").first).to_be_visible()
+        finally:
+            browser.close()
+
+
+def test_the_relative_strength_page_shows_its_chart(dagster_ui: str, tmp_path: Path):
+    """The asset's page shows its latest materialization's rotation graph: the metadata row `chart`
+    opens the embedded PNG, decoded at its full size."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{dagster_ui}/assets/marts/relative_strength")
+            row = page.locator("tr", has=page.locator("td", has_text="chart"))
+            row.get_by_text("[Show Markdown]").click()
+            chart = page.get_by_role("img", name=re.compile(r"^Relative rotation vs BTC, 8 weekly points, as of \d{4}-\d{2}-\d{2}$"))
+            expect(chart).to_be_visible()
+            assert chart.evaluate("image => [image.complete, image.naturalWidth, image.naturalHeight]") == [True, 640, 400]
+            page.screenshot(path=tmp_path / "relative_strength.png")
         finally:
             browser.close()

@@ -1,5 +1,5 @@
 """Command line: `python -m pipeline demo | summary | sql [QUERY] | recommend [--portfolio FILE] [--as-of DATE]
-| backtest [--from DATE] [--to DATE] [--execution-lag DAYS] [--fees-x FACTOR] | report [--as-of DATE] [--png DIR]`."""
+| backtest [--from DATE] [--to DATE] [--execution-lag DAYS] [--fees-x FACTOR] | report [--as-of DATE] [--png DIR [--charts NAME ...]]`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--as-of", type=dt.date.fromisoformat,
                      help="YYYY-MM-DD: the page as it would have looked that day (written as report/<day>.html)")
     rep.add_argument("--png", type=Path, metavar="DIR", help="also write each chart as DIR/<chart>.png")
+    rep.add_argument("--charts", nargs="+", metavar="CHART",
+                     help="with --png, only these (rrg phases indices altseason allocation target_vs_portfolio "
+                          "funding equity drawdowns)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -65,14 +68,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "report" and args.charts and not args.png:
+        print("error: --charts chooses which charts --png writes: give --png DIR too", file=sys.stderr)
+        return 2
     if args.command == "report":
         from pipeline.brief import BriefError
         from pipeline.report import write_report
         from pipeline.settings import Settings
 
         try:
-            print(write_report(Settings.from_env(), args.as_of, png_folder=args.png))
-        except BriefError as exc:
+            print(write_report(Settings.from_env(), args.as_of, png_folder=args.png, png_charts=args.charts))
+        except (BriefError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0

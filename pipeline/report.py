@@ -83,11 +83,15 @@ def report_path(warehouse_path: Path, as_of: dt.date | None = None) -> Path:
 
 
 def write_report(settings: Settings, as_of: dt.date | None = None, out: Path | None = None,
-                 png_folder: Path | None = None) -> Path:
+                 png_folder: Path | None = None, png_charts: list[str] | None = None) -> Path:
     """Write the page of `as_of` (default: the newest recommendation) and return its path; with
-    `png_folder`, each chart also as <key>.png there. BriefError when there is nothing to show."""
+    `png_folder`, each chart (or those of `png_charts`) also as <key>.png there. BriefError when
+    there is nothing to show."""
     wh = published(settings)
     model, charts, context = gather(wh, settings, as_of)
+    unknown = set(png_charts or ()) - {c.key for c in charts}
+    if unknown:  # before anything is written
+        raise ValueError(f"no chart {sorted(unknown)} on the page; it has {[c.key for c in charts]}")
     out = out or report_path(settings.warehouse_path, as_of)
     html = render(context, charts, quality_link=os.path.relpath(settings.warehouse_path.parent / "quality" / "index.html",
                                                                  out.parent))
@@ -101,7 +105,8 @@ def write_report(settings: Settings, as_of: dt.date | None = None, out: Path | N
 
         png_folder.mkdir(parents=True, exist_ok=True)
         for chart in charts:
-            (png_folder / f"{chart.key}.png").write_bytes(png(chart.chart))
+            if png_charts is None or chart.key in png_charts:
+                (png_folder / f"{chart.key}.png").write_bytes(png(chart.chart))
     return out
 
 

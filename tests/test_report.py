@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -23,8 +21,7 @@ from warehouse import Warehouse
 CHARTS = {"rrg", "phases", "indices", "altseason", "allocation", "target_vs_portfolio", "funding", "equity", "drawdowns"}
 LOOK_BACK = dt.date(2022, 5, 16)
 MAX_BYTES = 5_000_000
-# UPDATE_SCREENSHOT=1 also writes the page's screenshot here.
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report.png"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +147,6 @@ def test_the_page_draws_every_chart_offline_in_chromium(night, tmp_path):
     assert set(drawn) == CHARTS
     assert all(count > 0 for count in drawn.values()), drawn
     assert shot.stat().st_size > 100_000
-    if os.environ.get("UPDATE_SCREENSHOT") == "1":
-        shutil.copyfile(shot, SCREENSHOT)
 
 
 def _dates(specs: dict) -> dict[str, list[dt.date]]:
@@ -214,3 +209,28 @@ def test_without_a_published_warehouse_the_command_says_what_to_run(tmp_path, mo
     assert main(["report"]) == 1
     assert "run `make demo`" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
+
+
+def test_the_readme_counts_the_assets_and_shows_the_real_historys_pictures(real, night):
+    """The README's figures about the report: how many assets a run materialises, and which days
+    each of its three pictures of the real history covers (made by `report --png`, 640 x 400)."""
+    from pipeline.definitions import defs
+    from tests.test_charts import png_size
+
+    readme = README.read_text()
+    assets = len(defs.resolve_asset_graph().get_all_asset_keys())
+    assert f"now {assets} assets" in readme and f"({assets} assets x" in readme
+    for name in ("rrg", "phases", "equity"):
+        image = README.parent / "docs" / "charts" / f"{name}.png"
+        assert f"]({image.relative_to(README.parent)})" in readme
+        assert png_size(image.read_bytes()) == (640, 400)
+    as_of = real.as_of
+    assert f"The relative rotation graph on {as_of}: each sector's weekly points from " \
+           f"{as_of - dt.timedelta(weeks=7)} to\n{as_of}" in readme
+    regime = Warehouse(Warehouse(night[0]).snapshot_path).query(
+        "select min(date) as first, min(date) filter (where phase is not null) as phased from marts.market_regime")
+    first, phased = regime.row(0)
+    assert f"from {first}, and the detected phase from\n{phased} (after the 200-day trend's warm-up), to {as_of}." in readme
+    backtest_first = Warehouse(Warehouse(night[0]).snapshot_path).query(
+        "select min(date) as d from marts.backtest_daily")["d"][0]
+    assert f"equity per strategy (log), {backtest_first} .. {as_of}" in readme

@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 FOLDER = "report"
 # Days of history the time-series charts show (the phases, allocation and equity charts show all).
 WINDOW_DAYS = 365
-RRG_DAYS = 7 * 8
 EVIDENCE = ("btc_trend_pct", "btc_momentum_pct", "btc_volatility_pct", "btc_dominance_pct", "btc_dominance_trend",
             "altseason_index", "alts_vs_btc_pct", "platform_lead_pct", "tvl_growth_30d", "btc_funding_apr_pct",
             "funding_regime", "leading_sector", "missing_inputs")
@@ -50,7 +49,6 @@ _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("pipeline", "templates"), autoescape=True,
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
 )
-
 
 
 def _number(value: object, fmt: str = ",.2f") -> str:
@@ -154,13 +152,14 @@ def _charts(read, model: ModelDay, daily: pl.DataFrame, portfolio: pl.DataFrame 
             tokens: pl.DataFrame, weighting: str, btc: str) -> list[Chart]:
     """Every chart of the page, as of the model's day; `read(table, since, **equals)` reads up to it."""
     from pipeline import charts as draw
+    from pipeline.charts.rrg import TAIL_WEEKS
 
     day = model.day
     year_ago = day - dt.timedelta(days=WINDOW_DAYS)
     rotation, hedges = read("marts.rotation_recommendation"), read("marts.hedge_recommendation")
     charts = [
         Chart("rrg", "Where each sector stands against BTC, and its path over the last 8 weeks.",
-              draw.rotation_graph(read("marts.relative_strength", since=day - dt.timedelta(days=RRG_DAYS)), day)),
+              draw.rotation_graph(read("marts.relative_strength", since=day - dt.timedelta(weeks=TAIL_WEEKS)), day)),
         Chart("phases", "BTC dominance and BTC with the market phase the detector read each day.",
               draw.dominance_and_phases(read("marts.market_regime"), read("marts.sector_index", sector=btc,
                                                                                   weighting=weighting), day)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -80,8 +81,14 @@ def test_the_nightly_report_is_one_offline_page_that_agrees_with_the_warehouse(n
     # offline: nothing fetched, Vega's JavaScript inlined once for all charts
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page) and "<link" not in page
     assert page.count("window.vegaEmbed=") == 1
-    specs = unpack_specs(re.search(r'<script id="specs"[^>]*>([^<]*)</script>', page).group(1))
+    packed = re.search(r'<script id="specs"[^>]*>([^<]*)</script>', page).group(1)
+    specs = unpack_specs(packed)
     assert set(specs) == CHARTS
+    # what the README says of the page's size, packed and not (its page is of 2025-08-02: within 5%)
+    plain = len(page.encode()) - len(packed) + len(json.dumps(specs, separators=(",", ":")))
+    said = re.search(r"the real history's page is ([\d.]+) MB, instead of ([\d.]+) MB", README.read_text())
+    assert float(said[1]) == pytest.approx(len(page.encode()) / 1e6, rel=0.05)
+    assert float(said[2]) == pytest.approx(plain / 1e6, rel=0.05)
 
     snapshot = Warehouse(Warehouse(path).snapshot_path)
     regime = snapshot.query("select * from marts.market_regime where date = ?", [day]).row(0, named=True)

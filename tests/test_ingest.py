@@ -212,10 +212,10 @@ def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their
         "marts/sector_index", "marts/sector_weights", "marts/relative_strength", "marts/altseason",
         "marts/funding_costs", "marts/market_regime", "warehouse/read_snapshot", "raw/quarantine",
         "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders",
-        "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades",
+        "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades", "warehouse/report",
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
-    gated = keys - {"warehouse/read_snapshot", "raw/quarantine"}
+    gated = keys - {"warehouse/read_snapshot", "raw/quarantine", "warehouse/report"}
     raw = {k for k in keys if k.startswith("raw/")} - {"raw/quarantine"}
     assert checks == {(k, "quality") for k in gated} | {(k, "fresh") for k in raw}
     for name in ("ingest", "analytics", "nightly"):
@@ -239,6 +239,9 @@ def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their
     snapshot_upstream = {k.to_user_string() for k in graph.get(dg.AssetKey(["warehouse", "read_snapshot"])).parent_keys}
     assert {"marts/rotation_recommendation", "marts/backtest_summary"} <= snapshot_upstream
     assert "marts/portfolio_orders" not in snapshot_upstream
+    # the report is made from the published snapshot, and a bad portfolio file does not skip it
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey(["warehouse", "report"])).parent_keys} \
+        == {"warehouse/read_snapshot"}
     for key in graph.get_all_asset_keys():
         assert graph.get(key).backfill_policy == dg.BackfillPolicy.single_run()
 

@@ -22,3 +22,11 @@ def test_the_ingest_bench_gives_the_ingest_assets_every_resource_they_require(tm
     for asset in ingest_assets:
         missing = asset.required_resource_keys - provided
         assert not missing, f"{asset.key.to_user_string()} also needs {sorted(missing)}"
+
+
+def test_the_load_bench_upserts_through_the_write_path_and_checks_the_result(monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_LOAD_ROWS", "20000")
+    monkeypatch.setenv("BENCH_LOAD_SAMPLE", "300")
+    assert load("load").main() == 0
+    out = capsys.readouterr().out
+    assert "20,000 rows, 20,000 keys, 20,000 with the new values, 0 overlapping rows not replaced -> correct" in out

@@ -30,3 +30,18 @@ def test_the_load_bench_upserts_through_the_write_path_and_checks_the_result(mon
     assert load("load").main() == 0
     out = capsys.readouterr().out
     assert "20,000 rows, 20,000 keys, 20,000 with the new values, 0 overlapping rows not replaced -> correct" in out
+
+
+def test_the_first_run_bench_measures_the_demos_command_and_every_asset_it_calls_directly():
+    import inspect
+
+    first_run = load("first_run")
+    source = inspect.getsource(first_run.demo)
+    assert '"-m", "pipeline", "demo"' in source  # the command a new user runs
+    called = {key for a in (*first_run.ingest_assets, *first_run.analytics_assets, first_run.recommendation_assets,
+                            *first_run.evaluation_assets) for key in a.keys}
+    from pipeline.definitions import defs
+
+    every = set(defs.resolve_asset_graph().get_all_asset_keys())
+    skipped = {k.to_user_string() for k in every - called}
+    assert skipped == {"raw/quarantine", "warehouse/read_snapshot", "warehouse/report", "marts/portfolio_orders"}

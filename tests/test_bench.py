@@ -45,3 +45,11 @@ def test_the_first_run_bench_measures_the_demos_command_and_every_asset_it_calls
     every = set(defs.resolve_asset_graph().get_all_asset_keys())
     skipped = {k.to_user_string() for k in every - called}
     assert skipped == {"raw/quarantine", "warehouse/read_snapshot", "warehouse/report", "marts/portfolio_orders"}
+
+
+def test_the_nightly_bench_gives_the_assets_it_calls_every_resource_they_require(tmp_path):
+    nightly = load("nightly")
+    provided = set(nightly.resources(tmp_path, tmp_path / "bench.duckdb")) | {"io_manager"}
+    for group in nightly.GROUPS.values():
+        for asset in group:
+            assert not asset.required_resource_keys - provided, asset.keys

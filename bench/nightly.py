@@ -1,0 +1,88 @@
+"""P5b nightly: one nightly run (the newest day) on the real history, as the schedule starts it, vs
+the same assets called directly on a copy of the same warehouse: how much of a night is Dagster's
+bookkeeping, and, of the rest, how much each group of assets takes (ingest: fetch + gate + write;
+analytics and model: compute + gate + write). Prints, never asserts; no goal is set for it.
+Dataset: ROTATION_REPLAY_DATA, else ../shared/data/real."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+
+import assets  # noqa: F401  (silences Dagster's beta warning)
+from assets.analytics import analytics_assets
+from assets.evaluation import evaluation_assets
+from assets.ingest import ingest_assets
+from assets.recommendations import recommendation_assets
+from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, StrategySettings, WarehouseResource
+from pipeline.sources.replay import load_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUPS = {"ingest": ingest_assets, "analytics": analytics_assets, "model": [recommendation_assets, *evaluation_assets]}
+
+
+def resources(folder: Path, db: Path) -> dict:
+    return {"sources": MarketSources(replay_data=str(folder)), "warehouse": WarehouseResource(path=str(db)),
+            "analytics": AnalyticsSettings(), "quality": QualitySettings(), "strategy": StrategySettings()}
+
+
+def direct(folder: Path, db: Path, first: dt.date, last: dt.date, groups: dict[str, list]) -> dict[str, float]:
+    """Seconds per group of the assets called in order for days first..last, without a Dagster run."""
+    seconds = {}
+    with dg.build_asset_context(partition_key_range=dg.PartitionKeyRange(first.isoformat(), last.isoformat()),
+                                resources=resources(folder, db)) as ctx:
+        for name, group in groups.items():
+            start = time.perf_counter()
+            for asset in group:
+                output = asset(ctx)
+                if not isinstance(output, dg.MaterializeResult):
+                    list(output)
+            seconds[name] = time.perf_counter() - start
+    return seconds
+
+
+def main() -> int:
+    folder = Path(os.environ.get("ROTATION_REPLAY_DATA") or ROOT.parent / "shared" / "data" / "real")
+    dataset = load_dataset(folder)
+    night = dataset.as_of
+    with tempfile.TemporaryDirectory() as tmp:
+        history = Path(tmp) / "history.duckdb"
+        print(f"P5b nightly: the night of {night} on {folder} (history {dataset.first_date} .. {night - dt.timedelta(days=1)})")
+        start = time.perf_counter()
+        before = night - dt.timedelta(days=1)
+        direct(folder, history, dataset.first_date, before, {"data": [*ingest_assets, *analytics_assets]})
+        direct(folder, history, dataset.first_date, before, {"model": GROUPS["model"]})
+        print(f"  history materialised directly in {time.perf_counter() - start:.0f} s")
+        copy = Path(tmp) / "direct.duckdb"
+        shutil.copyfile(history, copy)
+        parts = direct(folder, copy, night, night, GROUPS)
+        from pipeline.definitions import defs
+
+        with dg.DagsterInstance.ephemeral() as instance:
+            start = time.perf_counter()
+            result = defs.resolve_job_def("nightly").execute_in_process(
+                instance=instance, resources={"sources": MarketSources(replay_data=str(folder)),
+                                              "warehouse": WarehouseResource(path=str(history))},
+                tags={"dagster/asset_partition_range_start": night.isoformat(),
+                      "dagster/asset_partition_range_end": night.isoformat()},
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}}, raise_on_error=False)
+            wall = time.perf_counter() - start
+            steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(result.run_id)}
+    alone = sum(parts.values())
+    print(f"  nightly run: {wall:.1f} s ({'success' if result.success else 'FAILED'}), {len(steps)} steps")
+    print(f"  the same assets called directly: {alone:.1f} s = " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
+    publish = sum(v for k, v in steps.items() if k.startswith("warehouse__") or k == "marts__portfolio_orders")
+    print(f"  snapshot, report and orders (steps of the run): {publish:.1f} s")
+    overhead = max(0.0, wall - alone - publish)
+    print(f"  Dagster's share (run minus the assets' own work): {overhead:.1f} s = {overhead / wall:.0%} of the night")
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

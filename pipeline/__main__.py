@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
-    if args.command == "report" and args.charts and not args.png:
-        print("error: --charts chooses which charts --png writes: give --png DIR too", file=sys.stderr)
-        return 2
     if args.command == "report":
+        if args.charts and not args.png:
+            print("error: --charts chooses which charts --png writes: give --png DIR too", file=sys.stderr)
+            return 2
         from pipeline.brief import BriefError
         from pipeline.report import write_report
         from pipeline.settings import Settings

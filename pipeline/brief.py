@@ -15,11 +15,11 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.settings import Settings
-from pipeline.strategy.playbook import Playbook, load_playbook
-from pipeline.strategy.portfolio import Portfolio, load_portfolio
+from pipeline.strategy.playbook import load_playbook
+from pipeline.strategy.portfolio import load_portfolio
 from pipeline.strategy.recommend import portfolio_orders
 from pipeline.transforms.config import load_analytics_config
-from pipeline.universe import Universe, load_universe
+from pipeline.universe import load_universe
 from warehouse import Warehouse
 
 
@@ -33,6 +33,7 @@ class ModelDay:
     orders split a sector's trades by."""
 
     day: dt.date
+    newest: dt.date  # the newest recommendation the warehouse holds
     regime: pl.DataFrame
     rotation: pl.DataFrame
     hedges: pl.DataFrame
@@ -58,20 +59,12 @@ def model_day(wh: Warehouse, as_of: dt.date | None, weighting: str) -> ModelDay:
     if rotation.is_empty():
         raise BriefError(f"no recommendation for {day} (the newest is {newest}; days without a known phase have none)")
     return ModelDay(
-        day=day, rotation=rotation,
+        day=day, newest=newest, rotation=rotation,
         hedges=q("select * from marts.hedge_recommendation where as_of = ? order by instrument", [day]),
         regime=q("select * from marts.market_regime where date = ?", [day]),
         weights=q("select sector, symbol, weight from marts.sector_weights where date = ? and weighting = ?",
                   [day, weighting]),
     )
-
-
-def orders_for(model: ModelDay, wh: Warehouse, portfolio: Portfolio, universe: Universe, playbook: Playbook,
-               exchange: str) -> pl.DataFrame:
-    """marts.portfolio_orders' rows for `portfolio` on the model's day, at that day's closes."""
-    tokens = universe.frame()
-    closes = wh.last_closes(model.day, exchange, tokens["symbol"].to_list())
-    return portfolio_orders(model.day, portfolio, model.rotation, model.hedges, closes, model.weights, tokens, playbook)
 
 
 def brief(portfolio_path: Path | None = None, as_of: dt.date | None = None, settings: Settings | None = None) -> str:
@@ -82,7 +75,9 @@ def brief(portfolio_path: Path | None = None, as_of: dt.date | None = None, sett
     portfolio_path = portfolio_path or settings.portfolio_path
     portfolio = load_portfolio(portfolio_path, universe)
     model = model_day(wh, as_of, load_analytics_config(settings.analytics_path).relative_strength.weighting)
-    orders = orders_for(model, wh, portfolio, universe, playbook, settings.exchange)
+    tokens = universe.frame()
+    closes = wh.last_closes(model.day, settings.exchange, tokens["symbol"].to_list())
+    orders = portfolio_orders(model.day, portfolio, model.rotation, model.hedges, closes, model.weights, tokens, playbook)
     return render(model.day, model.regime, model.rotation, model.hedges, orders, portfolio_path)
 
 

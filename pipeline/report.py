@@ -22,7 +22,7 @@ from pathlib import Path
 import jinja2
 import polars as pl
 
-from pipeline.brief import ModelDay, model_day, orders_for, published
+from pipeline.brief import ModelDay, model_day, published
 from pipeline.evaluation.metrics import summary
 from pipeline.evaluation.strategies import DESCRIPTIONS, NAMES
 from pipeline.quality.html import read_statuses
@@ -30,7 +30,7 @@ from pipeline.scorecard import BIASES, assumptions
 from pipeline.settings import Settings
 from pipeline.strategy.playbook import load_playbook
 from pipeline.strategy.portfolio import PortfolioError, load_portfolio
-from pipeline.strategy.recommend import portfolio_value
+from pipeline.strategy.recommend import portfolio_orders, portfolio_value
 from pipeline.transforms.config import load_analytics_config
 from pipeline.universe import load_universe
 from warehouse import Warehouse
@@ -129,7 +129,7 @@ def gather(wh: Warehouse, settings: Settings, as_of: dt.date | None) -> tuple[Mo
     context = {
         "day": day,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "newest": wh.query("select max(as_of) as d from marts.rotation_recommendation")["d"][0],
+        "newest": model.newest,
         "regime": regime,
         "posture": model.rotation["posture"][0],
         "evidence": [(c, regime.get(c), docs.get(c, "")) for c in EVIDENCE if c in regime],
@@ -190,9 +190,9 @@ def _portfolio(model: ModelDay, wh: Warehouse, settings: Settings, universe, pla
         portfolio = load_portfolio(settings.portfolio_path, universe)
     except PortfolioError as exc:
         return None, None, str(exc)
-    orders = orders_for(model, wh, portfolio, universe, playbook, settings.exchange)
     tokens = universe.frame()
     closes = wh.last_closes(model.day, settings.exchange, tokens["symbol"].to_list())
+    orders = portfolio_orders(model.day, portfolio, model.rotation, model.hedges, closes, model.weights, tokens, playbook)
     held = portfolio_value(model.day, portfolio, closes, tokens)
     weights = pl.DataFrame({"sector": list(held.sector_usd), "weight": [held.weight(s) for s in held.sector_usd]},
                            schema={"sector": pl.String, "weight": pl.Float64})

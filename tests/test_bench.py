@@ -32,12 +32,8 @@ def test_the_load_bench_upserts_through_the_write_path_and_checks_the_result(mon
     assert "20,000 rows, 20,000 keys, 20,000 with the new values, 0 overlapping rows not replaced -> correct" in out
 
 
-def test_the_first_run_bench_measures_the_demos_command_and_every_asset_it_calls_directly():
-    import inspect
-
+def test_the_first_run_baseline_calls_every_asset_of_the_demo_but_the_publishing_ones():
     first_run = load("first_run")
-    source = inspect.getsource(first_run.demo)
-    assert '"-m", "pipeline", "demo"' in source  # the command a new user runs
     called = {key for a in (*first_run.ingest_assets, *first_run.analytics_assets, first_run.recommendation_assets,
                             *first_run.evaluation_assets) for key in a.keys}
     from pipeline.definitions import defs

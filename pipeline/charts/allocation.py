@@ -6,7 +6,7 @@ import datetime as dt
 import altair as alt
 import polars as pl
 
-from pipeline.charts.style import inline, sector_colour, sector_order, sized, titled, up_to
+from pipeline.charts.style import chart_rows, sector_colour, sector_order, sized, titled, up_to
 
 TARGET, YOURS = "model target", "your portfolio"
 
@@ -17,7 +17,7 @@ def target_allocation(rotation: pl.DataFrame, as_of: dt.date) -> alt.Chart:
     stacking = {sector: i for i, sector in enumerate(sector_order(weights["sector"]))}
     weights = weights.with_columns(stack=pl.col("sector").replace_strict(stacking, return_dtype=pl.Int32))
     return sized(
-        alt.Chart(inline(weights)).mark_area(opacity=0.9).encode(
+        alt.Chart(chart_rows(weights)).mark_area(opacity=0.9).encode(
             x=alt.X("as_of:T", title=None),
             y=alt.Y("target_weight:Q", stack="zero", title="target weight",
                     axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
@@ -43,7 +43,7 @@ def target_vs_portfolio(targets: pl.DataFrame, portfolio: pl.DataFrame) -> alt.C
         ]
     )
     return sized(
-        alt.Chart(inline(bars)).mark_bar().encode(
+        alt.Chart(chart_rows(bars)).mark_bar().encode(
             x=alt.X("sector:N", title=None, sort=sectors, axis=alt.Axis(labelAngle=0)),
             xOffset=alt.XOffset("holder:N", sort=[TARGET, YOURS]),
             y=alt.Y("weight:Q", title="weight", axis=alt.Axis(format="%")),

@@ -6,7 +6,7 @@ import datetime as dt
 import altair as alt
 import polars as pl
 
-from pipeline.charts.style import ALTS, BTC, inline, sector_colour, sized, titled
+from pipeline.charts.style import ALTS, BTC, chart_rows, sector_colour, sized, titled
 
 DEFAULT_WINDOW_DAYS = 365
 REFERENCES = (BTC, ALTS)
@@ -34,8 +34,8 @@ def sector_indices(
     references = rebased.filter(pl.col("sector").is_in(REFERENCES))
     return sized(
         alt.layer(
-            alt.Chart(inline(sectors)).mark_line(strokeWidth=1.5).encode(x=x, y=y, color=colour, tooltip=tooltip),
-            alt.Chart(inline(references)).mark_line(strokeWidth=2.5, strokeDash=[6, 3]).encode(
+            alt.Chart(chart_rows(sectors)).mark_line(strokeWidth=1.5).encode(x=x, y=y, color=colour, tooltip=tooltip),
+            alt.Chart(chart_rows(references)).mark_line(strokeWidth=2.5, strokeDash=[6, 3]).encode(
                 x=x, y=y, color=colour, tooltip=tooltip),
         ),
         titled(f"Sector indices ({weighting}) vs BTC and Alts (dashed)", as_of),

@@ -6,7 +6,7 @@ import datetime as dt
 import altair as alt
 import polars as pl
 
-from pipeline.charts.style import BTC, inline, sized, titled, up_to
+from pipeline.charts.style import BTC, chart_rows, sized, titled, up_to
 
 PHASE_COLOURS = {
     "btc_dominance": "#f58518",
@@ -36,13 +36,13 @@ def dominance_and_phases(
     regime = up_to(regime, as_of)
     runs = phase_runs(regime)
     x = alt.X("date:T", title=None)
-    bands = alt.Chart(inline(runs)).mark_rect(opacity=0.18).encode(
+    bands = alt.Chart(chart_rows(runs)).mark_rect(opacity=0.18).encode(
         x=alt.X("start:T", title=None), x2="end:T",
         color=alt.Color("phase:N", title="phase", scale=alt.Scale(
             domain=list(PHASE_COLOURS), range=list(PHASE_COLOURS.values()))),
         tooltip=["phase:N", "start:T", "end:T"],
     )
-    dominance = alt.Chart(inline(regime.select("date", "btc_dominance_pct").sort("date"))).mark_line(
+    dominance = alt.Chart(chart_rows(regime.select("date", "btc_dominance_pct").sort("date"))).mark_line(
         color="#1f4e9c", strokeWidth=1.5
     ).encode(x=x, y=alt.Y("btc_dominance_pct:Q", title="BTC dominance % (blue)", scale=alt.Scale(zero=False)))
     layers = [bands, dominance]
@@ -53,7 +53,7 @@ def dominance_and_phases(
         sort_by = ["date", "weighting"] if "weighting" in btc.columns else ["date"]
         btc = btc.sort(sort_by).unique("date", keep="first", maintain_order=True).select("date", "level")
         layers.append(
-            alt.Chart(inline(btc)).mark_line(color="#000000", strokeWidth=1.2).encode(
+            alt.Chart(chart_rows(btc)).mark_line(color="#000000", strokeWidth=1.2).encode(
                 x=x, y=alt.Y("level:Q", title="BTC index level (black, log)", scale=alt.Scale(type="log", nice=False),
                              axis=alt.Axis(orient="right")))
         )

@@ -6,7 +6,7 @@ import datetime as dt
 import altair as alt
 import polars as pl
 
-from pipeline.charts.style import BTC, ETH, inline, sector_colour, sized, titled
+from pipeline.charts.style import BTC, ETH, chart_rows, sector_colour, sized, titled
 
 TAIL_WEEKS = 8
 # quadrant, colour, and which corner (x, y sign from the centre at 100) it takes
@@ -60,7 +60,7 @@ def rotation_graph(rs: pl.DataFrame, as_of: dt.date) -> alt.LayerChart:
         "quadrant:N", legend=None,
         scale=alt.Scale(domain=[q[0] for q in QUADRANTS], range=[q[1] for q in QUADRANTS]),
     )
-    quadrants = alt.Chart(inline(corners))
+    quadrants = alt.Chart(chart_rows(corners))
     shading = quadrants.mark_rect(opacity=0.12).encode(
         x=alt.X("x:Q", scale=x_scale), x2="x2:Q", y=alt.Y("y:Q", scale=y_scale), y2="y2:Q",
         fill=quadrant_colour,
@@ -69,8 +69,8 @@ def rotation_graph(rs: pl.DataFrame, as_of: dt.date) -> alt.LayerChart:
         x=alt.X("label_x:Q", scale=x_scale), y=alt.Y("label_y:Q", scale=y_scale),
         text="quadrant:N", fill=quadrant_colour,
     )
-    boundaries = alt.Chart(inline(pl.DataFrame({"centre": [100.0]}))).mark_rule(color="#555555")
-    path = alt.Chart(inline(tails))
+    boundaries = alt.Chart(chart_rows(pl.DataFrame({"centre": [100.0]}))).mark_rule(color="#555555")
+    path = alt.Chart(chart_rows(tails))
     return sized(
         alt.layer(
             shading,
@@ -79,9 +79,9 @@ def rotation_graph(rs: pl.DataFrame, as_of: dt.date) -> alt.LayerChart:
             boundaries.encode(y=alt.Y("centre:Q", scale=y_scale)),
             path.mark_line(strokeWidth=1.5, opacity=0.8).encode(x=x, y=y, color=colour, order="date:T"),
             path.mark_circle(size=20, opacity=0.8).encode(x=x, y=y, color=colour),
-            alt.Chart(inline(newest)).mark_circle(size=110, opacity=1).encode(
+            alt.Chart(chart_rows(newest)).mark_circle(size=110, opacity=1).encode(
                 x=x, y=y, color=colour, tooltip=["sector:N", "date:T", "quadrant:N"]),
-            alt.Chart(inline(newest)).mark_text(align="left", dx=8, fontSize=11).encode(
+            alt.Chart(chart_rows(newest)).mark_text(align="left", dx=8, fontSize=11).encode(
                 x=x, y=y, text="sector:N", color=colour),
         ),
         titled("Relative rotation vs BTC, 8 weekly points", as_of),

@@ -29,7 +29,7 @@ def titled(text: str, as_of: dt.date) -> str:
     return f"{text}, as of {as_of.isoformat()}"
 
 
-def inline(frame: pl.DataFrame) -> pl.DataFrame:
+def chart_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """The rows a layer draws, as Altair passes them into the spec (top-level `datasets`, each frame
     once however many layers share it; see render.spec): NaN, which JSON lacks, as null, and numbers
     to 6 significant digits (finer than a pixel; the full ones would make a report of years a third

@@ -158,7 +158,7 @@ def portfolio_orders(
     for sector, symbol, weight in weights.select("sector", "symbol", "weight").iter_rows():
         if symbol in by_symbol:
             members.setdefault(sector, []).append((by_symbol[symbol], weight))
-    held = portfolio_value(as_of, portfolio, closes, tokens)
+    held = value(portfolio.holdings, portfolio.cash_usd, last, sector_of, as_of)
     targets = dict(day.select("sector", "target_weight").iter_rows())
     lines = [
         HedgeLine(r["instrument"], r["side"], r["notional_pct"], r["leverage"], r["funding_apr"], r["strategy"], r["rationale"])

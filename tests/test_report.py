@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import vl_convert
 
 from pipeline.__main__ import main
 from pipeline.report import report_path, unpack_specs, write_report
@@ -81,6 +82,7 @@ def test_the_nightly_report_is_one_offline_page_that_agrees_with_the_warehouse(n
     # offline: nothing fetched, Vega's JavaScript inlined once for all charts
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page) and "<link" not in page
     assert page.count("window.vegaEmbed=") == 1
+    assert round(len(vl_convert.javascript_bundle()) / 1e6, 1) == 0.9  # the README's "0.9 MB"
     packed = re.search(r'<script id="specs"[^>]*>([^<]*)</script>', page).group(1)
     specs = unpack_specs(packed)
     assert set(specs) == CHARTS
@@ -122,6 +124,14 @@ def test_the_nightly_report_is_one_offline_page_that_agrees_with_the_warehouse(n
     inputs = {r["table"]: r for r in tables.headed("table", "rows", "first day", "last day")}
     assert inputs["raw.ohlcv_1d"]["last day"] == day.isoformat()
     assert inputs["raw.ohlcv_1d"]["first day"] == str(snapshot.query("select min(date) as d from raw.ohlcv_1d")["d"][0])
+
+
+def test_the_demo_prints_where_the_runs_report_is(night, capsys):
+    from pipeline.demo import print_report
+
+    path, _, result = night
+    print_report(result)
+    assert capsys.readouterr().out.strip() == f"Report (one page, opens offline): {report_path(path)}"
 
 
 @pytest.mark.ui

@@ -1,5 +1,8 @@
 # Every target bootstraps the environment first: uv (into .tools/ if not on PATH), then
 # `uv sync --frozen` from uv.lock. A fresh clone needs only python3 (3.11+) and make.
+# --compile-bytecode: the packages' .pyc are written once at install; where PYTHONDONTWRITEBYTECODE
+# is set (as on our CI machines) every command would otherwise compile Dagster, Great Expectations
+# and their dependencies anew: 13 s instead of 6 s to import the pipeline.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -7,8 +10,8 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export PYTHONPATH := $(CURDIR)
-# One "planned" event per asset for a range run instead of one per daily partition: halves the
-# event-log writes of a years-long single-run backfill (the run, not each partition, shows failure).
+# One "planned" event per asset for a range run instead of one per monthly partition (the run, not
+# each partition, shows failure).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
 .PHONY: help env demo test ui sql backfill bench clean
@@ -18,7 +21,7 @@ help:
 	@echo "make test   run the test suite"
 	@echo "make ui     start the Dagster UI on http://127.0.0.1:3000"
 	@echo "make sql    SQL prompt on the published read-only warehouse (warehouse/rotation_read.duckdb)"
-	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD   run the nightly job over those days, in one run"
+	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD   re-fetch the raw months holding those days, then the rest, in one run"
 	@echo "make bench  run the benchmarks in bench/"
 
 .tools/bin/uv:
@@ -26,7 +29,7 @@ help:
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
 env: .venv/.synced
@@ -43,13 +46,14 @@ ui: env
 sql: env
 	$(PY) -m pipeline sql
 
-# The nightly job over any range of days in one run (the assets' single-run backfill policy),
+# The nightly job over the raw months holding days FROM..TO in one run (the raw assets' single-run
+# backfill policy; a raw partition is a month, which begins on day 01), then everything downstream,
 # recorded in .dagster_home like a scheduled run. The UI's "Materialize" on a range does the same.
 backfill: env
 	@[[ "$(FROM)" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$$ && "$(TO)" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$$ ]] \
 		|| { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD (UTC days, inclusive)"; exit 2; }
 	$(PY) -m dagster job execute -m pipeline.definitions -j nightly \
-		--tags '{"dagster/asset_partition_range_start": "$(FROM)", "dagster/asset_partition_range_end": "$(TO)"}'
+		--tags '{"dagster/asset_partition_range_start": "$(shell echo $(FROM) | cut -c1-7)-01", "dagster/asset_partition_range_end": "$(shell echo $(TO) | cut -c1-7)-01"}'
 
 bench: env
 	@for f in bench/*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(PY) "$$f" || exit 1; done

@@ -1,8 +1,9 @@
 """Analytics assets: the marts, each a thin wrapper around a pure transform in `pipeline.transforms`.
 
-Each reads its inputs up to the last day of its partition window (never later: what a run as of
-that day could have known), recomputes from the start of history (levels and the phase are path
-dependent, and a full pass is fast), and upserts the rows of its window in one transaction.
+Each reads its inputs up to the day it is computed as of (`as_of_day`: the newest spot candle),
+recomputes from the start of history (levels and the phase are path dependent, and a full pass
+takes seconds) and replaces its table in one transaction. Every row only uses inputs up to its own
+day (the truncation tests check it), so a row is the same whichever night computed it.
 """
 
 import datetime as dt
@@ -13,7 +14,7 @@ import polars as pl
 
 from assets.ingest import btc_dominance, defi_tvl, funding_rates, ohlcv_1d
 from assets.metadata import chart_metadata, md_table
-from assets.partitions import DAILY_ASSET
+from assets.partitions import as_of_day
 from assets.quality import gated_mart, gated_table
 from pipeline.resources import AnalyticsSettings, QualitySettings, WarehouseResource
 from pipeline.transforms.altseason import altseason as altseason_transform
@@ -29,17 +30,11 @@ from pipeline.transforms.sector_weights import sector_weights as sector_weights_
 from warehouse import Warehouse
 
 COMMON = dict(
-    **DAILY_ASSET,
     group_name="analytics",
     key_prefix=["marts"],
     owners=["team:quant"],
     kinds={"polars", "duckdb"},
 )
-
-
-def _window(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
-    keys = context.partition_key_range
-    return dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
 
 
 def _latest(frame: pl.DataFrame, per: str | None = None) -> pl.DataFrame:
@@ -55,21 +50,20 @@ def _newest(frame: pl.DataFrame, column: str) -> float | None:
 
 
 def _write(
-    context: dg.AssetExecutionContext, wh: Warehouse, quality: QualitySettings, table: str,
-    frame: pl.DataFrame, latest: pl.DataFrame, picture: Callable[[], dict[str, object]] | None = None,
+    context: dg.AssetExecutionContext, wh: Warehouse, quality: QualitySettings, table: str, last: dt.date,
+    rows: pl.DataFrame, latest: pl.DataFrame, picture: Callable[[], dict[str, object]] | None = None,
 ) -> dg.MaterializeResult:
-    """Validate the window's rows and upsert them unless a blocking expectation failed (then the
-    previous rows stay); report counts, range, the latest values as a Markdown table, the chart and
-    key numbers of `picture`, and the check."""
-    first, last = _window(context)
-    rows = frame.filter(pl.col("date").is_between(first, last))
+    """Validate the rows and replace the table with them unless a blocking expectation failed (then
+    the previous rows stay); report counts, range, the latest values as a Markdown table, the chart
+    and key numbers of `picture`, and the check."""
+    first = rows["date"].min() if rows.height else last
     may_write, check = gated_mart(context, wh, table, rows, (first, last), quality.config)
     if not may_write:
         context.log.error(f"{table}: {rows.height} rows failed the quality gate; nothing written")
         return dg.MaterializeResult(metadata={"table": table, "rows_written": 0}, check_results=[check])
-    wh.upsert({table: rows})
+    wh.upsert({table: rows}, replace=True)
     if rows.is_empty():
-        context.log.warning(f"{table}: no rows for {first} .. {last} (inputs hold no data for it yet)")
+        context.log.warning(f"{table}: no rows up to {last} (inputs hold no data for it yet)")
         return dg.MaterializeResult(metadata={"table": table, "rows_written": 0}, check_results=[check])
     context.log.info(f"{table}: {rows.height} rows for {rows['date'].min()} .. {rows['date'].max()}")
     return dg.MaterializeResult(
@@ -104,10 +98,9 @@ Picture = Callable[[pl.DataFrame, Warehouse, AnalyticsSettings, dt.date], dict[s
 
 
 def mart(table: str, deps: list, description: str, picture: Picture | None = None) -> Callable[[Compute], dg.AssetsDefinition]:
-    """Declare the daily asset that writes `table`: `compute(warehouse, analytics, last day)` returns
-    the mart's rows (from the start of history) and the latest values to preview; the asset keeps
-    its window's rows, passes them through the `quality` check and writes them. `picture` adds the
-    mart's chart as of the last day."""
+    """Declare the asset that writes `table`: `compute(warehouse, analytics, last day)` returns the
+    mart's rows (from the start of history) and the latest values to preview; the asset passes them
+    through the `quality` check and writes them. `picture` adds the mart's chart as of the last day."""
 
     def declare(compute: Compute) -> dg.AssetsDefinition:
         @dg.asset(
@@ -119,10 +112,10 @@ def mart(table: str, deps: list, description: str, picture: Picture | None = Non
             quality: QualitySettings,
         ) -> dg.MaterializeResult:
             wh = warehouse.get()
-            last = _window(context)[1]
-            rows, latest = compute(wh, analytics, last)  # inputs up to the window's end
+            last = as_of_day(wh, analytics.spot_exchange_id)
+            rows, latest = compute(wh, analytics, last)  # inputs up to that day
             draw = (lambda: picture(rows, wh, analytics, last)) if picture else None
-            return _write(context, wh, quality, table, rows, latest, draw)
+            return _write(context, wh, quality, table, last, rows.filter(pl.col("date") <= last), latest, draw)
 
         return _asset
 

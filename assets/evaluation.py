@@ -2,11 +2,9 @@
 what a user would hold instead, through `pipeline.evaluation` (pure), and writes the daily, summary
 and trade tables behind one blocking check each (if any fails, none is written).
 
-Like the marts it recomputes from the start of history (holdings are path dependent) and writes the
-rows of its window; the summary is of the whole history up to the window's last day.
+Like the marts it recomputes from the start of history (holdings are path dependent) as of the
+newest candle day and replaces its tables.
 """
-
-import datetime as dt
 
 import dagster as dg
 import polars as pl
@@ -14,7 +12,7 @@ import polars as pl
 from assets.analytics import market_regime, sector_weights
 from assets.ingest import funding_rates, ohlcv_1d
 from assets.metadata import chart_metadata, md_table
-from assets.partitions import DAILY_ASSET
+from assets.partitions import as_of_day
 from assets.quality import gated_mart, gated_tables, table_key
 from assets.recommendations import recommendation_assets
 from pipeline.evaluation.run import evaluate
@@ -33,7 +31,6 @@ TABLES = (DAILY, SUMMARY, TRADES)
 
 @dg.multi_asset(
     name="backtest",
-    **DAILY_ASSET,
     **gated_tables(TABLES, DESCRIPTIONS, [recommendation_assets, sector_weights, market_regime, ohlcv_1d, funding_rates],
                    "evaluation"),
 )
@@ -42,8 +39,7 @@ def backtest_assets(
     warehouse: WarehouseResource, quality: QualitySettings,
 ):
     wh = warehouse.get()
-    keys = context.partition_key_range
-    first, last = dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
+    last = as_of_day(wh, analytics.spot_exchange_id)
     weighting = analytics.config.relative_strength.weighting
     daily, summary, trades = evaluate(
         rotation=wh.read("marts.rotation_recommendation", last), hedges=wh.read("marts.hedge_recommendation", last),
@@ -52,8 +48,8 @@ def backtest_assets(
         funding=wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id),
         regime=wh.read("marts.market_regime", last), tokens=analytics.tokens, playbook=strategy.playbook,
     )
-    in_window = pl.col("date").is_between(first, last)
-    frames = {DAILY: daily.filter(in_window), SUMMARY: summary, TRADES: trades.filter(in_window)}
+    frames = {DAILY: daily, SUMMARY: summary, TRADES: trades}
+    first = daily["date"].min() if daily.height else last
     checks = {t: gated_mart(context, wh, t, rows, (first, last), quality.config) for t, rows in frames.items()}
     for _, check in checks.values():
         yield check
@@ -62,9 +58,7 @@ def backtest_assets(
         for table in TABLES:
             yield dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
         return
-    stale = {DAILY: wh.read(DAILY, last, since=first), TRADES: wh.read(TRADES, last, since=first),
-             SUMMARY: wh.query("select strategy from " + SUMMARY)}
-    wh.upsert(frames, delete=stale)
+    wh.upsert(frames, replace=True)
     context.log.info(f"backtest: {summary.height} strategies, {daily.height} strategy-days, {trades.height} trades "
                      f"up to {last}")
     yield dg.MaterializeResult(asset_key=table_key(DAILY), metadata={"table": DAILY, "rows_written": frames[DAILY].height})

@@ -1,4 +1,4 @@
-"""Ingestion assets: the four raw tables, one daily-partitioned asset per source.
+"""Ingestion assets: the four raw tables, one monthly-partitioned asset per source.
 
 Each asset reads what the warehouse already holds for its partition window, fetches only newer
 data, passes it through the quality gate (its blocking `quality` check) and writes it in one
@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 
 from assets.metadata import md_table
-from assets.partitions import DAILY_ASSET
+from assets.partitions import RAW_ASSET, month_window
 from assets.quality import gated_table, gated_write
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.settings import Settings
@@ -24,7 +24,7 @@ from warehouse import Warehouse
 
 _settings = Settings.from_env()
 COMMON = dict(
-    **DAILY_ASSET,
+    **RAW_ASSET,
     group_name="ingest",
     key_prefix=["raw"],
     owners=["team:data"],
@@ -56,10 +56,9 @@ def names_the_source(asset: Callable[..., dg.MaterializeResult]) -> Callable[...
 
 
 def _window(context: dg.AssetExecutionContext, sources: MarketSources) -> tuple[dt.date, dt.date]:
-    """First and last day of the run's partition window, capped at the sources' as-of day."""
-    keys = context.partition_key_range  # a range in backfills, one key nightly
-    first = dt.date.fromisoformat(keys.start)
-    return first, min(dt.date.fromisoformat(keys.end), sources.as_of())
+    """First and last day of the run's months, capped at the sources' as-of day."""
+    first, last = month_window(context.partition_key_range)  # a range in backfills, this month nightly
+    return first, min(last, sources.as_of())
 
 
 def _stamp(frame: pl.DataFrame, source: str, **keys: str) -> pl.DataFrame:

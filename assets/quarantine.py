@@ -10,12 +10,10 @@ import dagster as dg
 
 from assets.ingest import ingest_assets
 from assets.metadata import md_table, table_metadata
-from assets.partitions import DAILY_ASSET
 from assets.run_context import current_run_id
 from pipeline.resources import WarehouseResource
 
 @dg.asset(
-    **DAILY_ASSET,
     key=["raw", "quarantine"],
     group_name="quality",
     owners=["team:data"],

@@ -2,10 +2,10 @@
 around `pipeline.strategy.recommend`), and the orders for the user's portfolio (an asset of its own).
 
 The model's two tables are computed together (the hedges follow from the day's allocation) and
-written together: each has its blocking `quality` check, and if either fails, neither is written. A
-window's rows replace what the tables held for those days, so a hedge that is no longer recommended
-disappears. Blocking checks upstream (raw data, marts) stop the run before this asset: a day whose
-data failed its checks gets no recommendation.
+written together: each has its blocking `quality` check, and if either fails, neither is written.
+They are recomputed from the start of history with the current playbook and replace the tables, so
+a hedge that is no longer recommended disappears. Blocking checks upstream (raw data, marts) stop
+the run before this asset: a day whose data failed its checks gets no recommendation.
 
 The orders depend on the user's file, the model does not: they run after the night's model is
 published, so a bad portfolio file fails the orders alone, and the orders publish the snapshot
@@ -22,7 +22,7 @@ import polars as pl
 from assets.analytics import funding_costs, market_regime, relative_strength, sector_index, sector_weights
 from assets.ingest import ohlcv_1d
 from assets.metadata import chart_metadata, md_table
-from assets.partitions import DAILY_ASSET
+from assets.partitions import as_of_day
 from assets.quality import gated_mart, gated_table, gated_tables, table_key
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
 from pipeline.strategy.recommend import portfolio_orders, recommendations
@@ -40,14 +40,13 @@ SNAPSHOT = dg.AssetKey(["warehouse", "read_snapshot"])  # assets.publish imports
 UPSTREAM = [market_regime, relative_strength, sector_index, sector_weights, funding_costs, ohlcv_1d]
 
 
-@dg.multi_asset(name="recommendations", **DAILY_ASSET, **gated_tables((ROTATION, HEDGES), DESCRIPTIONS, UPSTREAM, "recommendations"))
+@dg.multi_asset(name="recommendations", **gated_tables((ROTATION, HEDGES), DESCRIPTIONS, UPSTREAM, "recommendations"))
 def recommendation_assets(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, strategy: StrategySettings,
     warehouse: WarehouseResource, quality: QualitySettings,
 ):
     wh = warehouse.get()
-    keys = context.partition_key_range
-    first, last = dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
+    last = as_of_day(wh, analytics.spot_exchange_id)
     cfg, playbook = analytics.config, strategy.playbook
     costs = wh.read("marts.funding_costs", last, exchange=analytics.perp_exchange_id)
     rotation, hedges = recommendations(
@@ -56,8 +55,8 @@ def recommendation_assets(
         index=wh.read("marts.sector_index", last, weighting=cfg.relative_strength.weighting),
         costs=costs, tokens=analytics.tokens, playbook=playbook, btc=cfg.sector_index.btc,
     )
-    in_window = pl.col("as_of").is_between(first, last)
-    frames = {ROTATION: rotation.filter(in_window), HEDGES: hedges.filter(in_window)}
+    frames = {ROTATION: rotation, HEDGES: hedges}
+    first = rotation["as_of"].min() if rotation.height else last
     checks = {t: gated_mart(context, wh, t, rows, (first, last), quality.config) for t, rows in frames.items()}
     for _, check in checks.values():
         yield check
@@ -66,8 +65,7 @@ def recommendation_assets(
         for table in frames:
             yield dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
         return
-    # The window's rows replace the tables' rows of those days.
-    wh.upsert(frames, delete={t: wh.read(t, last, since=first) for t in frames})
+    wh.upsert(frames, replace=True)
     btc = cfg.sector_index.btc
     pictures = {
         ROTATION: lambda: chart_metadata(lambda charts: charts.target_allocation(rotation, last)),
@@ -79,7 +77,7 @@ def recommendation_assets(
 
 
 @dg.asset(
-    key=table_key(ORDERS), **DAILY_ASSET, group_name="recommendations", owners=["team:quant"], kinds={"polars", "duckdb"},
+    key=table_key(ORDERS), group_name="recommendations", owners=["team:quant"], kinds={"polars", "duckdb"},
     deps=[recommendation_assets, sector_weights, ohlcv_1d, SNAPSHOT],
     description=DESCRIPTIONS[ORDERS], **gated_table(ORDERS),
 )
@@ -87,11 +85,11 @@ def portfolio_orders_asset(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, strategy: StrategySettings,
     warehouse: WarehouseResource, quality: QualitySettings,
 ):
-    """The run's last day only: what to do with the portfolio now. A typo in the portfolio file
-    (an unknown token or perp) fails this asset, naming it; the model's tables are already written."""
+    """The newest day only: what to do with the portfolio now. Each night's orders stay in the table
+    (the record of what you were told). A typo in the portfolio file (an unknown token or perp)
+    fails this asset, naming it; the model's tables are already written."""
     wh = warehouse.get()
-    keys = context.partition_key_range
-    last = dt.date.fromisoformat(keys.end)
+    last = as_of_day(wh, analytics.spot_exchange_id)
     portfolio = strategy.portfolio()
     tokens = analytics.tokens
     orders = portfolio_orders(

@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline demo | summary | sql [QUERY] | recommend [--portfolio FILE] [--as-of DATE]
+"""Command line: `python -m pipeline demo [--rerun] | summary | sql [QUERY] | recommend [--portfolio FILE] [--as-of DATE]
 | backtest [--from DATE] [--to DATE] [--execution-lag DAYS] [--fees-x FACTOR] | report [--as-of DATE] [--png DIR [--charts NAME ...]]`."""
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from warehouse import Warehouse
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="replay the embedded (or ROTATION_REPLAY_DATA) dataset into the warehouse")
+    demo = sub.add_parser("demo", help="replay the embedded (or ROTATION_REPLAY_DATA) dataset into the warehouse")
+    demo.add_argument("--rerun", action="store_true",
+                      help="run even when this dataset, code and configuration were already published")
     sub.add_parser("summary", help="rows and date range per raw table")
     sql = sub.add_parser("sql", help="run read-only SQL on the published snapshot (no query: an interactive shell)")
     sql.add_argument("query", nargs="?")
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from pipeline.demo import run_demo
 
-        return run_demo()
+        return run_demo(rerun=args.rerun)
     if args.command == "summary":
         from pipeline.demo import print_summary
 

@@ -6,6 +6,7 @@ duration of the run, so the very same ccxt/requests clients run offline.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from pathlib import Path
@@ -132,6 +133,8 @@ class MarketSources(dg.ConfigurableResource):
     backoff_s: float = 1.0  # first retry delay; doubles per retry
     # replay only: faults to inject, in the replay CLI's form, e.g. "missing_field=fundingRate:/fapi/"
     faults: list[str] = []
+    # replay only: serve the world as on the night after this day (YYYY-MM-DD), not the dataset's last
+    until: str | None = None
 
     _server = PrivateAttr(default=None)
     _dataset = PrivateAttr(default=None)
@@ -153,6 +156,8 @@ class MarketSources(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         settings = self.settings()
+        if self.until and settings.sources != "replay":
+            raise ValueError("MarketSources.until replays a past night; live sources are always as of yesterday")
         # Validated before any asset runs: a bad universe fails the run with nothing written.
         self._universe = load_universe(self.universe_path or settings.universe_path)
         if settings.sources != "replay":
@@ -162,6 +167,8 @@ class MarketSources(dg.ConfigurableResource):
 
         folder = self.replay_data or settings.replay_data or ensure_synthetic(settings.replay_cache)
         self._dataset = load_dataset(folder)
+        if self.until:
+            self._dataset = _until(self._dataset, dt.date.fromisoformat(self.until))
         self._server = ReplayServer(self._dataset)
         for spec in self.faults:
             self._server.faults.add(FaultRule.parse(spec))
@@ -215,3 +222,10 @@ class MarketSources(dg.ConfigurableResource):
             base_url=base, api_key=s.coingecko_api_key, plan=s.coingecko_plan,
             timeout_s=self.timeout_s, backoff_s=self.backoff_s,
         )
+
+
+def _until(dataset, day: dt.date):
+    """The dataset as it stood on the night after `day`: the replay serves nothing later."""
+    if not dataset.first_date <= day <= dataset.as_of:
+        raise ValueError(f"until={day} is outside the {dataset.label!r} dataset ({dataset.first_date} .. {dataset.as_of})")
+    return dataclasses.replace(dataset, as_of=day)

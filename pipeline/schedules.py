@@ -1,11 +1,11 @@
 """The schedules: the nightly run, which also catches up missed nights, and the freshness checks
 in between.
 
-A night is done when its partition of `warehouse/read_snapshot` (the graph's last asset) is
-materialised: ingest, checks and marts passed, and readers have the new copy. The nightly tick asks
-for every day after the newest done night up to yesterday (UTC) in ONE run (the assets' single-run
-backfill policy), so a night the machine was off, or a run a blocking check stopped, is redone by
-the next tick rather than skipped.
+A night is done when `warehouse/read_snapshot` (the graph's last asset) has been materialised as of
+it (its `last_day` metadata): ingest, checks and marts passed, and readers have the new copy. The
+nightly tick asks for the raw months holding every day after the newest done night up to yesterday
+(UTC) in ONE run (the assets' single-run backfill policy), so a night the machine was off, or a run
+a blocking check stopped, is redone by the next tick rather than skipped.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import datetime as dt
 
 import dagster as dg
 
+from assets.partitions import month_key
+from assets.publish import LAST_DAY
 from pipeline.settings import Settings
 
 DONE_MARKER = dg.AssetKey(["warehouse", "read_snapshot"])
@@ -24,12 +26,18 @@ IN_FLIGHT = [
 ]
 
 
-def nights_to_run(done: set[str], start: dt.date, yesterday: dt.date) -> tuple[dt.date, dt.date] | None:
+def nights_to_run(newest: dt.date | None, start: dt.date, yesterday: dt.date) -> tuple[dt.date, dt.date] | None:
     """First and last day the nightly run should cover: from the day after the newest done night
     (from `start` when none is) to yesterday; None when yesterday is done."""
-    newest = max((dt.date.fromisoformat(key) for key in done), default=None)
     first = start if newest is None else newest + dt.timedelta(days=1)
     return None if first > yesterday else (first, yesterday)
+
+
+def newest_published(instance: dg.DagsterInstance) -> dt.date | None:
+    """The newest night the snapshot was published as of (None before the first)."""
+    event = instance.get_latest_materialization_event(DONE_MARKER)
+    day = event.asset_materialization.metadata.get(LAST_DAY) if event and event.asset_materialization else None
+    return dt.date.fromisoformat(day.value) if day is not None else None
 
 
 def nightly_schedule(job: dg.UnresolvedAssetJobDefinition, settings: Settings) -> dg.ScheduleDefinition:
@@ -39,8 +47,8 @@ def nightly_schedule(job: dg.UnresolvedAssetJobDefinition, settings: Settings) -
         cron_schedule=settings.schedule_cron,
         execution_timezone=settings.schedule_timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Every night: yesterday's (UTC) partition of the whole graph, plus any night missed "
-        "since the last published one, in one run. Cron and timezone: ROTATION_SCHEDULE_CRON, "
+        description="Every night: the raw month holding yesterday (UTC), plus any night missed since the "
+        "last published one, then the whole graph, in one run. Cron and timezone: ROTATION_SCHEDULE_CRON, "
         "ROTATION_SCHEDULE_TIMEZONE.",
     )
     def nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
@@ -48,14 +56,14 @@ def nightly_schedule(job: dg.UnresolvedAssetJobDefinition, settings: Settings) -
         running = context.instance.get_run_ids(dg.RunsFilter(job_name=job.name, statuses=IN_FLIGHT), limit=1)
         if running:
             return dg.SkipReason(f"run {running[0]} of {job.name} is still in flight; the next tick catches up")
-        span = nights_to_run(context.instance.get_materialized_partitions(DONE_MARKER), settings.start_date, yesterday)
+        span = nights_to_run(newest_published(context.instance), settings.start_date, yesterday)
         if span is None:
             return dg.SkipReason(f"{yesterday} is already published")
         first, last = span
         context.log.info(f"requesting {first} .. {last} ({(last - first).days + 1} day(s)) in one run")
         return dg.RunRequest(
             run_key=f"nightly:{first}..{last}",
-            tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()},
+            tags={RANGE_START: month_key(first), RANGE_END: month_key(last)},
         )
 
     return nightly

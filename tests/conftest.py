@@ -80,48 +80,60 @@ def real():
 
 
 def nightly(folder: Path, path: Path, first: dt.date, last: dt.date, faults: list[str] | None = None,
-             portfolio: Path | None = None):
+             portfolio: Path | None = None, quality=None, replay_until_last: bool = True):
+    """The nightly job as on the night after `last` (the replay serves nothing later, unless not
+    `replay_until_last`), over the raw months from `first`'s to `last`'s: what the schedule asks for
+    after missing nights since `first`."""
     import dagster as dg
 
+    from assets.partitions import month_key
     from pipeline.definitions import defs
     from pipeline.resources import MarketSources, StrategySettings, WarehouseResource
 
-    resources = {"sources": MarketSources(replay_data=str(folder), backoff_s=0.01, faults=faults or []),
+    resources = {"sources": MarketSources(replay_data=str(folder), backoff_s=0.01, faults=faults or [],
+                                          until=last.isoformat() if replay_until_last else None),
                  "warehouse": WarehouseResource(path=str(path))}
     if portfolio is not None:
         resources["strategy"] = StrategySettings(portfolio_path=str(portfolio))
+    if quality is not None:
+        resources["quality"] = quality
     return defs.resolve_job_def("nightly").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
         resources=resources,
-        tags={"dagster/asset_partition_range_start": first.isoformat(),
-              "dagster/asset_partition_range_end": last.isoformat()},
+        tags={"dagster/asset_partition_range_start": month_key(first),
+              "dagster/asset_partition_range_end": month_key(last)},
         raise_on_error=False,
     )
 
 
-def materialise_directly(folder: Path, path: Path, first: dt.date, last: dt.date, model: bool = False) -> None:
-    """History before the nights under test, without Dagster's per-partition event log (seconds, not
-    minutes): ingest and analytics; with `model`, the recommendations and their backtest on them instead."""
+def materialise_directly(folder: Path, path: Path, first: dt.date, last: dt.date, model: bool = False,
+                         quality=None) -> None:
+    """History before the nights under test, the assets called without a Dagster run (no event log):
+    the raw months from `first`'s to `last`'s as on the night after `last`, and the marts; with
+    `model`, the recommendations and their backtest on them instead."""
     import dagster as dg
 
     from assets.analytics import analytics_assets
     from assets.evaluation import evaluation_assets
     from assets.ingest import ingest_assets
+    from assets.partitions import month_key
     from assets.recommendations import recommendation_assets
     from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, StrategySettings, WarehouseResource
 
-    resources = {"sources": MarketSources(replay_data=str(folder)), "warehouse": WarehouseResource(path=str(path)),
-                 "analytics": AnalyticsSettings(), "quality": QualitySettings(), "strategy": StrategySettings()}
-    assets = [recommendation_assets, *evaluation_assets] if model else [*ingest_assets, *analytics_assets]
-    with dg.build_asset_context(partition_key_range=dg.PartitionKeyRange(first.isoformat(), last.isoformat()),
-                                resources=resources) as ctx:
-        for asset in assets:
-            output = asset(ctx)
-            results = [output] if isinstance(output, dg.MaterializeResult) else list(output)
-            checks = [c for r in results for c in (r.check_results if isinstance(r, dg.MaterializeResult) else [r])
-                      if isinstance(c, dg.AssetCheckResult)]
-            blocking = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
-            assert not blocking, blocking  # warnings pass: the real history's delisted symbols, dominance glitches
+    resources = {"sources": MarketSources(replay_data=str(folder), until=last.isoformat()),
+                 "warehouse": WarehouseResource(path=str(path)),
+                 "analytics": AnalyticsSettings(), "quality": quality or QualitySettings(), "strategy": StrategySettings()}
+    months = dg.PartitionKeyRange(month_key(first), month_key(last))
+    steps = [(None, [recommendation_assets, *evaluation_assets])] if model else [(months, ingest_assets), (None, analytics_assets)]
+    for keys, assets in steps:
+        with dg.build_asset_context(partition_key_range=keys, resources=resources) as ctx:
+            for asset in assets:
+                output = asset(ctx)
+                results = [output] if isinstance(output, dg.MaterializeResult) else list(output)
+                checks = [c for r in results for c in (r.check_results if isinstance(r, dg.MaterializeResult) else [r])
+                          if isinstance(c, dg.AssetCheckResult)]
+                blocking = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+                assert not blocking, blocking  # warnings pass: the real history's delisted symbols, dominance glitches
 
 
 @pytest.fixture(scope="session")

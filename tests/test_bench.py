@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 from pathlib import Path
 
@@ -45,7 +46,22 @@ def test_the_first_run_baseline_calls_every_asset_of_the_demo_but_the_publishing
 
 def test_the_nightly_bench_gives_the_assets_it_calls_every_resource_they_require(tmp_path):
     nightly = load("nightly")
-    provided = set(nightly.resources(tmp_path, tmp_path / "bench.duckdb")) | {"io_manager"}
+    provided = set(nightly.resources(tmp_path, tmp_path / "bench.duckdb", dt.date(2025, 6, 30))) | {"io_manager"}
     for group in nightly.GROUPS.values():
         for asset in group:
             assert not asset.required_resource_keys - provided, asset.keys
+
+
+def test_the_incremental_bench_gives_the_assets_every_resource_and_sorts_requests_by_source(tmp_path):
+    incremental = load("incremental")
+    provided = set(incremental.resources(tmp_path, tmp_path / "bench.duckdb", dt.date(2025, 6, 30))) | {"io_manager"}
+    for asset in (*ingest_assets, *incremental.analytics_assets, incremental.recommendation_assets,
+                  *incremental.evaluation_assets):
+        assert not asset.required_resource_keys - provided, asset.keys
+    sources = {path: incremental.source_of(path) for path in (
+        "/api/v3/klines", "/fapi/v1/fundingRate", "/v2/historicalChainTvl/Ethereum", "/protocol/aave",
+        "/api/v3/global/market_cap_chart", "/fapi/v1/exchangeInfo", "/api/v3/ping")}
+    assert sources == {"/api/v3/klines": "candles", "/fapi/v1/fundingRate": "funding",
+                       "/v2/historicalChainTvl/Ethereum": "defillama", "/protocol/aave": "defillama",
+                       "/api/v3/global/market_cap_chart": "dominance", "/fapi/v1/exchangeInfo": "markets",
+                       "/api/v3/ping": "other /api/v3/ping"}

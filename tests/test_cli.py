@@ -1,6 +1,8 @@
 """What a user types: settings from the environment, `python -m pipeline sql`, Dagster's validator."""
 
+import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +93,38 @@ def test_dagster_validates_the_workspace(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All code locations passed validation" in done.stdout + done.stderr
+
+
+def test_a_repeat_demo_with_nothing_new_skips_the_run(tmp_path):
+    """The second `demo` on the same dataset, warehouse, code and configuration publishes nothing new:
+    it says which run already did, and shows what that run left."""
+    from pipeline.sources.replay.synthetic import generate
+
+    data = generate(tmp_path / "market", dt.date(2025, 6, 30), seed=5, years=0.3)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {"ROTATION_WAREHOUSE": str(tmp_path / "rotation.duckdb"), "ROTATION_REPLAY_DATA": str(data),
+           "DAGSTER_HOME": str(home)}
+    first = _cli("demo", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Materialising raw/*" in first.stdout
+    run_id = re.search(r"\(run ([0-9a-f-]{36})\)", first.stdout).group(1)
+    again = _cli("demo", env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"Nothing new: run {run_id} already published it as of 2025-06-30" in again.stdout
+    assert "Materialising" not in again.stdout and f"(run {run_id})" in again.stdout
+
+
+def test_the_fingerprint_changes_with_the_configuration_not_with_an_api_key(tmp_path):
+    from pipeline.fingerprint import fingerprint
+
+    settings = Settings.from_env({})
+    playbook = tmp_path / "playbook.yaml"
+    playbook.write_text(settings.playbook_path.read_text())
+    same = settings.model_copy(update={"playbook_path": playbook})
+    assert fingerprint(same) != fingerprint(settings)  # another file is another input, even with the same text
+    before = fingerprint(same)
+    playbook.write_text(playbook.read_text() + "\n# a user's edit\n")
+    assert fingerprint(same) != before
+    assert fingerprint(settings.model_copy(update={"coingecko_api_key": "CG-SECRET"})) == fingerprint(settings)

@@ -1,7 +1,7 @@
 """Ingestion end to end: the four raw assets, run on a replay, into a temp warehouse.
 
-The assets are invoked directly over a partition range (the same code a run executes, without
-Dagster's per-partition event log), and once through a real Dagster run.
+The assets are invoked directly over a range of their monthly partitions (the same code a run
+executes, without Dagster's event log), and once through a real Dagster run.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from assets.ingest import defi_tvl, ingest_assets, ohlcv_1d
+from assets.partitions import month_key
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.sources.errors import SourceError
 from pipeline.sources.replay import FaultRule
@@ -35,10 +36,11 @@ RAW_KEYS = {
 def run(
     assets, sources: MarketSources, warehouse_path: Path, start: str, end: str, quality: QualitySettings | None = None
 ) -> dict[str, dg.MaterializeResult]:
-    """Materialise `assets` over start..end; the result (metadata, quality check) per asset name."""
+    """Materialise `assets` over the months of days start..end; the result (metadata, quality check) per asset name."""
     resources = {"sources": sources, "warehouse": WarehouseResource(path=str(warehouse_path)),
                  "quality": quality or QualitySettings()}
-    with dg.build_asset_context(partition_key_range=dg.PartitionKeyRange(start, end), resources=resources) as ctx:
+    months = dg.PartitionKeyRange(*(month_key(dt.date.fromisoformat(day)) for day in (start, end)))
+    with dg.build_asset_context(partition_key_range=months, resources=resources) as ctx:
         return {asset.key.path[-1]: asset(ctx) for asset in assets}
 
 
@@ -144,11 +146,12 @@ def test_a_second_run_fetches_nothing_and_duplicates_nothing(real_warehouse):
 
 
 def test_a_later_run_adds_only_the_newer_days(synthetic_dir, warehouse_path):
-    sources = MarketSources(replay_data=str(synthetic_dir))
     first_end = (SYNTH_AS_OF - dt.timedelta(days=10)).isoformat()
-    run(ingest_assets, sources, warehouse_path, "2025-01-01", first_end)
+    # ten nights earlier (the replay serves nothing later), then today, over the same months
+    run(ingest_assets, MarketSources(replay_data=str(synthetic_dir), until=first_end), warehouse_path, "2025-01-01", first_end)
     early = counts(warehouse_path)
-    run(ingest_assets, sources, warehouse_path, "2025-01-01", SYNTH_AS_OF.isoformat())
+    assert Warehouse(warehouse_path).query("select max(date) from raw.ohlcv_1d").item().isoformat() == first_end
+    run(ingest_assets, MarketSources(replay_data=str(synthetic_dir)), warehouse_path, "2025-01-01", SYNTH_AS_OF.isoformat())
     late = counts(warehouse_path)
     wh = Warehouse(warehouse_path)
     assert wh.query("select max(date) from raw.ohlcv_1d").item() == SYNTH_AS_OF
@@ -173,7 +176,7 @@ def served(synthetic_dir, warehouse_path):
     sources = MarketSources(replay_data=str(synthetic_dir), backoff_s=0.01)
     resources = {"sources": sources, "warehouse": WarehouseResource(path=str(warehouse_path)), "quality": QualitySettings()}
     with dg.build_asset_context(
-        partition_key_range=dg.PartitionKeyRange("2025-06-01", SYNTH_AS_OF.isoformat()), resources=resources
+        partition_key_range=dg.PartitionKeyRange("2025-06-01", "2025-06-01"), resources=resources
     ) as ctx:
         yield ctx, ctx.resources.sources._server
 
@@ -203,7 +206,7 @@ def test_a_bad_universe_entry_stops_the_run_before_anything_is_written(synthetic
 # ------------------------------------------------------------------ Dagster itself
 
 
-def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their_lineage():
+def test_definitions_load_with_raw_assets_on_monthly_partitions_the_rest_unpartitioned_and_their_lineage():
     from pipeline.definitions import defs
 
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
@@ -218,10 +221,12 @@ def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their
     gated = keys - {"warehouse/read_snapshot", "raw/quarantine", "warehouse/report"}
     raw = {k for k in keys if k.startswith("raw/")} - {"raw/quarantine"}
     assert checks == {(k, "quality") for k in gated} | {(k, "fresh") for k in raw}
-    for name in ("ingest", "analytics", "nightly"):
+    for name in ("ingest", "nightly"):
         job = defs.resolve_job_def(name)
-        assert isinstance(job.partitions_def, dg.DailyPartitionsDefinition)
+        assert isinstance(job.partitions_def, dg.MonthlyPartitionsDefinition)
         assert job.partitions_def.timezone == "UTC"
+        assert job.partitions_def.get_last_partition_key() == month_key(dt.datetime.now(dt.UTC).date())  # this month
+    assert defs.resolve_job_def("analytics").partitions_def is None
     graph = defs.resolve_asset_graph()
     upstream = {k.to_user_string() for k in graph.get(dg.AssetKey(["marts", "market_regime"])).parent_keys}
     assert upstream == {
@@ -243,10 +248,14 @@ def test_definitions_load_with_raw_and_mart_assets_on_daily_partitions_and_their
     assert {k.to_user_string() for k in graph.get(dg.AssetKey(["warehouse", "report"])).parent_keys} \
         == {"warehouse/read_snapshot"}
     for key in graph.get_all_asset_keys():
-        assert graph.get(key).backfill_policy == dg.BackfillPolicy.single_run()
+        node = graph.get(key)
+        if key.to_user_string() in raw:
+            assert node.backfill_policy == dg.BackfillPolicy.single_run()
+        else:  # recomputed from the start of history each run: nothing to partition
+            assert node.partitions_def is None
 
 
-def test_a_dagster_run_materialises_a_partition_range(synthetic_dir, warehouse_path):
+def test_a_dagster_run_materialises_a_range_of_months(synthetic_dir, warehouse_path):
     from pipeline.definitions import defs
 
     result = defs.resolve_job_def("ingest").execute_in_process(
@@ -255,13 +264,14 @@ def test_a_dagster_run_materialises_a_partition_range(synthetic_dir, warehouse_p
             "sources": MarketSources(replay_data=str(synthetic_dir)),
             "warehouse": WarehouseResource(path=str(warehouse_path)),
         },
-        tags={"dagster/asset_partition_range_start": "2025-06-21", "dagster/asset_partition_range_end": "2025-06-30"},
+        tags={"dagster/asset_partition_range_start": "2025-05-01", "dagster/asset_partition_range_end": "2025-06-01"},
     )
     assert result.success
     materialized = {
         (event.asset_key.to_user_string(), event.partition)
         for event in (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
     }
-    assert len(materialized) == 4 * 10
+    assert materialized == {(f"raw/{name}", month) for name in ("ohlcv_1d", "funding_rates", "defi_tvl", "btc_dominance")
+                            for month in ("2025-05-01", "2025-06-01")}
     wh = Warehouse(warehouse_path)
-    assert wh.query("select min(date), max(date) from raw.ohlcv_1d").row(0) == (dt.date(2025, 6, 21), SYNTH_AS_OF)
+    assert wh.query("select min(date), max(date) from raw.ohlcv_1d").row(0) == (dt.date(2025, 5, 1), SYNTH_AS_OF)

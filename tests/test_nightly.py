@@ -12,6 +12,7 @@ import pytest
 
 from assets.freshness import data_age_days
 from assets.ingest import ingest_assets
+from assets.publish import LAST_DAY
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.schedules import DONE_MARKER, RANGE_END, RANGE_START, nightly_schedule, nights_to_run
 from pipeline.settings import Settings, SettingsError
@@ -41,10 +42,10 @@ def resources(synthetic_dir: Path, warehouse_path: Path, faults: list[str] | Non
 
 def test_nights_to_run_starts_after_the_newest_done_night():
     start, yesterday = dt.date(2024, 1, 1), dt.date(2024, 3, 10)
-    assert nights_to_run(set(), start, yesterday) == (start, yesterday)  # first night: all history
-    assert nights_to_run({"2024-03-09"}, start, yesterday) == (yesterday, yesterday)
-    assert nights_to_run({"2024-03-01", "2024-03-06"}, start, yesterday) == (dt.date(2024, 3, 7), yesterday)
-    assert nights_to_run({"2024-03-10"}, start, yesterday) is None
+    assert nights_to_run(None, start, yesterday) == (start, yesterday)  # first night: all history
+    assert nights_to_run(dt.date(2024, 3, 9), start, yesterday) == (yesterday, yesterday)
+    assert nights_to_run(dt.date(2024, 3, 6), start, yesterday) == (dt.date(2024, 3, 7), yesterday)
+    assert nights_to_run(dt.date(2024, 3, 10), start, yesterday) is None
 
 
 def tick(schedule: dg.ScheduleDefinition, instance: dg.DagsterInstance, at: dt.datetime):
@@ -53,11 +54,12 @@ def tick(schedule: dg.ScheduleDefinition, instance: dg.DagsterInstance, at: dt.d
 
 
 def publish(instance: dg.DagsterInstance, *days: str) -> None:
+    """What a successful night records: the snapshot's materialisation, as of its day."""
     for day in days:
-        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=DONE_MARKER, partition=day))
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=DONE_MARKER, metadata={LAST_DAY: day}))
 
 
-def test_the_tick_requests_yesterday_and_catches_up_missed_nights():
+def test_the_tick_requests_yesterdays_month_and_catches_up_missed_nights():
     from pipeline.definitions import defs
 
     schedule = defs.resolve_schedule_def("nightly_schedule")
@@ -67,16 +69,19 @@ def test_the_tick_requests_yesterday_and_catches_up_missed_nights():
     with dg.instance_for_test() as instance:
         publish(instance, "2026-11-19", "2026-11-20")
         (request,) = tick(schedule, instance, at).run_requests
-        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2026-11-21", "2026-11-21")
-        assert request.partition_key_range == dg.PartitionKeyRange("2026-11-21", "2026-11-21")
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2026-11-01", "2026-11-01")
+        assert request.partition_key_range == dg.PartitionKeyRange("2026-11-01", "2026-11-01")
+        assert request.run_key == "nightly:2026-11-21..2026-11-21"
 
-        # Two nights later, with nothing published in between: one run covers both missed days.
-        (request,) = tick(schedule, instance, at + dt.timedelta(days=2)).run_requests
-        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2026-11-21", "2026-11-23")
+        # Ten nights later, with nothing published in between: one run covers the missed days, in
+        # both months they fall in.
+        (request,) = tick(schedule, instance, at + dt.timedelta(days=10)).run_requests
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2026-11-01", "2026-12-01")
+        assert request.run_key == "nightly:2026-11-21..2026-12-01"
 
-        publish(instance, "2026-11-21", "2026-11-22", "2026-11-23")
-        result = tick(schedule, instance, at + dt.timedelta(days=2))
-        assert not result.run_requests and "2026-11-23 is already published" in result.skip_message
+        publish(instance, "2026-12-01")
+        result = tick(schedule, instance, at + dt.timedelta(days=10))
+        assert not result.run_requests and "2026-12-01 is already published" in result.skip_message
 
 
 def test_the_tick_waits_while_a_nightly_run_is_in_flight():
@@ -100,7 +105,8 @@ def test_cron_and_timezone_come_from_the_environment_and_bad_values_are_named():
     with dg.instance_for_test() as instance:
         publish(instance, "2026-11-19")
         (request,) = tick(schedule, instance, at).run_requests
-        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2026-11-20", "2026-11-20")
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2026-11-01", "2026-11-01")
+        assert request.run_key == "nightly:2026-11-20..2026-11-20"
     with pytest.raises(SettingsError, match=r"ROTATION_SCHEDULE_CRON='every night'.*not a cron expression"):
         Settings.from_env({"ROTATION_SCHEDULE_CRON": "every night"})
     with pytest.raises(SettingsError, match=r"ROTATION_SCHEDULE_TIMEZONE='Moon/Base'.*unknown timezone"):
@@ -110,14 +116,14 @@ def test_cron_and_timezone_come_from_the_environment_and_bad_values_are_named():
 # ------------------------------------------------------------------ retries
 
 
-def ingest(synthetic_dir, warehouse_path, faults, asset="raw/defi_tvl", first="2025-06-20"):
-    """One raw asset (as defined, with its retry policy and checks) over `first` .. the as-of day."""
+def ingest(synthetic_dir, warehouse_path, faults, asset="raw/defi_tvl"):
+    """One raw asset (as defined, with its retry policy and checks): the as-of day's month."""
     (definition,) = [a for a in ingest_assets if a.key == dg.AssetKey.from_user_string(asset)]
     return dg.materialize(
         [definition],
         instance=dg.DagsterInstance.ephemeral(),
         resources=resources(synthetic_dir, warehouse_path, faults),
-        tags={RANGE_START: first, RANGE_END: SYNTH_AS_OF.isoformat()},
+        tags={RANGE_START: "2025-06-01", RANGE_END: "2025-06-01"},
         raise_on_error=False,
     )
 
@@ -131,7 +137,7 @@ def test_an_outage_longer_than_the_request_retries_is_survived_by_the_asset_retr
     retry = next(e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY")
     assert "defillama GET /protocol/uniswap" in str(retry.event_specific_data.error)
     wh = Warehouse(warehouse_path)
-    assert wh.query("select count(*) from raw.defi_tvl where name = 'uniswap'").item() == 11  # 06-20 .. 06-30
+    assert wh.query("select count(*) from raw.defi_tvl where name = 'uniswap'").item() == 30  # June, the month of the as-of day
 
 
 def test_a_source_that_stays_down_fails_the_run_naming_the_source_and_endpoint(synthetic_dir, warehouse_path):
@@ -186,7 +192,7 @@ def test_the_fresh_check_fails_on_a_stale_table_and_passes_once_it_is_caught_up(
         return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
 
     # Ingest up to 06-25 only: as of the dataset's 06-30, that is 5 days old (limit 2).
-    stale = ingest(synthetic_dir, warehouse_path, [], asset="raw/btc_dominance", first="2025-06-01")
+    stale = ingest(synthetic_dir, warehouse_path, [], asset="raw/btc_dominance")
     assert stale.success
     with Warehouse(warehouse_path).connect() as con:
         con.execute("delete from raw.btc_dominance where date > '2025-06-25'")
@@ -197,7 +203,7 @@ def test_the_fresh_check_fails_on_a_stale_table_and_passes_once_it_is_caught_up(
     assert dominance.metadata["age_days"].value == 5 and dominance.metadata["newest"].value == "2025-06-25"
     assert not checks["raw/ohlcv_1d"].passed and checks["raw/ohlcv_1d"].description == "raw.ohlcv_1d is empty"
 
-    assert ingest(synthetic_dir, warehouse_path, [], asset="raw/btc_dominance", first="2025-06-01").success
+    assert ingest(synthetic_dir, warehouse_path, [], asset="raw/btc_dominance").success
     assert fresh_checks()["raw/btc_dominance"].passed
 
 

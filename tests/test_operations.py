@@ -27,6 +27,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from assets.partitions import month_key
 from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, WarehouseResource
 from pipeline.sources.replay.synthetic import generate
 from warehouse import Warehouse
@@ -34,8 +35,7 @@ from warehouse.db import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2025, 6, 30)
-WINDOW = (dt.date(2025, 6, 21), AS_OF)  # the partitions of the run that gets killed
-NIGHTLY = "group:ingest or group:quality or group:analytics or group:publish"  # the `nightly` job's assets, as a CLI selection
+WINDOW = (dt.date(2025, 6, 1), AS_OF)  # the days of the run that gets killed: its one month partition
 # Columns that say when and by which run a row was written: they differ between two clean runs.
 VOLATILE = {"raw.ohlcv_1d": ("ingested_at",), "raw.funding_rates": ("ingested_at",), "raw.defi_tvl": ("ingested_at",),
             "raw.btc_dominance": ("ingested_at",), "raw.quarantine": ("run_id", "quarantined_at")}
@@ -123,18 +123,23 @@ class Run:
 
 def start_run(instance: dg.DagsterInstance, warehouse: Path, market: Path, window: tuple[dt.date, dt.date],
               faults: list[str] | None = None) -> Run:
-    """The nightly assets over `window`, in a process group of its own, output into a log file."""
+    """The nightly job as on the night after `window`'s last day, over its months, in a process group
+    of its own, output into a log file."""
     home = Path(instance.root_directory)
-    config = {"resources": {"sources": {"config": {"faults": faults or []}}}}
+    config = {"resources": {"sources": {"config": {"faults": faults or [], "until": window[1].isoformat()}}}}
     env = {**os.environ, "DAGSTER_HOME": str(home), "ROTATION_WAREHOUSE": str(warehouse),
            "ROTATION_REPLAY_DATA": str(market), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
     earlier = {r.run_id for r in instance.get_runs()}
     log = home.parent / f"run-{len(earlier)}.log"
+    config_file = log.with_suffix(".json")  # JSON is YAML
+    config_file.write_text(json.dumps(config))
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pipeline.definitions", "--select", NIGHTLY,
-             "--partition-range", f"{window[0]}...{window[1]}", "--config-json", json.dumps(config)],
+            [sys.executable, "-m", "dagster", "job", "execute", "-m", "pipeline.definitions", "-j", "nightly",
+             "--tags", json.dumps({"dagster/asset_partition_range_start": month_key(window[0]),
+                                   "dagster/asset_partition_range_end": month_key(window[1])}),
+             "--config", str(config_file)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     return Run(process, log, earlier)
@@ -230,15 +235,16 @@ def held_of(held: dict[str, pl.DataFrame], clean: dict[str, pl.DataFrame]) -> di
 
 
 def clean_run(market: Path, warehouse: Path, window: tuple[dt.date, dt.date]) -> None:
-    """An uninterrupted nightly run over `window`, in this process, into `warehouse` (and its snapshot)."""
+    """An uninterrupted nightly run as on the night after `window`'s last day, over its months, in
+    this process, into `warehouse` (and its snapshot)."""
     from pipeline.definitions import defs
 
     result = defs.resolve_job_def("nightly").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
-        resources={"sources": MarketSources(replay_data=str(market)), "warehouse": WarehouseResource(path=str(warehouse)),
+        resources={"sources": MarketSources(replay_data=str(market), until=window[1].isoformat()), "warehouse": WarehouseResource(path=str(warehouse)),
                    "analytics": AnalyticsSettings(), "quality": QualitySettings()},
-        tags={"dagster/asset_partition_range_start": window[0].isoformat(),
-              "dagster/asset_partition_range_end": window[1].isoformat()},
+        tags={"dagster/asset_partition_range_start": month_key(window[0]),
+              "dagster/asset_partition_range_end": month_key(window[1])},
     )
     assert result.success
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from pipeline.quality.validate import validate
 from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total, tilt
@@ -390,17 +391,18 @@ RECOMMENDATION_TABLES = (*MODEL_TABLES, "marts.portfolio_orders")
 
 
 def test_a_night_whose_data_fails_its_checks_gets_no_recommendation(real, history, tmp_path):
-    """The real history up to 2025-07-29, then the nightly job for 07-30 (clean): its recommendation
-    and the example portfolio's orders. Then 07-31 .. 08-02 with the candles arriving duplicated (a
-    blocking check): the run stops before the recommendations, which gain nothing for those days.
-    Re-run with good data, the three days get theirs."""
+    """The real history up to 2025-07-29, then the nightly job for 07-30 (clean): the model's
+    recommendations up to that night and the example portfolio's orders for it. Then 07-31 .. 08-02
+    with the candles arriving duplicated (a blocking check): the run stops before the
+    recommendations, which gain nothing for those days. Re-run with good data, the three days get theirs."""
     path = copy_of(history, tmp_path)
     last_good, bad = real.as_of - dt.timedelta(days=3), (real.as_of - dt.timedelta(days=2), real.as_of)
     assert nightly(REAL_DATA, path, last_good, last_good).success
     wh = Warehouse(path)
     stored = {t: wh.query("select * from " + t + " order by all") for t in RECOMMENDATION_TABLES}
-    for table in RECOMMENDATION_TABLES:
-        assert stored[table]["as_of"].unique().to_list() == [last_good], table
+    for table in MODEL_TABLES:  # recomputed from the start of history, up to the night
+        assert stored[table]["as_of"].max() == last_good and stored[table]["as_of"].n_unique() > 1000, table
+    assert stored["marts.portfolio_orders"]["as_of"].unique().to_list() == [last_good]  # the night's alone
 
     result = nightly(REAL_DATA, path, *bad, faults=["duplicate_row:/api/v3/klines"])
     assert not result.success
@@ -411,7 +413,10 @@ def test_a_night_whose_data_fails_its_checks_gets_no_recommendation(real, histor
 
     assert nightly(REAL_DATA, path, *bad).success
     days = wh.query("select distinct as_of from marts.rotation_recommendation order by 1")["as_of"].to_list()
-    assert days == [last_good, *bad[:1], bad[0] + dt.timedelta(days=1), bad[1]]
+    assert days[-4:] == [last_good, *bad[:1], bad[0] + dt.timedelta(days=1), bad[1]]
+    for table in MODEL_TABLES:  # the days before are as the clean night wrote them (to the last bits of a sum)
+        assert_frame_equal(wh.query("select * from " + table + " where as_of <= ? order by all", [last_good]),
+                           stored[table], check_exact=False, rel_tol=1e-12)
     assert wh.query("select max(as_of) from marts.portfolio_orders").item() == bad[1]
 
 

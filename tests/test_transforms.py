@@ -277,7 +277,7 @@ def test_rs_momentum_is_the_rate_of_change_of_rs_ratio_and_momentum_columns_are_
 
 
 def test_a_day_missing_from_the_index_does_not_shift_the_rrg_windows():
-    # A partition the quality gate held back leaves a day out of marts.sector_index. The windows
+    # A day the quality gate held back is missing from marts.sector_index. The windows
     # still count days: with day 100's ratio equal to day 99's, leaving it out changes no other row.
     cfg = RelativeStrength(smoothing_days=5, ratio_window_days=30, momentum_lookback_days=10)
     ratio = [100 * (1 + 0.1 * math.sin(t / 7)) for t in range(160)]

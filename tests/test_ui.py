@@ -27,6 +27,7 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from assets.partitions import month_key
 from pipeline.definitions import defs
 from pipeline.settings import Settings
 from pipeline.sources.replay.dataset import load_dataset
@@ -137,8 +138,8 @@ def _dagster_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             defs.resolve_job_def("nightly").execute_in_process(
                 instance=instance,
                 tags={
-                    "dagster/asset_partition_range_start": (as_of - dt.timedelta(days=DAYS - 1)).isoformat(),
-                    "dagster/asset_partition_range_end": as_of.isoformat(),
+                    "dagster/asset_partition_range_start": month_key(as_of - dt.timedelta(days=DAYS - 1)),
+                    "dagster/asset_partition_range_end": month_key(as_of),
                 },
             )
         _wait_for_server(server, url, server_log)

@@ -85,9 +85,11 @@ class Warehouse:
         finally:
             con.close()
 
-    def upsert(self, frames: Mapping[str, pl.DataFrame], delete: Mapping[str, pl.DataFrame] | None = None) -> dict[str, int]:
+    def upsert(self, frames: Mapping[str, pl.DataFrame], delete: Mapping[str, pl.DataFrame] | None = None,
+               replace: bool = False) -> dict[str, int]:
         """Insert-or-replace every frame into its table, all in one transaction; rows per table.
-        `delete` maps a table to the keys of rows that leave it, first, in the same transaction."""
+        `delete` maps a table to the keys of rows that leave it, first, in the same transaction;
+        `replace` empties the frames' tables first (a table recomputed whole)."""
         delete = {t: keys for t, keys in (delete or {}).items() if keys.height}
         for table, frame in [*frames.items(), *delete.items()]:
             _check_frame(table, frame)
@@ -95,6 +97,8 @@ class Warehouse:
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
+                for table in frames if replace else ():
+                    con.execute("DELETE FROM " + table)  # from the TABLES allow-list (checked above)
                 for table, keys in delete.items():
                     con.register("leaving", keys.select(TABLES[table]).to_arrow())
                     # identifiers from the TABLES allow-list (checked above)
@@ -139,15 +143,18 @@ class Warehouse:
         rows = self.query(sql, [first, last + dt.timedelta(days=1), *equals.values()]).iter_rows()
         return {row[:-1]: row[-1] for row in rows if row[-1] is not None}
 
-    def newest(self, table: str) -> dt.date | None:
-        """The newest day `table` holds (its time column's maximum, as a UTC day); None when empty."""
+    def newest(self, table: str, **equals: str) -> dt.date | None:
+        """The newest day `table` holds (its time column's maximum, as a UTC day), optionally where
+        column = value; None when empty."""
         time_col = TIME_COLUMN.get(table)
-        if time_col is None:
-            raise WarehouseError(f"{table}: not a table with a time column; known: {sorted(TIME_COLUMN)}")
+        if time_col is None or not set(equals) <= set(TABLES[table]):
+            raise WarehouseError(f"{table}: not a table with a time column, or {tuple(equals)} not among its keys; "
+                                 f"known: {sorted(TIME_COLUMN)}")
         if not self.path.exists():
             return None
-        # Identifiers from the TIME_COLUMN allow-list (checked above); there are no values.
-        return self.query("select max(" + time_col + ")::date from " + table).item()
+        # Identifiers from the TABLES / TIME_COLUMN allow-lists (checked above); values are parameters.
+        where = " where " + " and ".join(c + " = ?" for c in equals) if equals else ""
+        return self.query("select max(" + time_col + ")::date from " + table + where, list(equals.values())).item()
 
     def read(self, table: str, until: dt.date, since: dt.date | None = None, read_only: bool = False,
              **equals: str) -> pl.DataFrame:

@@ -14,7 +14,7 @@ import logging
 import threading
 from pathlib import Path
 
-from pipeline.sources.replay.dataset import load_dataset
+from pipeline.sources.replay.dataset import Dataset, load_dataset
 from pipeline.sources.replay.faults import FaultRule
 from pipeline.sources.replay.server import ReplayServer
 

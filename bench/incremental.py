@@ -1,0 +1,104 @@
+"""P3 incremental: one night on 5 years of history vs on 1 year (the same synthetic universe, seed and
+last day), as the nightly schedule runs it: wall time of the Dagster run (goal: 5 years <= 1.2x one
+year), and the requests the night's ingest makes per source (goal: one page per symbol and source,
+the same count whatever the history). Each history is materialised first without a Dagster run, up
+to the day before the night. Prints, and exits non-zero only if a run fails."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+
+import assets  # noqa: F401  (silences Dagster's beta warning)
+from assets.analytics import analytics_assets
+from assets.evaluation import evaluation_assets
+from assets.ingest import ingest_assets
+from assets.partitions import month_key
+from assets.recommendations import recommendation_assets
+from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, StrategySettings, WarehouseResource
+from pipeline.sources.replay.synthetic import generate
+from pipeline.universe import load_universe
+
+NIGHT = dt.date(2025, 6, 30)
+GOAL = 1.2
+SOURCES = {"/api/v3/klines": "candles", "/fapi/v1/fundingRate": "funding", "/api/v3/coins/bitcoin/market_chart": "dominance",
+           "/api/v3/global/market_cap_chart": "dominance"}
+
+
+def source_of(path: str) -> str:
+    if path in SOURCES:
+        return SOURCES[path]
+    if path.startswith(("/v2/", "/protocol/")):
+        return "defillama"
+    return "markets" if path.endswith(("exchangeInfo", "fundingInfo")) else f"other {path}"
+
+
+def resources(folder: Path, db: Path, until: dt.date) -> dict:
+    return {"sources": MarketSources(replay_data=str(folder), until=until.isoformat()),
+            "warehouse": WarehouseResource(path=str(db)), "analytics": AnalyticsSettings(),
+            "quality": QualitySettings(), "strategy": StrategySettings()}
+
+
+def history(folder: Path, db: Path, first: dt.date, last: dt.date) -> Counter:
+    """Every asset of the nightly but publishing, called directly as on the night after `last` (raw:
+    the months of first..last); the requests the ingest made, per source."""
+    months = dg.PartitionKeyRange(month_key(first), month_key(last))
+    with (dg.build_asset_context(partition_key_range=months, resources=resources(folder, db, last)) as raw,
+          dg.build_asset_context(resources=resources(folder, db, last)) as rest):
+        for asset in (*ingest_assets, *analytics_assets, recommendation_assets, *evaluation_assets):
+            output = asset(raw if asset in ingest_assets else rest)
+            if not isinstance(output, dg.MaterializeResult):
+                list(output)
+        return Counter(source_of(r.path) for r in raw.resources.sources._server.requests)
+
+
+def night(folder: Path, db: Path) -> tuple[float, bool]:
+    """Wall seconds of the nightly job for NIGHT (its month), on the warehouse `db`."""
+    from pipeline.definitions import defs
+
+    start = time.perf_counter()
+    result = defs.resolve_job_def("nightly").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"sources": MarketSources(replay_data=str(folder), until=NIGHT.isoformat()),
+                   "warehouse": WarehouseResource(path=str(db))},
+        tags={"dagster/asset_partition_range_start": month_key(NIGHT), "dagster/asset_partition_range_end": month_key(NIGHT)},
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}}, raise_on_error=False)
+    return time.perf_counter() - start, result.success
+
+
+def main() -> int:
+    universe = load_universe()
+    print(f"P3 incremental: the night of {NIGHT} on 1 and 5 years of synthetic history "
+          f"({len(universe.spot_symbols)} spot symbols, {len(universe.perp_symbols)} perps)")
+    walls, requests = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for years in (1, 5):
+            folder = generate(Path(tmp) / f"market-{years}y", NIGHT, seed=7, years=years)
+            db = Path(tmp) / f"{years}y.duckdb"
+            first = NIGHT - dt.timedelta(days=round(years * 365))
+            history(folder, db, first, NIGHT - dt.timedelta(days=1))
+            probe = Path(tmp) / f"{years}y-probe.duckdb"
+            shutil.copyfile(db, probe)  # the night's requests, counted on a copy
+            requests[years] = history(folder, probe, NIGHT, NIGHT)
+            walls[years], ok = night(folder, db)
+            print(f"  {years} year(s): night {walls[years]:.1f} s ({'success' if ok else 'FAILED'}); requests "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(requests[years].items())))
+            if not ok:
+                return 1
+    ratio = walls[5] / walls[1]
+    same = requests[1] == requests[5]
+    one_page = requests[5]["candles"] <= len(universe.spot_symbols) and requests[5]["funding"] <= len(universe.perp_symbols)
+    print(f"  5 years / 1 year: {ratio:.2f}x (goal <= {GOAL}x): {'PASS' if ratio <= GOAL else 'MISS'}")
+    print(f"  requests the same whatever the history, at most one page per symbol: "
+          f"{'PASS' if same and one_page else 'MISS'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,5 +4,5 @@ import warnings
 
 import dagster as dg
 
-# `backfill_policy` is marked beta; single-run backfills are what DESIGN.md asks for.
+# `backfill_policy` is marked beta; the raw assets need it to fetch any range of months in one run.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)

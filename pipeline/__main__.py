@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="replay the embedded (or ROTATION_REPLAY_DATA) dataset into the warehouse")
     demo.add_argument("--rerun", action="store_true",
                       help="run even when this dataset, code and configuration were already published")
-    sub.add_parser("summary", help="rows and date range per raw table")
+    sub.add_parser("summary", help="rows and date range per table, and the latest phase, from the published snapshot")
     sql = sub.add_parser("sql", help="run read-only SQL on the published snapshot (no query: an interactive shell)")
     sql.add_argument("query", nargs="?")
     rec = sub.add_parser("recommend", help="the day's phase, allocation, hedges and the orders for a portfolio")
@@ -46,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "summary":
         from pipeline.demo import print_summary
 
-        print_summary(Warehouse())
+        snapshot = Warehouse().snapshot_path  # never the writer's file: a run may hold its lock
+        if not snapshot.exists():
+            print(f"no published warehouse at {snapshot}: run `make demo` first", file=sys.stderr)
+            return 1
+        print_summary(Warehouse(snapshot), read_only=True)
         return 0
     if args.command == "recommend":
         from pipeline.brief import BriefError, brief

@@ -73,10 +73,11 @@ def other_datasets(warehouse: Warehouse, label: str) -> list[str]:
         return sorted(row[0] for row in con.execute(DATASETS_SQL).fetchall() if row[0] != label)
 
 
-def table_counts(warehouse: Warehouse) -> dict[str, tuple]:
+def table_counts(warehouse: Warehouse, read_only: bool = False) -> dict[str, tuple]:
     if not warehouse.path.exists():
         return {t: (0, None, None, 0) for t in SUMMARY_SQL}
-    with warehouse.connect() as con:  # read-write: creates the tables an older warehouse lacks
+    # the writer connects read-write (which creates the tables an older warehouse lacks); readers, read-only
+    with warehouse.connect(read_only=read_only) as con:
         return {t: con.execute(sql).fetchone() for t, sql in SUMMARY_SQL.items()}
 
 
@@ -221,8 +222,9 @@ def print_checks(evaluations, warehouse: Warehouse) -> None:
     print(f"  report: {warehouse.path.parent / 'quality' / 'index.html'}")
 
 
-def print_summary(warehouse: Warehouse, before: dict[str, tuple] | None = None, run_id: str | None = None) -> None:
-    after = table_counts(warehouse)
+def print_summary(warehouse: Warehouse, before: dict[str, tuple] | None = None, run_id: str | None = None,
+                  read_only: bool = False) -> None:
+    after = table_counts(warehouse, read_only)
     print(f"\nWarehouse: {warehouse.path}" + (f"  (run {run_id})" if run_id else ""))
     print(f"{'table':<30}{'rows':>10}{'new':>9}  {'first':<12}{'last':<12}series")
     for table, (rows, first, last, series) in after.items():

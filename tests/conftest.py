@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 # Read when pipeline.definitions is imported: a test whose source fails re-runs the asset after
-# a fraction of a second instead of the production minute (test_retries.py relies on it).
+# a fraction of a second instead of the production minute (the retry tests in test_nightly.py rely on it).
 os.environ.setdefault("ROTATION_RETRY_DELAY_S", "0.1")
 # Each asset's chart costs about a second to render, in every run of every test; the tests that are
 # about charts (test_charts.py, the asset metadata and UI tests) turn them back on.
@@ -26,10 +26,17 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Every test that uses the real history (the `real` fixture, directly or not) is marked
+    `real_data`: `-m "not real_data"` runs the rest."""
+    for item in items:
+        if "real" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_data)
+
+
 @pytest.fixture
-def real_data() -> Path:
-    if not (REAL_DATA / "ohlcv_1d.parquet").exists():
-        pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
+def real_data(real) -> Path:
+    """The real recorded history's folder (the test is skipped when it is absent)."""
     return REAL_DATA
 
 
@@ -71,7 +78,8 @@ def raw_frames(dataset, until=None):
 
 @pytest.fixture(scope="session")
 def real():
-    """The real recorded history, as the replay server serves it."""
+    """The real recorded history, as the replay server serves it: the one place that skips when it
+    is absent (every test needing it uses this fixture, directly or through another)."""
     from pipeline.sources.replay.dataset import load_dataset
 
     if not (REAL_DATA / "ohlcv_1d.parquet").exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -41,24 +42,15 @@ def _sorted(frame: pl.DataFrame, table: str) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def real_dataset():
-    from tests.conftest import REAL_DATA
-
-    if not (REAL_DATA / "ohlcv_1d.parquet").exists():
-        pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
-    return load_dataset(REAL_DATA)
+def real_marts(real):
+    return compute_marts(raw_frames(real), TOKENS, CONFIG)
 
 
-@pytest.fixture(scope="module")
-def real_marts(real_dataset):
-    return compute_marts(raw_frames(real_dataset), TOKENS, CONFIG)
-
-
-def test_constituent_weights_sum_to_one_and_make_the_index_return(real_dataset, real_marts):
+def test_constituent_weights_sum_to_one_and_make_the_index_return(real, real_marts):
     """On the real history: each (sector, day, weighting)'s weights sum to 1, none is above the cap
     on a month's first day (the rebalance sets the targets; they drift after) where the cap can
     hold, and sum(weight * member return) is the index's ret_1d."""
-    raw = raw_frames(real_dataset)
+    raw = raw_frames(real)
     members = membership(raw.ohlcv, TOKENS["symbol"], CONFIG.membership).collect()
     weights = sector_weights(members.lazy(), sector_assignments(TOKENS, CONFIG.sector_index), CONFIG.sector_index).collect()
     group = ["sector", "date", "weighting"]
@@ -78,13 +70,13 @@ def test_constituent_weights_sum_to_one_and_make_the_index_return(real_dataset, 
 
 
 @pytest.mark.parametrize("cutoff", [dt.date(2022, 6, 30), dt.date(2024, 12, 1)])
-def test_no_look_ahead_marts_up_to_a_day_do_not_change_when_later_data_arrives(real_dataset, real_marts, cutoff):
+def test_no_look_ahead_marts_up_to_a_day_do_not_change_when_later_data_arrives(real, real_marts, cutoff):
     """Computed from data up to `cutoff`, and again from all of it: the rows up to `cutoff` are identical.
 
     2024-12-01 is where 24 recorded symbols stop (they look delisted), so it also checks that a
     token's later absence does not rewrite the days it traded.
     """
-    early = compute_marts(raw_frames(real_dataset, until=cutoff), TOKENS, CONFIG)
+    early = compute_marts(raw_frames(real, until=cutoff), TOKENS, CONFIG)
     for table in CHAIN_MARTS:
         later = real_marts[table].filter(pl.col("date") <= cutoff)
         assert later.height > 0, table
@@ -115,7 +107,8 @@ def test_real_history_has_signals_for_every_sector_and_a_phase_every_day_after_w
 
 def test_the_detected_phase_agrees_with_the_synthetic_markets_true_regime(tmp_path, capsys):
     """The embedded market (seed 7, 3.5 years) records its true regime per day; the phase the
-    pipeline reads from prices, dominance, TVL and funding must agree on a clear majority of days."""
+    pipeline reads from prices, dominance, TVL and funding must agree on a clear majority of days,
+    and the README states the agreement and the confusion matrix this computes."""
     folder = generate(tmp_path / "synthetic", dt.date(2026, 11, 21), seed=7)
     dataset = load_dataset(folder)
     regime = compute_marts(raw_frames(dataset), TOKENS, CONFIG)["marts.market_regime"]
@@ -135,6 +128,14 @@ def test_the_detected_phase_agrees_with_the_synthetic_markets_true_regime(tmp_pa
             print(matrix)
     assert judged.height > 900
     assert agreement > 0.55
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"seed 7, {judged.height:,} days after the 200-day warm-up" in readme
+    assert f"the detected phase agrees on **{agreement:.1%}** of days" in readme
+    table = ["| true \\ detected | " + " | ".join(matrix.columns[1:]) + " |", "|---" * len(matrix.columns) + "|"]
+    table += ["| " + row[0] + " | " + " | ".join(f"**{n}**" if col == row[0] else str(n)
+                                                for col, n in zip(matrix.columns[1:], row[1:], strict=True)) + " |"
+              for row in matrix.iter_rows()]
+    assert "\n".join(table) in readme, "\n".join(table)
     assert set(judged["phase"]) == set(PHASES)  # every phase is detected somewhere
 
 

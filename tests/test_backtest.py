@@ -236,24 +236,14 @@ def _real_backtest(dataset, until=None, costs=None) -> tuple[pl.DataFrame, pl.Da
 
 
 @pytest.fixture(scope="module")
-def real_backtest(real_data_module):
-    return _real_backtest(real_data_module)
+def real_backtest(real):
+    return _real_backtest(real)
 
 
-@pytest.fixture(scope="module")
-def real_data_module():
-    from pipeline.sources.replay.dataset import load_dataset
-    from tests.conftest import REAL_DATA
-
-    if not (REAL_DATA / "ohlcv_1d.parquet").exists():
-        pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
-    return load_dataset(REAL_DATA)
-
-
-def test_no_look_ahead_the_backtest_up_to_a_day_does_not_change_when_later_data_arrives(real_data_module, real_backtest):
+def test_no_look_ahead_the_backtest_up_to_a_day_does_not_change_when_later_data_arrives(real, real_backtest):
     cutoff = dt.date(2022, 6, 30)
     daily, trades = real_backtest
-    early_daily, early_trades = _real_backtest(real_data_module, until=cutoff)
+    early_daily, early_trades = _real_backtest(real, until=cutoff)
     assert early_daily["date"].max() == cutoff and daily["date"].max() == dt.date(2025, 8, 2)
     # the same trades on the same days; sums agree to float noise (the marts' own: 1e-12)
     assert_frame_equal(early_daily, daily.filter(pl.col("date") <= cutoff), check_exact=False, rel_tol=1e-9, abs_tol=1e-6)
@@ -264,8 +254,8 @@ def test_no_look_ahead_the_backtest_up_to_a_day_does_not_change_when_later_data_
 
 
 @pytest.fixture(scope="module")
-def real_lagged(real_data_module):
-    return _real_backtest(real_data_module, costs=PLAYBOOK.backtest.model_copy(update={"execution_lag_days": 1}))
+def real_lagged(real):
+    return _real_backtest(real, costs=PLAYBOOK.backtest.model_copy(update={"execution_lag_days": 1}))
 
 
 def test_on_the_real_history_every_strategy_covers_the_same_days_and_a_day_later_changes_the_result(
@@ -305,7 +295,7 @@ def robustness_rows(base: pl.DataFrame, lagged: pl.DataFrame, fees_x2: pl.DataFr
     return rows
 
 
-def test_the_readme_shows_what_the_backtest_computes_on_the_real_history(real_data_module, real_backtest, real_lagged):
+def test_the_readme_shows_what_the_backtest_computes_on_the_real_history(real, real_backtest, real_lagged):
     """The strategy table and the robustness table of the README, as the code computes them now: a
     change that moves a figure fails here until the README says it."""
     from pathlib import Path
@@ -316,6 +306,6 @@ def test_the_readme_shows_what_the_backtest_computes_on_the_real_history(real_da
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     daily, _ = real_backtest
     assert render(summary(daily), yearly_returns(daily), PLAYBOOK.backtest) in readme
-    fees_x2, _ = _real_backtest(real_data_module, costs=PLAYBOOK.backtest.with_fees_x(2))
+    fees_x2, _ = _real_backtest(real, costs=PLAYBOOK.backtest.with_fees_x(2))
     for row in robustness_rows(daily, real_lagged[0], fees_x2):
         assert row in readme, row

@@ -52,6 +52,19 @@ def test_sql_reads_the_published_snapshot_while_the_writer_holds_the_warehouse(w
     assert "BTC/USDT" in done.stdout and "123.5" in done.stdout
 
 
+def test_summary_reads_the_published_snapshot_while_the_writer_holds_the_warehouse(warehouse_path):
+    wh = Warehouse(warehouse_path)
+    wh.upsert({"raw.ohlcv_1d": candles(3, close=123.5)})
+    wh.publish_snapshot()
+    wh.upsert({"raw.ohlcv_1d": candles(5, close=99.0)})  # written after the snapshot: not in it
+    with wh.connect():  # a run holding the writer's lock
+        done = _cli("summary", env={"ROTATION_WAREHOUSE": str(warehouse_path)})
+    assert done.returncode == 0, done.stderr
+    assert f"Warehouse: {wh.snapshot_path}" in done.stdout
+    line = next(row for row in done.stdout.splitlines() if row.startswith("raw.ohlcv_1d"))
+    assert line.split()[1] == "3"  # the published rows
+
+
 def test_sql_without_a_query_is_a_prompt(warehouse_path):
     wh = Warehouse(warehouse_path)
     wh.upsert({"raw.ohlcv_1d": candles(2, close=7.25)})

@@ -66,11 +66,9 @@ def synthetic_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def real_warehouse(tmp_path_factory):
+def real_warehouse(real, tmp_path_factory):
     from tests.conftest import REAL_DATA
 
-    if not (REAL_DATA / "ohlcv_1d.parquet").exists():
-        pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
     path = tmp_path_factory.mktemp("real") / "rotation.duckdb"
     # the shipped policy: it accepts the one gap of the recording (PEPE/USDT 2024-12-02..14)
     reports = run(ingest_assets, MarketSources(replay_data=str(REAL_DATA)), path, REAL_FIRST, REAL_AS_OF, QualitySettings())

@@ -149,9 +149,7 @@ def test_a_defect_blocks_the_run_and_is_quarantined(defect, clean, tmp_path):
     assert hits["action"][0] == "block" and hits["run_id"][0] == result.run_id
 
 
-def test_the_real_2018_dominance_glitch_blocks_when_every_expectation_blocks(tmp_path):
-    if not (REAL_DATA / "btc_dominance_1d.parquet").exists():
-        pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
+def test_the_real_2018_dominance_glitch_blocks_when_every_expectation_blocks(real_data, tmp_path):
     path = tmp_path / "rotation.duckdb"
     # January 2018 from the whole recording (before mid-2020 the replay lists no BTC candles, so
     # CoinGecko's BTC chart a night then asked for would be missing).

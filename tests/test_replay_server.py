@@ -22,9 +22,9 @@ import requests
 
 from pipeline.sources.exchange import make_exchange
 from pipeline.sources.replay import FaultRule, ReplayServer, load_dataset
+from tests.conftest import REAL_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 DAY_MS = 86_400_000
 FAR_FUTURE_MS = 4_000_000_000_000  # 2096
 
@@ -312,10 +312,8 @@ def test_cli_serves_and_is_steerable(tiny_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def real():
-    if not REAL.is_dir():
-        pytest.skip("../shared/data/real is absent: the recorded real history lives beside the project")
-    with ReplayServer(load_dataset(REAL)) as srv:
+def real_server(real):
+    with ReplayServer(real) as srv:
         yield srv
 
 
@@ -332,18 +330,17 @@ def _page(fetch, since: int) -> list:
 
 
 def _parquet_ohlcv(symbol: str) -> list[list[float]]:
-    df = pl.read_parquet(REAL / "ohlcv_1d.parquet").filter(pl.col("symbol") == symbol).sort("date")
+    df = pl.read_parquet(REAL_DATA / "ohlcv_1d.parquet").filter(pl.col("symbol") == symbol).sort("date")
     return df.select(pl.col("date").dt.epoch("ms").cast(pl.Float64), "open", "high", "low", "close", "volume").rows()
 
 
 def _parquet_funding(symbol: str) -> list[tuple[int, float]]:
-    df = pl.read_parquet(REAL / "funding_8h.parquet").filter(pl.col("symbol") == symbol).sort("ts")
+    df = pl.read_parquet(REAL_DATA / "funding_8h.parquet").filter(pl.col("symbol") == symbol).sort("ts")
     return df.select(pl.col("ts").dt.epoch("ms"), "funding_rate").rows()
 
 
-@pytest.mark.real_data
-def test_real_binance_spot_paging_returns_the_parquet_rows(real: ReplayServer) -> None:
-    binance = make_exchange("binance", "spot", real.base_url)
+def test_real_binance_spot_paging_returns_the_parquet_rows(real_server: ReplayServer) -> None:
+    binance = make_exchange("binance", "spot", real_server.base_url)
     binance.load_markets()
     assert "BTC/USDT" in binance.markets and not binance.markets["IMX/USDT"]["active"]
     for symbol in ("ETH/USDT", "ARB/USDT"):
@@ -351,17 +348,15 @@ def test_real_binance_spot_paging_returns_the_parquet_rows(real: ReplayServer) -
         assert [[float(x) for x in row] for row in got] == [list(r) for r in _parquet_ohlcv(symbol)]
 
 
-@pytest.mark.real_data
-def test_real_binanceusdm_funding_equals_the_parquet(real: ReplayServer) -> None:
-    usdm = make_exchange("binanceusdm", "linear", real.base_url)
+def test_real_binanceusdm_funding_equals_the_parquet(real_server: ReplayServer) -> None:
+    usdm = make_exchange("binanceusdm", "linear", real_server.base_url)
     got = _page(lambda since: usdm.fetch_funding_rate_history("BTC/USDT:USDT", since=since, limit=1000), 0)
     assert [(r["timestamp"], r["fundingRate"]) for r in got] == _parquet_funding("BTC/USDT:USDT")
 
 
-@pytest.mark.real_data
-def test_real_bybit_spot_and_linear_give_the_same_values(real: ReplayServer) -> None:
-    spot = make_exchange("bybit", "spot", real.base_url)
-    linear = make_exchange("bybit", "linear", real.base_url)
+def test_real_bybit_spot_and_linear_give_the_same_values(real_server: ReplayServer) -> None:
+    spot = make_exchange("bybit", "spot", real_server.base_url)
+    linear = make_exchange("bybit", "linear", real_server.base_url)
     expected = [list(r) for r in _parquet_ohlcv("SUI/USDT")]
     for exchange, symbol in ((spot, "SUI/USDT"), (linear, "SUI/USDT:USDT")):
         got = _page(lambda since, e=exchange, s=symbol: e.fetch_ohlcv(s, "1d", since=since, limit=1000), 0)
@@ -371,30 +366,28 @@ def test_real_bybit_spot_and_linear_give_the_same_values(real: ReplayServer) -> 
     assert [(r["timestamp"], r["fundingRate"]) for r in funding] == _parquet_funding("SUI/USDT:USDT")
 
 
-@pytest.mark.real_data
-def test_real_clock_and_defillama(real: ReplayServer) -> None:
-    as_of_day0 = real.dataset.as_of_end_ms + 1 - DAY_MS
-    rows = _get(real, "/api/v3/klines", symbol="BTCUSDT", interval="1d", startTime=as_of_day0 - 3 * DAY_MS,
+def test_real_clock_and_defillama(real_server: ReplayServer) -> None:
+    as_of_day0 = real_server.dataset.as_of_end_ms + 1 - DAY_MS
+    rows = _get(real_server, "/api/v3/klines", symbol="BTCUSDT", interval="1d", startTime=as_of_day0 - 3 * DAY_MS,
                 endTime=FAR_FUTURE_MS).json()
     assert [r[0] for r in rows] == [as_of_day0 - k * DAY_MS for k in (3, 2, 1, 0)]
-    tvl = pl.read_parquet(REAL / "chain_tvl_1d.parquet")
+    tvl = pl.read_parquet(REAL_DATA / "chain_tvl_1d.parquet")
     for chain in tvl["chain"].unique().to_list():
         want = tvl.filter(pl.col("chain") == chain).sort("date")
-        got = _get(real, f"/v2/historicalChainTvl/{chain.title()}").json()
+        got = _get(real_server, f"/v2/historicalChainTvl/{chain.title()}").json()
         assert [(g["date"], g["tvl"]) for g in got] == list(zip(want["date"].dt.epoch("s").to_list(),
                                                                  want["tvl_usd"].to_list(), strict=True))
 
 
-@pytest.mark.real_data
-def test_real_coingecko_dominance_roundtrip(real: ReplayServer) -> None:
-    caps = _get(real, "/api/v3/coins/bitcoin/market_chart", vs_currency="usd", days="max",
+def test_real_coingecko_dominance_roundtrip(real_server: ReplayServer) -> None:
+    caps = _get(real_server, "/api/v3/coins/bitcoin/market_chart", vs_currency="usd", days="max",
                 interval="daily").json()["market_caps"]
-    totals = dict(_get(real, "/api/v3/global/market_cap_chart", days="max").json()["market_cap_chart"]["market_cap"])
-    dom = pl.read_parquet(REAL / "btc_dominance_1d.parquet").sort("date")
+    totals = dict(_get(real_server, "/api/v3/global/market_cap_chart", days="max").json()["market_cap_chart"]["market_cap"])
+    dom = pl.read_parquet(REAL_DATA / "btc_dominance_1d.parquet").sort("date")
     want = dict(zip(dom["date"].dt.epoch("ms").to_list(), dom["btc_dominance_pct"].to_list(), strict=True))
     assert len(caps) == len(want)
     for ms, cap in caps:
         assert abs(cap / totals[ms] * 100 - want[ms]) < 1e-9
-    glob = _get(real, "/api/v3/global").json()["data"]
+    glob = _get(real_server, "/api/v3/global").json()["data"]
     assert abs(glob["market_cap_percentage"]["btc"] - dom["btc_dominance_pct"][-1]) < 1e-9
-    assert glob["updated_at"] * 1000 <= real.dataset.as_of_end_ms
+    assert glob["updated_at"] * 1000 <= real_server.dataset.as_of_end_ms

@@ -32,11 +32,9 @@ def real_replay(real_data_module):
 
 
 @pytest.fixture(scope="module")
-def real_data_module():
+def real_data_module(real):
     from tests.conftest import REAL_DATA
 
-    if not (REAL_DATA / "ohlcv_1d.parquet").exists():
-        pytest.skip(f"{REAL_DATA} is absent: the real recorded history lives in ../shared beside the repo")
     return REAL_DATA
 
 

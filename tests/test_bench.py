@@ -49,3 +49,13 @@ def test_the_nightly_bench_gives_the_assets_it_calls_every_resource_they_require
     for group in nightly.GROUPS.values():
         for asset in group:
             assert not asset.required_resource_keys - provided, asset.keys
+
+
+def test_the_concurrent_ingest_bench_compares_both_paths_on_the_same_rows(monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_P4_SYMBOLS", "8")
+    monkeypatch.setenv("BENCH_P4_YEARS", "0.3")
+    monkeypatch.setenv("BENCH_P4_LATENCY_MS", "10")
+    assert load("concurrent_ingest").main() == 0
+    out = capsys.readouterr().out
+    assert "the same in both runs -> correct" in out
+    assert "(goal >= 8x)" in out and "(goal <= 1.3x)" in out and "rate-limit bound" in out

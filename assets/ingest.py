@@ -7,8 +7,10 @@ transaction at the end, so a failure writes nothing.
 
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+import ccxt
+import ccxt.async_support
 import dagster as dg
 import polars as pl
 
@@ -17,6 +19,7 @@ from assets.partitions import RAW_ASSET, month_window
 from assets.quality import gated_table, gated_write
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.settings import Settings
+from pipeline.sources.concurrent import fetch_symbols, once
 from pipeline.sources.errors import NotAvailable, PayloadError, SourceError, SymbolNotListed
 from pipeline.sources.funding import fetch_funding_history, funding_intervals
 from pipeline.sources.prices import fetch_daily_candles
@@ -95,31 +98,34 @@ def _ingest_symbols(
     window: tuple[dt.date, dt.date],
     table: str,
     time_col: str,
-    exchange_id: str,
+    exchange: ccxt.Exchange | ccxt.async_support.Exchange,
     symbols: list[str],
-    fetch: Callable[[str], pl.DataFrame | None],
+    fetch: Callable[[str], Awaitable[pl.DataFrame | None]],
 ) -> dg.MaterializeResult:
-    """Fetch every symbol (None = up to date) with progress logs, then write all in one transaction.
+    """Fetch every symbol (None = up to date), concurrently through `exchange`, which is closed after,
+    with a progress log as each one finishes; then write all in one transaction.
 
     Symbols the exchange does not list are logged and skipped; any other error fails the asset
     before anything is written.
     """
-    frames, skipped = [], []
-    for i, symbol in enumerate(symbols, 1):
-        try:
-            frame = fetch(symbol)
-        except SymbolNotListed as exc:
-            context.log.warning(f"[{i}/{len(symbols)}] skipped: {exc}")
-            skipped.append(symbol)
-            continue
-        if frame is None:
-            context.log.info(f"[{i}/{len(symbols)}] {symbol}: up to date")
-            continue
-        context.log.info(f"[{i}/{len(symbols)}] {symbol}: {frame.height} new rows")
-        frames.append(_stamp(frame, sources.source(exchange_id), exchange=exchange_id, symbol=symbol))
+
+    def progress(done: int, symbol: str, result: pl.DataFrame | SymbolNotListed | None) -> None:
+        if isinstance(result, SymbolNotListed):
+            context.log.warning(f"[{done}/{len(symbols)}] skipped: {result}")
+        elif result is None:
+            context.log.info(f"[{done}/{len(symbols)}] {symbol}: up to date")
+        else:
+            context.log.info(f"[{done}/{len(symbols)}] {symbol}: {result.height} new rows")
+
+    results = fetch_symbols(exchange, symbols, fetch, progress, sources.symbols_in_flight)
+    skipped = [s for s, r in zip(symbols, results) if isinstance(r, SymbolNotListed)]
+    frames = [
+        _stamp(r, sources.source(exchange.id), exchange=exchange.id, symbol=s)
+        for s, r in zip(symbols, results) if isinstance(r, pl.DataFrame)
+    ]
     rows = pl.concat(frames) if frames else pl.DataFrame()
     return _write(
-        context, wh, quality, table, rows, window, time_col, exchange=exchange_id,
+        context, wh, quality, table, rows, window, time_col, exchange=exchange.id,
         skipped_symbols=", ".join(skipped) or "none", dataset=sources.dataset_label or "live",
     )
 
@@ -139,15 +145,15 @@ def ohlcv_1d(
     wh = warehouse.get()
     held = wh.newest_in_window("raw.ohlcv_1d", ("symbol",), start, last, exchange=exchange.id)
 
-    def fetch(symbol: str) -> pl.DataFrame | None:
+    async def fetch(symbol: str) -> pl.DataFrame | None:
         newest = held.get((symbol,))
         since = newest + dt.timedelta(days=1) if newest else start
         if since > last:
             return None
-        return fetch_daily_candles(exchange, symbol, since, last)
+        return await fetch_daily_candles(exchange, symbol, since, last)
 
     return _ingest_symbols(
-        context, sources, quality, wh, (start, last), "raw.ohlcv_1d", "date", exchange.id,
+        context, sources, quality, wh, (start, last), "raw.ohlcv_1d", "date", exchange,
         sources.universe.spot_symbols, fetch,
     )
 
@@ -166,18 +172,19 @@ def funding_rates(
     exchange = sources.perp_exchange_client()
     wh = warehouse.get()
     held = wh.newest_in_window("raw.funding_rates", ("symbol",), start, last, exchange=exchange.id)
-    intervals = funding_intervals(exchange)
+    intervals = once(lambda: funding_intervals(exchange))
     window_start = dt.datetime.combine(start, dt.time(), dt.UTC)
 
-    def fetch(symbol: str) -> pl.DataFrame | None:
+    async def fetch(symbol: str) -> pl.DataFrame | None:
         newest = held.get((symbol,))
         since = newest + dt.timedelta(milliseconds=1) if newest else window_start
         if since.date() > last:
             return None
-        return fetch_funding_history(exchange, symbol, since, last, intervals.get(symbol))
+        interval_hours = (await intervals()).get(symbol)
+        return await fetch_funding_history(exchange, symbol, since, last, interval_hours)
 
     return _ingest_symbols(
-        context, sources, quality, wh, (start, last), "raw.funding_rates", "funding_time", exchange.id,
+        context, sources, quality, wh, (start, last), "raw.funding_rates", "funding_time", exchange,
         sources.universe.perp_symbols, fetch,
     )
 

@@ -65,3 +65,27 @@ def test_the_incremental_bench_gives_the_assets_every_resource_and_sorts_request
                        "/v2/historicalChainTvl/Ethereum": "defillama", "/protocol/aave": "defillama",
                        "/api/v3/global/market_cap_chart": "dominance", "/fapi/v1/exchangeInfo": "markets",
                        "/api/v3/ping": "other /api/v3/ping"}
+
+
+def test_the_concurrent_ingest_bench_compares_both_paths_on_the_same_rows(monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_P4_SYMBOLS", "8")
+    monkeypatch.setenv("BENCH_P4_YEARS", "0.3")
+    monkeypatch.setenv("BENCH_P4_LATENCY_MS", "10")
+    assert load("concurrent_ingest").main() == 0
+    out = capsys.readouterr().out
+    assert "the same in both runs -> correct" in out
+    assert "(goal >= 8x)" in out and "(goal <= 1.3x)" in out and "rate-limit bound" in out
+
+
+def test_the_spacings_the_readme_gives_for_the_p4_bound_are_ccxts():
+    """README: ccxt spaces Binance's klines 20 ms apart (50 ms x cost 0.4), USD-M funding history 50 ms; 16 in flight."""
+    from pipeline.resources import MarketSources
+    from pipeline.sources.concurrent import SYMBOLS_IN_FLIGHT
+    from pipeline.sources.exchange import make_exchange
+
+    spacing_ms = load("concurrent_ingest").spacing_ms
+    binance = make_exchange("binance", "spot", "http://127.0.0.1:9")
+    usdm = make_exchange("binanceusdm", "linear", "http://127.0.0.1:9")
+    assert spacing_ms(binance, "/api/v3/klines", {"symbol": "BTCUSDT", "limit": "1000"}) == 20
+    assert spacing_ms(usdm, "/fapi/v1/fundingRate", {"symbol": "BTCUSDT", "limit": "1000"}) == 50
+    assert SYMBOLS_IN_FLIGHT == MarketSources().symbols_in_flight == 16

@@ -40,7 +40,9 @@ WINDOW = (dt.date(2025, 6, 1), AS_OF)  # the days of the run that gets killed: i
 VOLATILE = {"raw.ohlcv_1d": ("ingested_at",), "raw.funding_rates": ("ingested_at",), "raw.defi_tvl": ("ingested_at",),
             "raw.btc_dominance": ("ingested_at",), "raw.quarantine": ("run_id", "quarantined_at")}
 LOCK_ERROR = re.compile(r"could not set lock|conflicting lock|lock on file", re.IGNORECASE)
-SLOW_FUNDING = "latency=1:/fapi/v1/fundingRate"  # every funding-history request waits 1 s
+# Every funding-history request waits 5 s: the perps are fetched 16 at a time, so the run is still
+# fetching (the next 16) some 5 s after the first 3 are logged.
+SLOW_FUNDING = "latency=5:/fapi/v1/fundingRate"
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ the days asked for, survives transient faults, and fails on persistent ones nami
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from pathlib import Path
@@ -66,7 +67,7 @@ def parquet_candles(data: Path, symbol: str, since: dt.date, until: dt.date) -> 
 def test_candles_are_exactly_the_recorded_rows(real_replay, real_data_module, exchange_id):
     exchange = make_exchange(exchange_id, "spot", real_replay.base_url)
     since, until = dt.date(2021, 1, 1), dt.date(2025, 8, 2)  # > 1,000 days: several pages
-    got = fetch_daily_candles(exchange, "SOL/USDT", since, until)
+    got = asyncio.run(fetch_daily_candles(exchange, "SOL/USDT", since, until))
     expected = parquet_candles(real_data_module, "SOL/USDT", since, until)
     assert got.height == expected.height > 1000
     assert got.equals(expected)
@@ -75,7 +76,7 @@ def test_candles_are_exactly_the_recorded_rows(real_replay, real_data_module, ex
 def test_an_incremental_fetch_asks_only_for_the_newer_days(synth, synthetic_dir):
     exchange = make_exchange("binance", "spot", synth.base_url)
     since = SYNTH_AS_OF - dt.timedelta(days=9)
-    got = fetch_daily_candles(exchange, "BTC/USDT", since, SYNTH_AS_OF)
+    got = asyncio.run(fetch_daily_candles(exchange, "BTC/USDT", since, SYNTH_AS_OF))
     assert got["date"].to_list() == [since + dt.timedelta(days=i) for i in range(10)]
     klines = [r for r in synth.requests if r.path == "/api/v3/klines"]
     assert len(klines) == 1
@@ -87,13 +88,13 @@ def test_an_incremental_fetch_asks_only_for_the_newer_days(synth, synthetic_dir)
 def test_a_symbol_the_exchange_does_not_list_is_reported_as_such(real_replay):
     exchange = make_exchange("binance", "spot", real_replay.base_url)
     with pytest.raises(SymbolNotListed, match="RENDER/USDT"):
-        fetch_daily_candles(exchange, "RENDER/USDT", dt.date(2024, 1, 1), dt.date(2024, 2, 1))
+        asyncio.run(fetch_daily_candles(exchange, "RENDER/USDT", dt.date(2024, 1, 1), dt.date(2024, 2, 1)))
 
 
 def test_a_429_with_retry_after_is_waited_out(synth):
     synth.faults.add(FaultRule(kind="429", path="/api/v3/klines", times=1, retry_after_s=1))
     exchange = make_exchange("binance", "spot", synth.base_url)
-    got = fetch_daily_candles(exchange, "ETH/USDT", SYNTH_AS_OF - dt.timedelta(days=4), SYNTH_AS_OF)
+    got = asyncio.run(fetch_daily_candles(exchange, "ETH/USDT", SYNTH_AS_OF - dt.timedelta(days=4), SYNTH_AS_OF))
     assert got.height == 5
     statuses = [r.status for r in synth.requests if r.path == "/api/v3/klines"]
     assert statuses == [429, 200]
@@ -105,33 +106,33 @@ def test_a_persistent_outage_fails_naming_exchange_endpoint_and_symbol(synth):
     from pipeline.sources import exchange as exchange_module
 
     with pytest.raises(SourceError, match=r"binance fetch_ohlcv ETH/USDT: ExchangeNotAvailable.*after 2 attempts"):
-        exchange_module.call_with_retries(
+        asyncio.run(exchange_module.call_with_retries(
             exchange, exchange.fetch_ohlcv, "ETH/USDT", "1d", endpoint="fetch_ohlcv ETH/USDT",
             max_retries=1, backoff_s=0.01,
-        )
+        ))
 
 
 def test_a_truncated_candle_page_is_retried_not_read_as_no_candles(synth):
     """ccxt alone returns an unparsable body as text, which fetch_ohlcv reads as zero candles."""
     synth.faults.add(FaultRule(kind="truncated_json", path="/api/v3/klines", times=1))
     exchange = make_exchange("binance", "spot", synth.base_url)
-    got = fetch_daily_candles(exchange, "ETH/USDT", SYNTH_AS_OF - dt.timedelta(days=4), SYNTH_AS_OF)
+    got = asyncio.run(fetch_daily_candles(exchange, "ETH/USDT", SYNTH_AS_OF - dt.timedelta(days=4), SYNTH_AS_OF))
     assert got.height == 5
     synth.faults.add(FaultRule(kind="truncated_json", path="/api/v3/klines"))
     from pipeline.sources import exchange as exchange_module
 
     with pytest.raises(SourceError, match=r"binance fetch_ohlcv ETH/USDT: BadResponse: binance: unparsable JSON"):
-        exchange_module.call_with_retries(
+        asyncio.run(exchange_module.call_with_retries(
             exchange, exchange.fetch_ohlcv, "ETH/USDT", "1d", endpoint="fetch_ohlcv ETH/USDT",
             max_retries=1, backoff_s=0.01,
-        )
+        ))
 
 
 def test_a_candle_missing_its_close_comes_back_with_nulls_for_the_quality_gate(synth):
     """The client neither drops nor guesses: the gate names and quarantines such candles."""
     synth.faults.add(FaultRule(kind="missing_field", path="/api/v3/klines", field="close"))
     exchange = make_exchange("binance", "spot", synth.base_url)
-    candles = fetch_daily_candles(exchange, "ETH/USDT", SYNTH_AS_OF - dt.timedelta(days=4), SYNTH_AS_OF)
+    candles = asyncio.run(fetch_daily_candles(exchange, "ETH/USDT", SYNTH_AS_OF - dt.timedelta(days=4), SYNTH_AS_OF))
     assert candles.height == 5 and candles["close"].null_count() == 5 and candles["volume"].null_count() == 5
     assert candles["open"].null_count() == 0
 
@@ -143,7 +144,7 @@ def test_a_candle_missing_its_close_comes_back_with_nulls_for_the_quality_gate(s
 def test_funding_is_exactly_the_recorded_rows(real_replay, real_data_module, exchange_id):
     exchange = make_exchange(exchange_id, "linear", real_replay.base_url)
     since = dt.datetime(2023, 6, 1, tzinfo=dt.UTC)
-    got = fetch_funding_history(exchange, "SUI/USDT:USDT", since, dt.date(2025, 8, 2))
+    got = asyncio.run(fetch_funding_history(exchange, "SUI/USDT:USDT", since, dt.date(2025, 8, 2)))
     expected = (
         pl.read_parquet(real_data_module / "funding_8h.parquet")
         .filter(pl.col("symbol") == "SUI/USDT:USDT", pl.col("ts") >= since)
@@ -163,10 +164,10 @@ def test_per_symbol_funding_intervals_are_kept(synth, exchange_id):
     four_hourly = sorted(s for s, h in dataset.funding_interval_hours.items() if h == 4 and s in trading)
     assert four_hourly, "the synthetic market has a 4h perp still trading on its as-of day"
     exchange = make_exchange(exchange_id, "linear", synth.base_url)
-    intervals = funding_intervals(exchange)
+    intervals = asyncio.run(funding_intervals(exchange))
     since = dt.datetime.combine(SYNTH_AS_OF, dt.time(), dt.UTC)
-    fast = fetch_funding_history(exchange, four_hourly[0], since, SYNTH_AS_OF, intervals.get(four_hourly[0]))
-    btc = fetch_funding_history(exchange, "BTC/USDT:USDT", since, SYNTH_AS_OF, intervals.get("BTC/USDT:USDT"))
+    fast = asyncio.run(fetch_funding_history(exchange, four_hourly[0], since, SYNTH_AS_OF, intervals.get(four_hourly[0])))
+    btc = asyncio.run(fetch_funding_history(exchange, "BTC/USDT:USDT", since, SYNTH_AS_OF, intervals.get("BTC/USDT:USDT")))
     assert (fast.height, set(fast["interval_hours"])) == (6, {4})
     assert (btc.height, set(btc["interval_hours"])) == (3, {8})
 

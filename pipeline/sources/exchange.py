@@ -2,19 +2,24 @@
 
 The client code is identical in both cases: only the scheme and host of every API URL change,
 the paths stay, so the replay server answers exactly the requests the live API would get.
+A client is ccxt's sync one (one request after another) or its asyncio one (`asynchronous=True`), whose
+rate limiter queues the requests of concurrent tasks; the calls below take either.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import logging
 import os
 import re
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import ccxt
+import ccxt.async_support
 
 from pipeline.sources.errors import PayloadError, SourceError, SymbolNotListed, retry_delay
 
@@ -22,6 +27,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _HOST = re.compile(r"^https?://[^/]+")
+# The exchange's last answer as this asyncio task (or thread) received it. ccxt keeps one per client
+# (`last_json_response`, `last_response_headers`): concurrent symbols would read each other's.
+_last_payload: ContextVar[Any] = ContextVar("last_payload", default=None)
+_last_headers: ContextVar[Mapping[str, str]] = ContextVar("last_headers", default={})
+
+
+def last_payload() -> Any:
+    """The parsed JSON of the last answer this task received from any exchange client (None if not JSON)."""
+    return _last_payload.get()
 
 
 class ExchangeConfigError(ValueError):
@@ -41,8 +55,10 @@ def make_exchange(
     market_type: str,
     base_url: str | None = None,
     timeout_ms: int = 30_000,
-) -> ccxt.Exchange:
-    """A ccxt client for `exchange_id` limited to `market_type` (`spot` or `linear`).
+    asynchronous: bool = False,
+) -> ccxt.Exchange | ccxt.async_support.Exchange:
+    """A ccxt client for `exchange_id` limited to `market_type` (`spot` or `linear`), with ccxt's rate
+    limiter on; `asynchronous` gives ccxt's asyncio client (close it with `await exchange.close()`).
 
     Limiting the market types makes `load_markets` call one exchangeInfo-style endpoint instead
     of every family. `base_url` (e.g. the replay's `http://127.0.0.1:PORT`) replaces the host of
@@ -60,9 +76,9 @@ def make_exchange(
     if os.environ.get(f"{prefix}_API_KEY"):
         config["apiKey"] = os.environ[f"{prefix}_API_KEY"]
         config["secret"] = os.environ.get(f"{prefix}_API_SECRET", "")
-    exchange: ccxt.Exchange = getattr(ccxt, exchange_id)(config)
+    exchange = getattr(ccxt.async_support if asynchronous else ccxt, exchange_id)(config)
     exchange.parse_json = _strict_json_parser(exchange.id)
-    exchange.enableLastJsonResponse = True  # what was sent, to count it against what ccxt parsed
+    exchange.on_rest_response = _recording_headers(exchange.on_rest_response)
     if base_url:
         exchange.urls["api"] = _rewrite(exchange.urls["api"], base_url)
     return exchange
@@ -74,19 +90,32 @@ def _strict_json_parser(exchange_id: str) -> Callable[[str], Any]:
     `call_with_retries` retries like any broken answer."""
 
     def parse_json(body: str) -> Any:
+        _last_payload.set(None)
         if not ccxt.Exchange.is_json_encoded_object(body):
             return None  # not JSON at all (an HTML error page): ccxt's error handling reads the text
         try:
-            return json.loads(body)
+            payload = json.loads(body)
         except ValueError as exc:
             raise ccxt.BadResponse(f"{exchange_id}: unparsable JSON body ({exc})") from None
+        _last_payload.set(payload)  # what was sent, to count it against what ccxt parsed
+        return payload
 
     return parse_json
 
 
-def call_with_retries(
-    exchange: ccxt.Exchange,
-    fn: Callable[..., T],
+def _recording_headers(on_rest_response: Callable[..., str]) -> Callable[..., str]:
+    """ccxt's hook on every answer, plus noting its headers (Retry-After) for this task."""
+
+    def hook(code, reason, url, method, response_headers, response_body, request_headers, request_body) -> str:
+        _last_headers.set(response_headers or {})
+        return on_rest_response(code, reason, url, method, response_headers, response_body, request_headers, request_body)
+
+    return hook
+
+
+async def call_with_retries(
+    exchange: ccxt.Exchange | ccxt.async_support.Exchange,
+    fn: Callable[..., T | Awaitable[T]],
     *args: Any,
     endpoint: str,
     max_retries: int = 4,
@@ -97,11 +126,14 @@ def call_with_retries(
 
     ccxt's own rate limiter spaces the requests; this handles the answers that still come back
     throttled or broken. What remains raises `SourceError` naming the exchange and endpoint.
+    A sync client's method blocks the event loop: with it, symbols are fetched one after another.
     """
     name = f"{exchange.id} {endpoint}"
     for attempt in range(1, max_retries + 2):
+        _last_headers.set({})  # a timeout has none: no stale Retry-After
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
         except ccxt.BadSymbol as exc:
             raise SymbolNotListed(f"{name}: {exc}") from None
         except (ccxt.NetworkError, ccxt.BadResponse, ccxt.NullResponse) as exc:
@@ -112,17 +144,18 @@ def call_with_retries(
             raise PayloadError(name, f"malformed payload ({type(exc).__name__}: {exc})") from None
         if attempt > max_retries:
             raise SourceError(name, f"{problem} after {attempt} attempts")
-        headers = exchange.last_response_headers or {}
+        headers = _last_headers.get()
         retry_after = headers.get("Retry-After") or headers.get("retry-after")
         delay = retry_delay(attempt, backoff_s, retry_after)
         log.warning("%s: %s; retry %d/%d in %.1fs", name, problem, attempt, max_retries, delay)
-        time.sleep(delay)
+        await asyncio.sleep(delay)
     raise AssertionError("unreachable")
 
 
-def require_listed(exchange: ccxt.Exchange, symbol: str) -> dict:
-    """The market for `symbol`, loading markets on first use; `SymbolNotListed` if absent."""
-    call_with_retries(exchange, exchange.load_markets, endpoint="load_markets")
+async def require_listed(exchange: ccxt.Exchange | ccxt.async_support.Exchange, symbol: str) -> dict:
+    """The market for `symbol`, loading markets on first use (concurrent callers of an asyncio
+    client share ccxt's one load); `SymbolNotListed` if absent."""
+    await call_with_retries(exchange, exchange.load_markets, endpoint="load_markets")
     market = exchange.markets.get(symbol)
     if market is None:
         raise SymbolNotListed(f"{exchange.id}: {symbol} is not listed")

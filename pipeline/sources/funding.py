@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 
 import ccxt
+import ccxt.async_support
 import polars as pl
 
 from pipeline.sources.errors import SourceError
@@ -30,11 +31,11 @@ FUNDING_SCHEMA = {
 }
 
 
-def funding_intervals(exchange: ccxt.Exchange) -> dict[str, int]:
+async def funding_intervals(exchange: ccxt.Exchange | ccxt.async_support.Exchange) -> dict[str, int]:
     """Funding interval in hours for the symbols whose interval is not the default 8h."""
     if exchange.has.get("fetchFundingIntervals"):
         try:
-            got = call_with_retries(exchange, exchange.fetch_funding_intervals, endpoint="fetch_funding_intervals")
+            got = await call_with_retries(exchange, exchange.fetch_funding_intervals, endpoint="fetch_funding_intervals")
         except SourceError as exc:
             log.warning("funding intervals unavailable (%s); assuming 8h unless the market says otherwise", exc)
         else:
@@ -47,15 +48,15 @@ def _market_interval(market: dict) -> int | None:
     return int(minutes) // 60 if minutes else None
 
 
-def fetch_funding_history(
-    exchange: ccxt.Exchange,
+async def fetch_funding_history(
+    exchange: ccxt.Exchange | ccxt.async_support.Exchange,
     symbol: str,
     since: dt.datetime,
     until: dt.date,
     interval_hours: int | None = None,
 ) -> pl.DataFrame:
     """Funding events of `symbol` from `since` (inclusive) to the end of day `until`."""
-    market = require_listed(exchange, symbol)
+    market = await require_listed(exchange, symbol)
     interval = interval_hours or _market_interval(market) or DEFAULT_INTERVAL_HOURS
     limit = PAGE_LIMIT.get(exchange.id, 100)
     end_ms = day_ms(until + dt.timedelta(days=1)) - 1
@@ -63,7 +64,7 @@ def fetch_funding_history(
     events: list[dict] = []
     while cursor <= end_ms:
         # One ms early: ccxt's bybit rounds `since` up, which would skip an event exactly at it.
-        page = call_with_retries(
+        page = await call_with_retries(
             exchange, exchange.fetch_funding_rate_history, symbol, since=cursor - 1, limit=limit,
             endpoint=f"fetch_funding_rate_history {symbol}",
         )

@@ -6,10 +6,11 @@ import datetime as dt
 import logging
 
 import ccxt
+import ccxt.async_support
 import polars as pl
 
 from pipeline.sources.errors import PayloadError
-from pipeline.sources.exchange import call_with_retries, require_listed
+from pipeline.sources.exchange import call_with_retries, last_payload, require_listed
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +39,26 @@ def day_ms(day: dt.date) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
 
 
-def fetch_daily_candles(exchange: ccxt.Exchange, symbol: str, since: dt.date, until: dt.date) -> pl.DataFrame:
+async def fetch_daily_candles(
+    exchange: ccxt.Exchange | ccxt.async_support.Exchange, symbol: str, since: dt.date, until: dt.date
+) -> pl.DataFrame:
     """Closed daily candles of `symbol` for days `since`..`until` (inclusive).
 
     The still-open candle of the current UTC day is dropped: its values change until midnight.
     Raises `SymbolNotListed` when the exchange does not list the symbol, `PayloadError` when a
     candle lacks its time; other missing values come back as nulls for the quality gate.
     """
-    require_listed(exchange, symbol)
+    await require_listed(exchange, symbol)
     limit = PAGE_LIMIT.get(exchange.id, 500)
     last_closed_ms = min(day_ms(until), exchange.milliseconds() - DAY_MS)
     cursor = day_ms(since)
     rows: list[list] = []
     while cursor <= last_closed_ms:
-        page = call_with_retries(
+        page = await call_with_retries(
             exchange, exchange.fetch_ohlcv, symbol, "1d", since=cursor, limit=limit,
             endpoint=f"fetch_ohlcv {symbol}",
         )
-        sent = _rows_sent(exchange.last_json_response)
+        sent = _rows_sent(last_payload())
         if sent is not None and sent != len(page):  # ccxt drops rows it cannot timestamp, silently
             raise PayloadError(f"{exchange.id} fetch_ohlcv {symbol}",
                                f"{sent} rows in the payload but {len(page)} candles parsed (a row without its time?)")

@@ -26,7 +26,8 @@ KLINE_COLUMNS = ("openTime", "open", "high", "low", "close", "volume")
 
 @dataclass
 class FaultRule:
-    """One kind of failure, on the requests whose path matches `path` (re.search; "" = all).
+    """One kind of failure, on the requests whose path matches `path` (re.search; "" = all) and whose
+    query string matches `query` (likewise; e.g. "symbol=ETHUSDT": one symbol's requests).
 
     Fires on every match, or on the first `times` matches, or with probability `rate` (or both:
     at most `times` firings drawn at `rate`). `field` names the key that `missing_field` drops
@@ -41,11 +42,13 @@ class FaultRule:
     status: int = 503
     delay_s: float = 5.0
     field: str = ""
+    query: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {KINDS}")
         re.compile(self.path)  # a bad regex fails here, not on the first request
+        re.compile(self.query)
         if self.times is not None and self.times < 0:
             raise ValueError(f"fault times must be >= 0, got {self.times}")
         if self.rate is not None and not 0.0 <= self.rate <= 1.0:
@@ -131,13 +134,15 @@ class FaultPlan:
     def clear(self) -> None:
         self.replace([])
 
-    def draw(self, path: str) -> list[FaultRule]:
+    def draw(self, path: str, query: str = "") -> list[FaultRule]:
         """The rules that fire for this request (counted against their `times`)."""
         fired = []
         with self._lock:
             for armed in self._armed:
                 rule = armed.rule
                 if rule.path and not re.search(rule.path, path):
+                    continue
+                if rule.query and not re.search(rule.query, query):
                     continue
                 if rule.times is not None and armed.fired >= rule.times:
                     continue

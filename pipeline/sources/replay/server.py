@@ -859,7 +859,7 @@ class ReplayServer:
         if path.startswith(CONTROL_PREFIX):
             self._send(handler, self._control(method, path, body))
             return
-        fired = self.faults.draw(path)
+        fired = self.faults.draw(path, url.query)
         response = self._respond(method, path, query, fired)
         with self._requests_lock:
             self.requests.append(RequestRecord(method, path, query, response.status))

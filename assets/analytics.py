@@ -15,7 +15,7 @@ import polars as pl
 from assets.ingest import btc_dominance, defi_tvl, funding_rates, ohlcv_1d
 from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
-from assets.quality import gated_mart, gated_table
+from assets.quality import gated_recompute, gated_table, write_changes
 from pipeline.resources import AnalyticsSettings, QualitySettings, WarehouseResource
 from pipeline.transforms.altseason import altseason as altseason_transform
 from pipeline.transforms.chain import MEMBERSHIP_ENGINE, btc_funding
@@ -53,23 +53,28 @@ def _write(
     context: dg.AssetExecutionContext, wh: Warehouse, quality: QualitySettings, table: str, last: dt.date,
     rows: pl.DataFrame, latest: pl.DataFrame, picture: Callable[[], dict[str, object]] | None = None,
 ) -> dg.MaterializeResult:
-    """Validate the rows and replace the table with them unless a blocking expectation failed (then
-    the previous rows stay); report counts, range, the latest values as a Markdown table, the chart
-    and key numbers of `picture`, and the check."""
+    """Make the table hold `rows`: validate the rows it does not hold yet (a night: its new day, and
+    whatever a backfill or a new configuration changed) and write them, removing the rows `rows`
+    lacks, unless a blocking expectation failed (then the previous rows stay); report counts, range,
+    the latest values as a Markdown table, the chart and key numbers of `picture`, and the check."""
     first = rows["date"].min() if rows.height else last
-    may_write, check = gated_mart(context, wh, table, rows, (first, last), quality.config)
+    changes, checks = gated_recompute(context, wh, {table: rows}, (first, last), quality.config)
+    (changed, gone), (may_write, check) = changes[table], checks[table]
     if not may_write:
-        context.log.error(f"{table}: {rows.height} rows failed the quality gate; nothing written")
+        context.log.error(f"{table}: {changed.height} rows failed the quality gate; nothing written")
         return dg.MaterializeResult(metadata={"table": table, "rows_written": 0}, check_results=[check])
-    wh.upsert({table: rows}, replace=True)
+    write_changes(wh, changes)
     if rows.is_empty():
         context.log.warning(f"{table}: no rows up to {last} (inputs hold no data for it yet)")
         return dg.MaterializeResult(metadata={"table": table, "rows_written": 0}, check_results=[check])
-    context.log.info(f"{table}: {rows.height} rows for {rows['date'].min()} .. {rows['date'].max()}")
+    context.log.info(f"{table}: {rows.height} rows for {rows['date'].min()} .. {rows['date'].max()}, "
+                     f"{changed.height} of them on the days that changed, written ({gone.height} replaced or removed)")
     return dg.MaterializeResult(
         metadata={
             "table": table,
-            "rows_written": rows.height,
+            "rows": rows.height,
+            "rows_written": changed.height,
+            "rows_removed": gone.height,
             "first": str(rows["date"].min()),
             "last": str(rows["date"].max()),
             "latest": dg.MetadataValue.md(md_table(latest, max_rows=20)),

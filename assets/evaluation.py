@@ -13,7 +13,7 @@ from assets.analytics import market_regime, sector_weights
 from assets.ingest import funding_rates, ohlcv_1d
 from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
-from assets.quality import gated_mart, gated_tables, table_key
+from assets.quality import gated_recompute, gated_tables, table_key, write_changes
 from assets.recommendations import recommendation_assets
 from pipeline.evaluation.run import evaluate
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
@@ -50,7 +50,7 @@ def backtest_assets(
     )
     frames = {DAILY: daily, SUMMARY: summary, TRADES: trades}
     first = daily["date"].min() if daily.height else last
-    checks = {t: gated_mart(context, wh, t, rows, (first, last), quality.config) for t, rows in frames.items()}
+    changes, checks = gated_recompute(context, wh, frames, (first, last), quality.config)
     for _, check in checks.values():
         yield check
     if not all(ok for ok, _ in checks.values()):
@@ -58,13 +58,13 @@ def backtest_assets(
         for table in TABLES:
             yield dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
         return
-    wh.upsert(frames, replace=True)
+    write_changes(wh, changes)
     context.log.info(f"backtest: {summary.height} strategies, {daily.height} strategy-days, {trades.height} trades "
                      f"up to {last}")
-    yield dg.MaterializeResult(asset_key=table_key(DAILY), metadata={"table": DAILY, "rows_written": frames[DAILY].height})
+    yield dg.MaterializeResult(asset_key=table_key(DAILY), metadata={"table": DAILY, "rows": daily.height, "rows_written": changes[DAILY][0].height})
     picture = chart_metadata(lambda charts: charts.equity_curves(daily)) if daily.height else {}
     yield dg.MaterializeResult(asset_key=table_key(SUMMARY), metadata=summary_metadata(summary) | picture)
-    yield dg.MaterializeResult(asset_key=table_key(TRADES), metadata={"table": TRADES, "rows_written": frames[TRADES].height})
+    yield dg.MaterializeResult(asset_key=table_key(TRADES), metadata={"table": TRADES, "rows": trades.height, "rows_written": changes[TRADES][0].height})
 
 
 def summary_metadata(summary: pl.DataFrame) -> dict[str, object]:

@@ -81,6 +81,24 @@ def gated_mart(
     return not report.blocking, check_result(context, wh, report, window, 0)
 
 
+Changes = dict[str, tuple[pl.DataFrame, pl.DataFrame]]
+
+
+def gated_recompute(
+    context: dg.AssetExecutionContext, wh: Warehouse, frames: dict[str, pl.DataFrame],
+    window: tuple[dt.date, dt.date], config: QualityConfig,
+) -> tuple[Changes, dict[str, tuple[bool, dg.AssetCheckResult]]]:
+    """Tables recomputed whole: per table, what makes it hold its frame (rows new or changed, keys
+    that leave: `Warehouse.changes`), and the check of the rows it would write."""
+    changes = {t: wh.changes(t, rows) for t, rows in frames.items()}
+    return changes, {t: gated_mart(context, wh, t, changes[t][0], window, config) for t in frames}
+
+
+def write_changes(wh: Warehouse, changes: Changes) -> None:
+    """Write what `gated_recompute` found, all tables in one transaction."""
+    wh.upsert({t: changed for t, (changed, _) in changes.items()}, delete={t: gone for t, (_, gone) in changes.items()})
+
+
 def check_result(
     context: dg.AssetExecutionContext, wh: Warehouse, report: QualityReport, window: tuple[dt.date, dt.date], quarantined: int
 ) -> dg.AssetCheckResult:

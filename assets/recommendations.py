@@ -23,7 +23,7 @@ from assets.analytics import funding_costs, market_regime, relative_strength, se
 from assets.ingest import ohlcv_1d
 from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
-from assets.quality import gated_mart, gated_table, gated_tables, table_key
+from assets.quality import gated_mart, gated_recompute, gated_table, gated_tables, table_key, write_changes
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
 from pipeline.strategy.recommend import portfolio_orders, recommendations
 
@@ -57,7 +57,7 @@ def recommendation_assets(
     )
     frames = {ROTATION: rotation, HEDGES: hedges}
     first = rotation["as_of"].min() if rotation.height else last
-    checks = {t: gated_mart(context, wh, t, rows, (first, last), quality.config) for t, rows in frames.items()}
+    changes, checks = gated_recompute(context, wh, frames, (first, last), quality.config)
     for _, check in checks.values():
         yield check
     if not all(ok for ok, _ in checks.values()):
@@ -65,7 +65,7 @@ def recommendation_assets(
         for table in frames:
             yield dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
         return
-    wh.upsert(frames, replace=True)
+    write_changes(wh, changes)
     btc = cfg.sector_index.btc
     pictures = {
         ROTATION: lambda: chart_metadata(lambda charts: charts.target_allocation(rotation, last)),
@@ -73,7 +73,7 @@ def recommendation_assets(
             lambda charts: charts.funding_apr(costs, charts.hedged_perps(hedges, analytics.tokens, btc), last)),
     }
     for table, rows in frames.items():
-        yield _result(context, table, rows, first, last, pictures[table])
+        yield _result(context, table, rows, first, last, pictures[table], written=changes[table][0].height)
 
 
 @dg.asset(
@@ -114,8 +114,9 @@ def portfolio_orders_asset(
 
 def _result(
     context: dg.AssetExecutionContext, table: str, rows: pl.DataFrame, first: dt.date, last: dt.date,
-    picture: Callable[[], dict[str, object]] | None = None,
+    picture: Callable[[], dict[str, object]] | None = None, written: int | None = None,
 ) -> dg.MaterializeResult:
+    """Metadata of the table's `rows`, of which `written` were new or changed (default: all)."""
     if rows.is_empty():
         context.log.warning(f"{table}: no rows for {first} .. {last}")
         return dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
@@ -131,7 +132,8 @@ def _result(
     return dg.MaterializeResult(
         asset_key=table_key(table),
         metadata={
-            "table": table, "rows_written": rows.height, "first": str(rows["as_of"].min()),
+            "table": table, "rows": rows.height, "rows_written": rows.height if written is None else written,
+            "first": str(rows["as_of"].min()),
             "last": str(rows["as_of"].max()), "latest": dg.MetadataValue.md(md_table(preview, max_rows=20)),
             **(picture() if picture else {}),
         },

@@ -172,6 +172,18 @@ def test_per_symbol_funding_intervals_are_kept(synth, exchange_id):
     assert (btc.height, set(btc["interval_hours"])) == (3, {8})
 
 
+@pytest.mark.parametrize(("days", "pages"), [(1, 1), (400, 2)])  # 3 rates a day (1,098 in the year), 1,000 a page
+def test_a_night_fetches_one_page_of_funding_per_perp(synth, days, pages):
+    """A page shorter than the exchange's limit holds everything from the cursor on: no request
+    after it (the nightly's requests stay one per perp, whatever the history)."""
+    exchange = make_exchange("binanceusdm", "linear", synth.base_url)
+    since = dt.datetime.combine(SYNTH_AS_OF - dt.timedelta(days=days - 1), dt.time(), dt.UTC)
+    got = asyncio.run(fetch_funding_history(exchange, "BTC/USDT:USDT", since, SYNTH_AS_OF))
+    recorded = synth.dataset.funding.filter((pl.col("symbol") == "BTC/USDT:USDT") & (pl.col("ts") >= since))
+    assert got.height == recorded.height == min(3 * days, 1_098)
+    assert len([r for r in synth.requests if r.path == "/fapi/v1/fundingRate"]) == pages
+
+
 # ------------------------------------------------------------------ DefiLlama and CoinGecko
 
 

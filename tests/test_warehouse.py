@@ -98,3 +98,30 @@ def test_newest_is_the_tables_last_day_and_only_for_allow_listed_tables(warehous
         with pytest.raises(WarehouseError, match="not a table with a time column"):
             wh.newest(name)
     assert wh.newest("raw.ohlcv_1d") == dt.date(2024, 1, 10)
+
+
+def test_changes_gives_the_complete_days_that_differ_and_a_recompute_of_the_same_rows_writes_nothing(warehouse_path):
+    """A table recomputed whole is written a day at a time: the days with a new, gone or changed
+    row (floats beyond their last bits), complete; then the table holds exactly the new rows."""
+    wh = Warehouse(warehouse_path)
+    held = pl.concat([candles(3, close=100.0), candles(3, close=50.0, symbol="ETH/USDT")])
+    wh.upsert({"raw.ohlcv_1d": held})
+    assert [f.height for f in wh.changes("raw.ohlcv_1d", held)] == [0, 0]
+    day = held["date"].unique().sort()
+    fresh = (
+        held.filter(pl.col("date") != day[2])  # day 3 is gone
+        .with_columns(close=pl.when((pl.col("date") == day[1]) & (pl.col("symbol") == "ETH/USDT")).then(51.0)
+                      .otherwise(pl.col("close") * (1 + 1e-13)))  # day 2: ETH changed; day 1: its last bits
+    )
+    fresh = pl.concat([fresh, candles(4, close=60.0, symbol="SOL/USDT").filter(pl.col("date") == day[0] + dt.timedelta(days=3))])
+    write, stale = wh.changes("raw.ohlcv_1d", fresh)
+    assert sorted(set(write["date"])) == [day[1], day[0] + dt.timedelta(days=3)]  # day 2 whole (BTC too), day 4
+    assert write.height == 3
+    assert sorted(zip(stale["symbol"], stale["date"])) == sorted((s, d) for s in ("BTC/USDT", "ETH/USDT") for d in day[1:])
+    wh.upsert({"raw.ohlcv_1d": write}, delete={"raw.ohlcv_1d": stale})
+    stored = wh.query("select symbol, date, close from raw.ohlcv_1d order by all")
+    assert stored.height == fresh.height and stored.filter(pl.col("date") == day[2]).is_empty()
+    assert stored.filter((pl.col("symbol") == "ETH/USDT") & (pl.col("date") == day[1]))["close"].item() == 51.0
+    # without a time column the table is one day: all of it when anything differs
+    summary = pl.DataFrame({"strategy": ["a", "b"], "cagr": [0.1, 0.2]})
+    assert wh.changes("marts.backtest_summary", summary)[0].height == 2

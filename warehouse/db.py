@@ -85,11 +85,9 @@ class Warehouse:
         finally:
             con.close()
 
-    def upsert(self, frames: Mapping[str, pl.DataFrame], delete: Mapping[str, pl.DataFrame] | None = None,
-               replace: bool = False) -> dict[str, int]:
+    def upsert(self, frames: Mapping[str, pl.DataFrame], delete: Mapping[str, pl.DataFrame] | None = None) -> dict[str, int]:
         """Insert-or-replace every frame into its table, all in one transaction; rows per table.
-        `delete` maps a table to the keys of rows that leave it, first, in the same transaction;
-        `replace` empties the frames' tables first (a table recomputed whole)."""
+        `delete` maps a table to the keys of rows that leave it, first, in the same transaction."""
         delete = {t: keys for t, keys in (delete or {}).items() if keys.height}
         for table, frame in [*frames.items(), *delete.items()]:
             _check_frame(table, frame)
@@ -97,8 +95,6 @@ class Warehouse:
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                for table in frames if replace else ():
-                    con.execute("DELETE FROM " + table)  # from the TABLES allow-list (checked above)
                 for table, keys in delete.items():
                     con.register("leaving", keys.select(TABLES[table]).to_arrow())
                     # identifiers from the TABLES allow-list (checked above)
@@ -119,6 +115,42 @@ class Warehouse:
                 con.execute("ROLLBACK")
                 raise
         return written
+
+    def changes(self, table: str, rows: pl.DataFrame, rel_tol: float = 1e-9) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """What it takes to make `table` hold `rows` (a table recomputed whole), a day at a time:
+        the rows of every day on which the table differs from `rows` (a row new, gone, or with a
+        value changed by more than `rel_tol`, since parallel float sums vary in their last bits),
+        and the keys the table holds on those days. A night's recompute thus writes, and checks,
+        its new day and whatever a backfill or a new configuration changed, each day complete. A
+        table without a time column counts as one day."""
+        _check_frame(table, rows)
+        key, time_col = list(TABLES[table]), TIME_COLUMN.get(table)
+        if not self.path.exists():
+            return rows, pl.DataFrame(schema={k: rows.schema[k] for k in key})
+        with self.connect() as con:
+            columns = dict(con.execute(
+                "select column_name, data_type from duckdb_columns() where schema_name || '.' || table_name = ?",
+                [table]).fetchall())
+            if set(rows.columns) - set(columns):
+                raise WarehouseError(f"{table}: no column(s) {sorted(set(rows.columns) - set(columns))}")
+            con.register("incoming", rows.to_arrow())
+            # Identifiers from the TABLES / TIME_COLUMN allow-lists and the catalogue; the tolerance is a parameter.
+            same = [f"i.{c} is not distinct from t.{c}" if columns[c] not in ("DOUBLE", "FLOAT") else
+                    f"(i.{c} is not distinct from t.{c} or abs(i.{c} - t.{c}) <= $tol * greatest(abs(i.{c}), abs(t.{c})))"
+                    for c in rows.columns if c not in key]
+            joined = (" from incoming i full join " + table + " t on " + " and ".join(f"i.{k} = t.{k}" for k in key)
+                      + f" where i.{key[0]} is null or t.{key[0]} is null" + "".join(f" or not ({c})" for c in same))
+            if time_col is None:
+                differs = con.execute("select count(*)" + joined, {"tol": rel_tol}).fetchall()[0][0] > 0
+                stale = con.sql("select " + ", ".join(key) + " from " + table).pl() if differs else None
+                con.unregister("incoming")
+                return (rows, stale) if differs else (rows.clear(), pl.DataFrame(schema={k: rows.schema[k] for k in key}))
+            days = con.sql(f"select distinct coalesce(i.{time_col}, t.{time_col}) as day" + joined, params={"tol": rel_tol}).pl()
+            con.register("days", days.to_arrow())
+            stale = con.sql("select " + ", ".join(key) + " from " + table + " where " + time_col + " in (select day from days)").pl()
+            con.unregister("incoming")
+            con.unregister("days")
+        return rows.filter(pl.col(time_col).is_in(days["day"].implode())), stale
 
     def newest_in_window(
         self, table: str, group_by: tuple[str, ...], first: dt.date, last: dt.date, **equals: str

@@ -68,11 +68,14 @@ async def fetch_funding_history(
             exchange, exchange.fetch_funding_rate_history, symbol, since=cursor - 1, limit=limit,
             endpoint=f"fetch_funding_rate_history {symbol}",
         )
+        complete = len(page) < limit  # a short page holds everything from the cursor on: no second request
         page = [e for e in page if e.get("timestamp") is not None and cursor <= e["timestamp"] <= end_ms]
         if not page:
             break
         events.extend(page)
         cursor = max(e["timestamp"] for e in page) + 1
+        if complete:
+            break
     if not events:
         return pl.DataFrame(schema=FUNDING_SCHEMA)
     return (

@@ -1,4 +1,6 @@
-"""The source articles' worked examples, reproduced through the strategy engine (pipeline/strategy/).
+"""The source articles' worked examples, reproduced through the functions the nightly's hedge plan
+calls (`hedge_plan.plan_hedges` sizes every perp with `hedges.hedge`, `sector_hedge` and
+`tactical_long`) and the playbook it reads.
 
 The articles get two things wrong, and the engine does not copy them:
 - Notional vs margin: one article calls a $5,000 hedge at 5x "a $25,000 position". Leverage sets the
@@ -12,8 +14,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.strategy.hedges import LeverageError, Perp, hedge, sector_hedge, tactical_long
-from pipeline.strategy.playbook import Hedging, Playbook, PlaybookError, load_playbook
-from pipeline.strategy.rotation import bucket_bands, rotate
+from pipeline.strategy.playbook import BUCKETS, Hedging, Playbook, PlaybookError, load_playbook
 
 PLAYBOOK = Playbook()
 
@@ -26,9 +27,7 @@ def test_the_10000_sector_hedge():
     assert (low.side, low.instrument, low.leverage) == ("short", "BTC/USDT:USDT", 1.0)
     assert (low.notional_usd, high.notional_usd) == pytest.approx((1_500, 2_000))
     assert 1_500 <= sector_hedge(10_000, rules).notional_usd <= 2_000  # the default sits inside
-    spot_loss = 10_000 * -0.10
-    assert spot_loss == pytest.approx(-1_000)
-    assert (low.pnl_usd(-0.10), high.pnl_usd(-0.10)) == pytest.approx((150, 200))
+    assert (low.pnl_usd(-0.10), high.pnl_usd(-0.10)) == pytest.approx((150, 200))  # vs the spot's -$1,000
     assert low.margin_usd == pytest.approx(1_500)  # at 1x the margin is the whole notional
     with pytest.raises(ValueError, match="15%-20% of the spot, got 30%"):
         sector_hedge(10_000, rules, fraction=0.30)
@@ -46,7 +45,7 @@ def test_long_beta_hedge_major():
 
 def test_bear():
     """Bear: core 70%, alts cut, BTC perps short for 30-50% of the portfolio."""
-    bands = bucket_bands("bear", PLAYBOOK)
+    bands = {bucket: PLAYBOOK.postures["bear"].band(bucket) for bucket in BUCKETS}
     assert bands["core"].target == pytest.approx(0.70) and bands["core"].low == pytest.approx(0.70)
     alts = {phase: 1 - PLAYBOOK.postures[phase].core.target for phase in PLAYBOOK.postures}
     assert alts["bear"] == pytest.approx(0.30) and alts["bear"] == min(alts.values())  # alts cut
@@ -54,26 +53,19 @@ def test_bear():
     assert (posture.btc_short, posture.btc_short_max) == pytest.approx((0.30, 0.50))
 
 
-def test_the_100000_rotation_from_infrastructure_to_defi():
-    """$100,000 held as DeFi 35% / Infrastructure 65%; rotate 20% of it from Infrastructure to DeFi:
-    sell $15,000 of Infrastructure spot (into DeFi) and hedge the $5,000 still to sell with a short of
-    the sector's perp: $5,000 notional on $1,000 margin at the article's 5x, which the playbook must
-    allow explicitly (its default cap is 3x). Not the article's "$25,000 position"."""
-    holdings = {"DeFi": 35_000.0, "Infrastructure": 65_000.0}
+def test_the_5000_hedge_at_5x_is_5000_of_notional_on_1000_of_margin():
+    """The article's rotation out of Infrastructure hedges the $5,000 still to sell with a short of
+    the sector's perp at 5x: $5,000 notional on $1,000 margin, not its "$25,000 position"; and the
+    playbook must allow 5x explicitly (its default cap is 3x). (The article's trade itself, selling
+    75% now and hedging the rest, is a manual rotation the model does not make: it moves 5 pp steps
+    and hedges a weakening or exited sector instead, both sized by `sector_hedge` / `hedge`.)"""
     article = PLAYBOOK.model_copy(update={"hedging": Hedging(max_leverage=5.0)})
-    rotation = rotate(holdings, "Infrastructure", "DeFi", 0.20, "LINK/USDT:USDT", article, leverage=5.0)
-    sells = [o for o in rotation.spot if o.side == "sell"]
-    buys = [o for o in rotation.spot if o.side == "buy"]
-    assert [(o.sector, o.usd) for o in sells] == [("Infrastructure", pytest.approx(15_000))]
-    assert [(o.sector, o.usd) for o in buys] == [("DeFi", pytest.approx(15_000))]
-    short = rotation.hedge
+    short = hedge("LINK/USDT:USDT", 5_000, article.hedging, leverage=5.0)
     assert (short.instrument, short.side) == ("LINK/USDT:USDT", "short")
     assert (short.notional_usd, short.margin_usd, short.leverage) == pytest.approx((5_000, 1_000, 5.0))
-    assert rotation.weights_after(holdings) == pytest.approx({"DeFi": 0.50, "Infrastructure": 0.50})
-    # On a further 10% drop of the sector, the hedge offsets the unsold $5,000 exactly.
-    assert short.pnl_usd(-0.10) == pytest.approx(500)
+    assert short.pnl_usd(-0.10) == pytest.approx(500)  # offsets the unsold $5,000's 10% drop exactly
     with pytest.raises(LeverageError, match="5.0x is above the playbook's 3.0x cap"):
-        rotate(holdings, "Infrastructure", "DeFi", 0.20, "LINK/USDT:USDT", PLAYBOOK, leverage=5.0)
+        hedge("LINK/USDT:USDT", 5_000, PLAYBOOK.hedging, leverage=5.0)
 
 
 def test_funding_is_paid_by_longs_and_received_by_shorts():
@@ -99,7 +91,7 @@ def test_every_phase_has_a_feasible_posture_and_the_file_is_validated(tmp_path):
     from pipeline.transforms.market_regime import PHASES
 
     for phase in PHASES:
-        bands = bucket_bands(phase, PLAYBOOK)
+        bands = {bucket: PLAYBOOK.postures[phase].band(bucket) for bucket in BUCKETS}
         assert sum(b.target for b in bands.values()) == pytest.approx(1.0)
         assert sum(b.low for b in bands.values()) <= 1 + 1e-9 <= sum(b.high for b in bands.values()) + 2e-9
     assert load_playbook() == PLAYBOOK  # the shipped file keeps the defaults

@@ -8,10 +8,8 @@ rate limiter queues the requests of concurrent tasks; the calls below take eithe
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
-import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,10 +18,11 @@ from typing import Any, TypeVar
 
 import ccxt
 import ccxt.async_support
+from tenacity import AsyncRetrying
 
-from pipeline.sources.errors import PayloadError, SourceError, SymbolNotListed, retry_delay
+from pipeline.sources.errors import PayloadError, SourceError, SymbolNotListed
+from pipeline.sources.retry import Retryable, policy
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _HOST = re.compile(r"^https?://[^/]+")
@@ -70,13 +69,18 @@ def make_exchange(
     config: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": timeout_ms,
-        "options": {"fetchMarkets": {"types": [market_type]}, "defaultType": market_type},
+        # The pipeline reads public markets only: with an API key set, ccxt's binance would otherwise load
+        # the private margin pairs (/sapi/v1/margin/allPairs) with every market load (and see below).
+        "options": {"fetchMarkets": {"types": [market_type]}, "defaultType": market_type, "fetchMargins": False},
     }
     prefix = exchange_id.upper()
     if os.environ.get(f"{prefix}_API_KEY"):
         config["apiKey"] = os.environ[f"{prefix}_API_KEY"]
         config["secret"] = os.environ.get(f"{prefix}_API_SECRET", "")
     exchange = getattr(ccxt.async_support if asynchronous else ccxt, exchange_id)(config)
+    # ...and the private wallet's coin list (binance /sapi/v1/capital/config/getall, bybit
+    # /v5/asset/coin/query-info), which a key without wallet rights cannot read: markets need no currencies.
+    exchange.has = {**exchange.has, "fetchCurrencies": False}
     exchange.parse_json = _strict_json_parser(exchange.id)
     exchange.on_rest_response = _recording_headers(exchange.on_rest_response)
     if base_url:
@@ -129,27 +133,22 @@ async def call_with_retries(
     A sync client's method blocks the event loop: with it, symbols are fetched one after another.
     """
     name = f"{exchange.id} {endpoint}"
-    for attempt in range(1, max_retries + 2):
-        _last_headers.set({})  # a timeout has none: no stale Retry-After
-        try:
-            result = fn(*args, **kwargs)
-            return await result if inspect.isawaitable(result) else result
-        except ccxt.BadSymbol as exc:
-            raise SymbolNotListed(f"{name}: {exc}") from None
-        except (ccxt.NetworkError, ccxt.BadResponse, ccxt.NullResponse) as exc:
-            problem = f"{type(exc).__name__}: {str(exc)[:200]}"
-        except ccxt.BaseError as exc:
-            raise SourceError(name, f"{type(exc).__name__}: {str(exc)[:300]}") from None
-        except (TypeError, KeyError, ValueError, IndexError) as exc:  # ccxt parsing a wrong-shaped payload
-            raise PayloadError(name, f"malformed payload ({type(exc).__name__}: {exc})") from None
-        if attempt > max_retries:
-            raise SourceError(name, f"{problem} after {attempt} attempts")
-        headers = _last_headers.get()
-        retry_after = headers.get("Retry-After") or headers.get("retry-after")
-        delay = retry_delay(attempt, backoff_s, retry_after)
-        log.warning("%s: %s; retry %d/%d in %.1fs", name, problem, attempt, max_retries, delay)
-        await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
+    async for attempt in AsyncRetrying(**policy(name, max_retries, backoff_s)):
+        with attempt:
+            _last_headers.set({})  # a timeout has none: no stale Retry-After
+            try:
+                result = fn(*args, **kwargs)
+                return await result if inspect.isawaitable(result) else result
+            except ccxt.BadSymbol as exc:
+                raise SymbolNotListed(f"{name}: {exc}") from None
+            except (ccxt.NetworkError, ccxt.BadResponse, ccxt.NullResponse) as exc:
+                headers = _last_headers.get()
+                raise Retryable(f"{type(exc).__name__}: {str(exc)[:200]}",
+                                headers.get("Retry-After") or headers.get("retry-after")) from None
+            except ccxt.BaseError as exc:
+                raise SourceError(name, f"{type(exc).__name__}: {str(exc)[:300]}") from None
+            except (TypeError, KeyError, ValueError, IndexError) as exc:  # ccxt parsing a wrong-shaped payload
+                raise PayloadError(name, f"malformed payload ({type(exc).__name__}: {exc})") from None
 
 
 async def require_listed(exchange: ccxt.Exchange | ccxt.async_support.Exchange, symbol: str) -> dict:

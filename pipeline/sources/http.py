@@ -1,21 +1,19 @@
 """One JSON-over-HTTP client for the requests-based sources (DefiLlama, CoinGecko).
 
 Every request has a timeout; 429 and 5xx answers, timeouts, dropped connections and truncated
-bodies are retried with exponential backoff and jitter, honouring `Retry-After`. What still fails
-raises `SourceError` naming the endpoint, so a failed run says which source broke.
+bodies (a 200 whose JSON does not parse) are retried by the sources' one policy (`retry.py`). What
+still fails raises `SourceError` naming the endpoint, so a failed run says which source broke.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
 import requests
+from tenacity import Retrying
 
-from pipeline.sources.errors import NotAvailable, SourceError, retry_delay
-
-log = logging.getLogger(__name__)
+from pipeline.sources.errors import NotAvailable, SourceError
+from pipeline.sources.retry import Retryable, policy
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -40,30 +38,23 @@ class JsonClient:
         self.session.headers.update({"Accept": "application/json", **(headers or {})})
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        url = f"{self.base_url}{path}"
         endpoint = f"{self.name} GET {path}"
-        for attempt in range(1, self.max_retries + 2):
-            retry_after = None
-            try:
-                resp = self.session.get(url, params=params, timeout=self.timeout_s)
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if resp.status_code in (401, 403, 404):
-                    raise NotAvailable(endpoint, f"HTTP {resp.status_code}: {resp.text[:200]}")
-                if resp.status_code in RETRY_STATUSES:
-                    problem = f"HTTP {resp.status_code}"
-                    retry_after = resp.headers.get("Retry-After")
-                elif resp.status_code >= 400:
-                    raise SourceError(endpoint, f"HTTP {resp.status_code}: {resp.text[:200]}")
-                else:
-                    try:
-                        return resp.json()
-                    except ValueError:
-                        problem = f"malformed JSON ({len(resp.content)} bytes)"
-            if attempt > self.max_retries:
-                raise SourceError(endpoint, f"{problem} after {attempt} attempts")
-            delay = retry_delay(attempt, self.backoff_s, retry_after)
-            log.warning("%s: %s; retry %d/%d in %.1fs", endpoint, problem, attempt, self.max_retries, delay)
-            time.sleep(delay)
-        raise AssertionError("unreachable")
+        for attempt in Retrying(**policy(endpoint, self.max_retries, self.backoff_s)):
+            with attempt:
+                return self._get_once(endpoint, f"{self.base_url}{path}", params)
+
+    def _get_once(self, endpoint: str, url: str, params: dict[str, Any] | None) -> Any:
+        try:
+            resp = self.session.get(url, params=params, timeout=self.timeout_s)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise Retryable(f"{type(exc).__name__}: {exc}") from None
+        if resp.status_code in (401, 403, 404):
+            raise NotAvailable(endpoint, f"HTTP {resp.status_code}: {resp.text[:200]}")
+        if resp.status_code in RETRY_STATUSES:
+            raise Retryable(f"HTTP {resp.status_code}", resp.headers.get("Retry-After"))
+        if resp.status_code >= 400:
+            raise SourceError(endpoint, f"HTTP {resp.status_code}: {resp.text[:200]}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise Retryable(f"malformed JSON ({len(resp.content)} bytes)") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.strategy.allocation import Allocation, Evidence
-from pipeline.strategy.hedges import Perp, hedge
+from pipeline.strategy.hedges import Perp, hedge, sector_hedge, tactical_long
 from pipeline.strategy.playbook import Playbook
 
 
@@ -37,15 +37,15 @@ class HedgeLine:
         return perp.funding_usd(self.funding_apr_pct, days) + 0.0  # + 0.0: a cut (0%) line shows 0.00, not -0.00
 
 
-def _funded_short(instrument: str, pct: float, strategy: str, why: str, apr: float | None, playbook: Playbook) -> HedgeLine:
-    """A short hedge at the playbook's leverage; sized down when it would pay an excessive rate."""
-    perp = hedge(instrument, pct, playbook.hedging)  # LeverageError above the cap
-    rules = playbook.funding
+def _funded_short(perp: Perp, strategy: str, why: str, apr: float | None, playbook: Playbook) -> HedgeLine:
+    """A short hedge (`hedges.hedge` or `hedges.sector_hedge`, notional in % of the portfolio); sized
+    down when it would pay an excessive rate."""
+    pct, rules = perp.notional_usd, playbook.funding
     if apr is not None and -apr > rules.excessive_apr_pct:
         why += (f"; sized down to {rules.hedge_cut:.0%}: shorts pay {-apr:.1f}% APR here "
                 f"(limit {rules.excessive_apr_pct:.0f}%)")
         pct *= rules.hedge_cut
-    return HedgeLine(instrument, "short", pct, perp.leverage, apr, strategy, why)
+    return HedgeLine(perp.instrument, "short", pct, perp.leverage, apr, strategy, why)
 
 
 def plan_hedges(
@@ -65,7 +65,8 @@ def plan_hedges(
             pct = posture.btc_short_max
             why = (f"{alloc.posture} posture, BTC {-ev.btc_trend_pct:.1f}% below its 200-day average "
                    f"(deep at {rules.bear_deep_trend_pct:.0f}%): short BTC for {pct:.0%}")
-        lines.append(_funded_short(btc_perp, pct * 100, posture.strategy, why, funding_apr.get(btc_perp), playbook))
+        lines.append(_funded_short(hedge(btc_perp, pct * 100, rules), posture.strategy, why, funding_apr.get(btc_perp),
+                                   playbook))
 
     for sector, weight in alloc.weights.items():
         if sector == playbook.core_sector:
@@ -76,7 +77,7 @@ def plan_hedges(
         if alloc.posture == "peak_consolidation" and sold > 1e-9 and rules.exit_hedge > 0:
             why = (f"{sector} cut from {alloc.before_posture[sector]:.0%} to {weight:.0%} since {alloc.posture_since}: "
                    f"short {perp} for {rules.exit_hedge:.0%} of the {sold:.0%} sold")
-            lines.append(_funded_short(perp, sold * rules.exit_hedge * 100, "hedge the exited sector", why,
+            lines.append(_funded_short(hedge(perp, sold * rules.exit_hedge * 100, rules), "hedge the exited sector", why,
                                        funding_apr.get(perp), playbook))
         elif weight > 1e-9 and signal is not None and signal.quadrant == "weakening" and not (
             perp == btc_perp and posture.btc_short > 0  # the posture's BTC short already covers it
@@ -84,7 +85,7 @@ def plan_hedges(
             mom = "" if signal.rs_mom_30d_pct is None else f", RS mom 30d {signal.rs_mom_30d_pct:+.1f}%"
             why = (f"{sector} is weakening{mom}; {weight:.0%} held: short {perp} for "
                    f"{rules.sector_hedge:.1%} of it")
-            lines.append(_funded_short(perp, weight * rules.sector_hedge * 100, "sector hedge", why,
+            lines.append(_funded_short(sector_hedge(weight * 100, rules, instrument=perp), "sector hedge", why,
                                        funding_apr.get(perp), playbook))
 
     leader = ev.leading_sector
@@ -92,13 +93,13 @@ def plan_hedges(
             and leader in main_perp and leader != playbook.core_sector
             and getattr(ev.sectors.get(leader), "quadrant", None) == "leading"):
         perp, apr = main_perp[leader], funding_apr.get(main_perp[leader])
-        leverage = rules.tactical_leverage_min
-        why = f"{leader} leads ({ev.sectors[leader].quadrant}) in {alloc.posture}, risk on: tactical long {perp} at {leverage:g}x"
-        pct = rules.tactical_long * 100
+        long = tactical_long(perp, 100.0, rules.tactical_long, rules.tactical_leverage_min, rules)  # % of the portfolio
+        why = f"{leader} leads ({ev.sectors[leader].quadrant}) in {alloc.posture}, risk on: tactical long {perp} at {long.leverage:g}x"
+        pct = long.notional_usd
         if apr is not None and apr > playbook.funding.excessive_apr_pct:
             why += f"; cut: longs pay {apr:.1f}% APR (limit {playbook.funding.excessive_apr_pct:.0f}%)"
             pct = 0.0
-        lines.append(HedgeLine(perp, "long", pct, leverage, apr, "tactical long", why))
+        lines.append(HedgeLine(perp, "long", pct, long.leverage, apr, "tactical long", why))
     return merge(lines)
 
 

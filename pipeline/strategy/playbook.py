@@ -155,7 +155,6 @@ class Playbook(_Section):
     step: float = Field(0.05, gt=0, le=1)  # rotation moves in steps of 5 percentage points
     # A rotation out of a sector sells this share now and hedges the rest 1:1 with the sector's perp
     # until it is sold (the articles' $100,000 example: of $20,000, $15,000 sold, $5,000 hedged).
-    rotation_sell_now: float = Field(0.75, gt=0, le=1)
     profit_take_30d_pct: float = Field(300.0, gt=0)  # a sector up this much in 30 days trims its gains
     # The user's portfolio is rebalanced toward a sector's target only when it is this far off it
     drift_tolerance: float = Field(0.025, ge=0, le=1)

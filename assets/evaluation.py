@@ -13,7 +13,7 @@ from assets.analytics import market_regime, sector_weights
 from assets.ingest import funding_rates, ohlcv_1d
 from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
-from assets.quality import gated_recompute, gated_tables, table_key, write_changes
+from assets.quality import gated_tables, table_key, write_gated
 from assets.recommendations import recommendation_assets
 from pipeline.evaluation.run import evaluate
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
@@ -50,15 +50,9 @@ def backtest_assets(
     )
     frames = {DAILY: daily, SUMMARY: summary, TRADES: trades}
     first = daily["date"].min() if daily.height else last
-    changes, checks = gated_recompute(context, wh, frames, (first, last), quality.config)
-    for _, check in checks.values():
-        yield check
-    if not all(ok for ok, _ in checks.values()):
-        context.log.error("backtest: a blocking check failed; nothing written, the previous rows stay")
-        for table in TABLES:
-            yield dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
+    changes = yield from write_gated(context, wh, "backtest", frames, (first, last), quality.config)
+    if changes is None:
         return
-    write_changes(wh, changes)
     context.log.info(f"backtest: {summary.height} strategies, {daily.height} strategy-days, {trades.height} trades "
                      f"up to {last}")
     yield dg.MaterializeResult(asset_key=table_key(DAILY), metadata={"table": DAILY, "rows": daily.height, "rows_written": changes[DAILY][0].height})

@@ -24,6 +24,7 @@ from pipeline.sources.errors import NotAvailable, PayloadError, SourceError, Sym
 from pipeline.sources.funding import fetch_funding_history, funding_intervals
 from pipeline.sources.prices import fetch_daily_candles
 from warehouse import Warehouse
+from warehouse.db import TIME_COLUMN
 
 _settings = Settings.from_env()
 COMMON = dict(
@@ -90,24 +91,30 @@ def _write(
     return dg.MaterializeResult(metadata=meta, check_results=[check])
 
 
+# fetch(symbol, newest time held in the window or None, window's first day, last day) -> new rows, None = up to date
+Fetch = Callable[[str, object, dt.date, dt.date], Awaitable[pl.DataFrame | None]]
+
+
 def _ingest_symbols(
     context: dg.AssetExecutionContext,
     sources: MarketSources,
     quality: QualitySettings,
-    wh: Warehouse,
-    window: tuple[dt.date, dt.date],
+    warehouse: WarehouseResource,
     table: str,
-    time_col: str,
     exchange: ccxt.Exchange | ccxt.async_support.Exchange,
     symbols: list[str],
-    fetch: Callable[[str], Awaitable[pl.DataFrame | None]],
+    fetch: Fetch,
 ) -> dg.MaterializeResult:
-    """Fetch every symbol (None = up to date), concurrently through `exchange`, which is closed after,
-    with a progress log as each one finishes; then write all in one transaction.
+    """Fetch every symbol of the run's window from after the newest row the table holds of it,
+    concurrently through `exchange`, which is closed after, with a progress log as each one
+    finishes; then write all in one transaction.
 
     Symbols the exchange does not list are logged and skipped; any other error fails the asset
     before anything is written.
     """
+    start, last = _window(context, sources)
+    wh = warehouse.get()
+    held = wh.newest_in_window(table, ("symbol",), start, last, exchange=exchange.id)
 
     def progress(done: int, symbol: str, result: pl.DataFrame | SymbolNotListed | None) -> None:
         if isinstance(result, SymbolNotListed):
@@ -117,7 +124,10 @@ def _ingest_symbols(
         else:
             context.log.info(f"[{done}/{len(symbols)}] {symbol}: {result.height} new rows")
 
-    results = fetch_symbols(exchange, symbols, fetch, progress, sources.symbols_in_flight)
+    def resumed(symbol: str) -> Awaitable[pl.DataFrame | None]:
+        return fetch(symbol, held.get((symbol,)), start, last)
+
+    results = fetch_symbols(exchange, symbols, resumed, progress, sources.symbols_in_flight)
     skipped = [s for s, r in zip(symbols, results) if isinstance(r, SymbolNotListed)]
     frames = [
         _stamp(r, sources.source(exchange.id), exchange=exchange.id, symbol=s)
@@ -125,7 +135,7 @@ def _ingest_symbols(
     ]
     rows = pl.concat(frames) if frames else pl.DataFrame()
     return _write(
-        context, wh, quality, table, rows, window, time_col, exchange=exchange.id,
+        context, wh, quality, table, rows, (start, last), TIME_COLUMN[table], exchange=exchange.id,
         skipped_symbols=", ".join(skipped) or "none", dataset=sources.dataset_label or "live",
     )
 
@@ -140,22 +150,13 @@ def _ingest_symbols(
 def ohlcv_1d(
     context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
 ) -> dg.MaterializeResult:
-    start, last = _window(context, sources)
     exchange = sources.spot_exchange()
-    wh = warehouse.get()
-    held = wh.newest_in_window("raw.ohlcv_1d", ("symbol",), start, last, exchange=exchange.id)
 
-    async def fetch(symbol: str) -> pl.DataFrame | None:
-        newest = held.get((symbol,))
+    async def fetch(symbol: str, newest: dt.date | None, start: dt.date, last: dt.date) -> pl.DataFrame | None:
         since = newest + dt.timedelta(days=1) if newest else start
-        if since > last:
-            return None
-        return await fetch_daily_candles(exchange, symbol, since, last)
+        return None if since > last else await fetch_daily_candles(exchange, symbol, since, last)
 
-    return _ingest_symbols(
-        context, sources, quality, wh, (start, last), "raw.ohlcv_1d", "date", exchange,
-        sources.universe.spot_symbols, fetch,
-    )
+    return _ingest_symbols(context, sources, quality, warehouse, "raw.ohlcv_1d", exchange, sources.universe.spot_symbols, fetch)
 
 
 @dg.asset(
@@ -168,25 +169,17 @@ def ohlcv_1d(
 def funding_rates(
     context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
 ) -> dg.MaterializeResult:
-    start, last = _window(context, sources)
     exchange = sources.perp_exchange_client()
-    wh = warehouse.get()
-    held = wh.newest_in_window("raw.funding_rates", ("symbol",), start, last, exchange=exchange.id)
-    intervals = once(lambda: funding_intervals(exchange))
-    window_start = dt.datetime.combine(start, dt.time(), dt.UTC)
+    intervals = once(lambda: funding_intervals(exchange))  # asked once, by the first symbol that needs them
 
-    async def fetch(symbol: str) -> pl.DataFrame | None:
-        newest = held.get((symbol,))
-        since = newest + dt.timedelta(milliseconds=1) if newest else window_start
+    async def fetch(symbol: str, newest: dt.datetime | None, start: dt.date, last: dt.date) -> pl.DataFrame | None:
+        since = newest + dt.timedelta(milliseconds=1) if newest else dt.datetime.combine(start, dt.time(), dt.UTC)
         if since.date() > last:
             return None
-        interval_hours = (await intervals()).get(symbol)
-        return await fetch_funding_history(exchange, symbol, since, last, interval_hours)
+        return await fetch_funding_history(exchange, symbol, since, last, (await intervals()).get(symbol))
 
-    return _ingest_symbols(
-        context, sources, quality, wh, (start, last), "raw.funding_rates", "funding_time", exchange,
-        sources.universe.perp_symbols, fetch,
-    )
+    return _ingest_symbols(context, sources, quality, warehouse, "raw.funding_rates", exchange, sources.universe.perp_symbols,
+                           fetch)
 
 
 @dg.asset(

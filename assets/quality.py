@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -97,6 +98,25 @@ def gated_recompute(
 def write_changes(wh: Warehouse, changes: Changes) -> None:
     """Write what `gated_recompute` found, all tables in one transaction."""
     wh.upsert({t: changed for t, (changed, _) in changes.items()}, delete={t: gone for t, (_, gone) in changes.items()})
+
+
+def write_gated(
+    context: dg.AssetExecutionContext, wh: Warehouse, name: str, frames: dict[str, pl.DataFrame],
+    window: tuple[dt.date, dt.date], config: QualityConfig,
+) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+    """A multi-asset's tables recomputed whole, through the gate together: yields each table's check,
+    and returns what was written; if any check blocks, nothing is (None), and each table gets a
+    result of 0 rows written."""
+    changes, checks = gated_recompute(context, wh, frames, window, config)
+    for _, check in checks.values():
+        yield check
+    if not all(ok for ok, _ in checks.values()):
+        context.log.error(f"{name}: a blocking check failed; nothing written, the previous rows stay")
+        for table in frames:
+            yield dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
+        return None
+    write_changes(wh, changes)
+    return changes
 
 
 def check_result(

@@ -23,7 +23,7 @@ from assets.analytics import funding_costs, market_regime, relative_strength, se
 from assets.ingest import ohlcv_1d
 from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
-from assets.quality import gated_mart, gated_recompute, gated_table, gated_tables, table_key, write_changes
+from assets.quality import gated_mart, gated_table, gated_tables, table_key, write_gated
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
 from pipeline.strategy.recommend import portfolio_orders, recommendations
 
@@ -57,15 +57,9 @@ def recommendation_assets(
     )
     frames = {ROTATION: rotation, HEDGES: hedges}
     first = rotation["as_of"].min() if rotation.height else last
-    changes, checks = gated_recompute(context, wh, frames, (first, last), quality.config)
-    for _, check in checks.values():
-        yield check
-    if not all(ok for ok, _ in checks.values()):
-        context.log.error("recommendations: a blocking check failed; nothing written, the previous rows stay")
-        for table in frames:
-            yield dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
+    changes = yield from write_gated(context, wh, "recommendations", frames, (first, last), quality.config)
+    if changes is None:
         return
-    write_changes(wh, changes)
     btc = cfg.sector_index.btc
     pictures = {
         ROTATION: lambda: chart_metadata(lambda charts: charts.target_allocation(rotation, last)),

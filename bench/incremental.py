@@ -58,18 +58,29 @@ def history(folder: Path, db: Path, first: dt.date, last: dt.date) -> Counter:
         return Counter(source_of(r.path) for r in raw.resources.sources._server.requests)
 
 
-def night(folder: Path, db: Path) -> tuple[float, bool]:
-    """Wall seconds of the nightly job for NIGHT (its month), on the warehouse `db`."""
+def group_of(step: str) -> str:
+    return "ingest" if step.startswith("raw__") else "marts" if step.startswith("marts__") else step.split("__")[-1]
+
+
+def night(folder: Path, db: Path) -> tuple[float, bool, dict[str, float]]:
+    """Wall seconds of the nightly job for NIGHT (its month) on the warehouse `db`, its success, and
+    the seconds of its steps per group."""
     from pipeline.definitions import defs
 
-    start = time.perf_counter()
-    result = defs.resolve_job_def("nightly").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        resources={"sources": MarketSources(replay_data=str(folder), until=NIGHT.isoformat()),
-                   "warehouse": WarehouseResource(path=str(db))},
-        tags={"dagster/asset_partition_range_start": month_key(NIGHT), "dagster/asset_partition_range_end": month_key(NIGHT)},
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}}, raise_on_error=False)
-    return time.perf_counter() - start, result.success
+    with dg.DagsterInstance.ephemeral() as instance:
+        start = time.perf_counter()
+        result = defs.resolve_job_def("nightly").execute_in_process(
+            instance=instance,
+            resources={"sources": MarketSources(replay_data=str(folder), until=NIGHT.isoformat()),
+                       "warehouse": WarehouseResource(path=str(db))},
+            tags={"dagster/asset_partition_range_start": month_key(NIGHT),
+                  "dagster/asset_partition_range_end": month_key(NIGHT)},
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}}, raise_on_error=False)
+        wall = time.perf_counter() - start
+        groups: Counter = Counter()
+        for step in instance.get_run_step_stats(result.run_id):
+            groups[group_of(step.step_key)] += step.end_time - step.start_time
+    return wall, result.success, dict(groups)
 
 
 def main() -> int:
@@ -86,9 +97,10 @@ def main() -> int:
             probe = Path(tmp) / f"{years}y-probe.duckdb"
             shutil.copyfile(db, probe)  # the night's requests, counted on a copy
             requests[years] = history(folder, probe, NIGHT, NIGHT)
-            walls[years], ok = night(folder, db)
+            walls[years], ok, steps = night(folder, db)
             print(f"  {years} year(s): night {walls[years]:.1f} s ({'success' if ok else 'FAILED'}); requests "
                   + ", ".join(f"{k} {v}" for k, v in sorted(requests[years].items())))
+            print("    steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(steps.items(), key=lambda kv: -kv[1])))
             if not ok:
                 return 1
     ratio = walls[5] / walls[1]

@@ -33,7 +33,9 @@ import pandas as pd
 import polars as pl
 
 from pipeline.transforms.altseason import altseason
-from pipeline.transforms.chain import MEMBER_COLUMNS, MEMBERSHIP_ENGINE, SMALL_ENGINE, RawFrames, btc_funding, compute_marts
+from pipeline.transforms.chain import (
+    CHAIN_MARTS, MEMBER_COLUMNS, MEMBERSHIP_ENGINE, SMALL_ENGINE, RawFrames, btc_funding, compute_marts,
+)
 from pipeline.transforms.config import AnalyticsConfig
 from pipeline.transforms.funding_costs import funding_costs
 from pipeline.transforms.market_regime import EVIDENCE, market_features, market_regime
@@ -557,13 +559,7 @@ def pandas_chain(db: Path, market: dict[str, pd.DataFrame], cfg: AnalyticsConfig
     season = pd_altseason(members, tokens, cfg.altseason, cfg.sector_index)
     costs = pd_funding_costs(market["funding"])
     regime = pd_market_regime(index, season, rs, costs, tokens, market["defi_tvl"], market["btc_dominance"], cfg)
-    return {
-        "marts.sector_index": index,
-        "marts.relative_strength": rs,
-        "marts.altseason": season,
-        "marts.funding_costs": costs,
-        "marts.market_regime": regime,
-    }
+    return dict(zip(CHAIN_MARTS, (index, rs, season, costs, regime), strict=True))
 
 
 # --- c. the bare floor -----------------------------------------------------------------------------

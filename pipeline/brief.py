@@ -81,6 +81,23 @@ def brief(portfolio_path: Path | None = None, as_of: dt.date | None = None, sett
     return render(model.day, model.regime, model.rotation, model.hedges, orders, portfolio_path)
 
 
+def _table(frame: pl.DataFrame, empty: str, header: str, line) -> list[str]:
+    """A table of the brief, indented: its header and a line per row, or `empty`."""
+    return [f"  {empty}"] if frame.is_empty() else [f"  {header}", *(f"  {line(r)}" for r in frame.iter_rows(named=True))]
+
+
+def _hedge_line(h: dict) -> str:
+    apr = "n/a" if h["funding_apr"] is None else f"{h['funding_apr']:.1f}%"
+    f30 = "n/a" if h["funding_30d_pct"] is None else f"{h['funding_30d_pct']:+.2f}%"
+    return (f"{h['instrument']:<17}{h['side']:<6}{h['notional_pct']:>8.1f}%{h['leverage']:>4g}x"
+            f"{h['margin_pct']:>7.1f}%{apr:>10}{f30:>8}  {h['strategy']}")
+
+
+def _order_line(o: dict) -> str:
+    price = "n/a" if o["price"] is None else f"{o['price']:,.6g}"
+    return f"{o['instrument']:<17}{o['side']:<6}{o['quantity']:>16,.6g}{price:>12}{o['notional_usd']:>12,.0f}  {o['reason']}"
+
+
 def render(day: dt.date, regime: pl.DataFrame, rotation: pl.DataFrame, hedges: pl.DataFrame, orders: pl.DataFrame,
            portfolio_path: Path) -> str:
     lines = []
@@ -94,25 +111,12 @@ def render(day: dt.date, regime: pl.DataFrame, rotation: pl.DataFrame, hedges: p
         current = "-" if row["current_weight"] is None else f"{row['current_weight']:.1%}"
         lines.append(f"  {row['sector']:<16}{row['bucket']:<13}{current:>9}{row['target_weight']:>9.1%}  {row['action']}")
     lines += ["", "Hedges (% of the portfolio; funding + = income):"]
-    if hedges.is_empty():
-        lines.append("  none")
-    else:
-        lines.append(f"  {'instrument':<17}{'side':<6}{'notional':>9}{'lev':>5}{'margin':>8}{'fund APR':>10}{'30d':>8}  strategy")
-        for h in hedges.iter_rows(named=True):
-            apr = "n/a" if h["funding_apr"] is None else f"{h['funding_apr']:.1f}%"
-            f30 = "n/a" if h["funding_30d_pct"] is None else f"{h['funding_30d_pct']:+.2f}%"
-            lines.append(f"  {h['instrument']:<17}{h['side']:<6}{h['notional_pct']:>8.1f}%{h['leverage']:>4g}x"
-                         f"{h['margin_pct']:>7.1f}%{apr:>10}{f30:>8}  {h['strategy']}")
+    lines += _table(hedges, "none", f"{'instrument':<17}{'side':<6}{'notional':>9}{'lev':>5}{'margin':>8}{'fund APR':>10}"
+                    f"{'30d':>8}  strategy", _hedge_line)
     lines += ["", f"Orders for {portfolio_path} at the {day} closes:"]
     lines += [f"  WARNING {reason}" for reason in orders.filter(pl.col("side") == "hold")["reason"]]
-    if orders.is_empty():
-        lines.append("  none: every sector is within the drift tolerance of its target")
-    else:
-        lines.append(f"  {'instrument':<17}{'side':<6}{'quantity':>16}{'price':>12}{'USD':>12}  reason")
-        for o in orders.iter_rows(named=True):
-            price = "n/a" if o["price"] is None else f"{o['price']:,.6g}"
-            lines.append(f"  {o['instrument']:<17}{o['side']:<6}{o['quantity']:>16,.6g}{price:>12}"
-                         f"{o['notional_usd']:>12,.0f}  {o['reason']}")
+    lines += _table(orders, "none: every sector is within the drift tolerance of its target",
+                    f"{'instrument':<17}{'side':<6}{'quantity':>16}{'price':>12}{'USD':>12}  reason", _order_line)
     lines += ["", "Why (evidence per sector):"]
     lines += [f"  {row['sector']}: {row['rationale']}" for row in rotation.iter_rows(named=True)]
     lines += [f"  {h['instrument']}: {h['rationale']}" for h in hedges.iter_rows(named=True)]

@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 from pipeline.resources import AnalyticsSettings, MarketSources, WarehouseResource
 from pipeline.sources.replay.dataset import load_dataset
 from pipeline.sources.replay.synthetic import generate
-from pipeline.transforms.chain import RawFrames, compute_marts
+from pipeline.transforms.chain import CHAIN_MARTS, RawFrames, compute_marts
 from pipeline.transforms.config import AnalyticsConfig
 from pipeline.transforms.market_regime import PHASES
 from pipeline.transforms.membership import membership
@@ -31,7 +31,7 @@ TOKENS = load_universe().frame()
 RECOMMENDATIONS = ("marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders")
 EVALUATION = ("marts.backtest_daily", "marts.backtest_summary", "marts.backtest_trades")
 MARTS = [t for t in TABLES if t.startswith("marts.") and t not in RECOMMENDATIONS + EVALUATION]  # the analytics' marts
-CHAIN_MARTS = [t for t in MARTS if t != "marts.sector_weights"]  # what compute_marts returns
+assert set(CHAIN_MARTS) == set(MARTS) - {"marts.sector_weights"}  # what compute_marts returns
 
 
 def _sorted(frame: pl.DataFrame, table: str) -> pl.DataFrame:

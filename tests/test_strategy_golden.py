@@ -96,12 +96,11 @@ def test_every_phase_has_a_feasible_posture_and_the_file_is_validated(tmp_path):
         assert sum(b.low for b in bands.values()) <= 1 + 1e-9 <= sum(b.high for b in bands.values()) + 2e-9
     assert load_playbook() == PLAYBOOK  # the shipped file keeps the defaults
     bad = tmp_path / "playbook.yaml"
-    bad.write_text("hedging:\n  leverage: 4\n")
-    with pytest.raises(PlaybookError, match=r"playbook.yaml: hedging: .*leverage 4.0 is above max_leverage 3.0"):
-        load_playbook(bad)
-    bad.write_text("hedging:\n  levrage: 2\n")
-    with pytest.raises(PlaybookError, match=r"hedging.levrage: Extra inputs are not permitted"):
-        load_playbook(bad)
+    for text, error in [("hedging:\n  leverage: 4\n", r"playbook.yaml: hedging: .*leverage 4.0 is above max_leverage 3.0"),
+                        ("hedging:\n  levrage: 2\n", r"hedging.levrage: Extra inputs are not permitted")]:
+        bad.write_text(text)
+        with pytest.raises(PlaybookError, match=error):
+            load_playbook(bad)
 
 
 def test_the_portfolio_file_is_checked_against_the_universe(tmp_path):

@@ -42,6 +42,10 @@ MEMBER_COLUMNS = (  # what the steps read
 )
 
 
+# What `compute_marts` returns, in this order (the asset chain also writes marts.sector_weights).
+CHAIN_MARTS = ("marts.sector_index", "marts.relative_strength", "marts.altseason", "marts.funding_costs",
+               "marts.market_regime")
+
 def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str) -> pl.LazyFrame:
     """date, funding_apr_pct: BTC perp's trailing funding, the regime's funding evidence."""
     perp = tokens.filter(pl.col("token") == btc)["perp"].to_list()
@@ -81,10 +85,4 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
         cfg=cfg.regime,
     )
     regime = market_regime(features, cfg.regime).collect(engine=SMALL_ENGINE)
-    return {
-        "marts.sector_index": index,
-        "marts.relative_strength": rs,
-        "marts.altseason": season,
-        "marts.funding_costs": costs,
-        "marts.market_regime": regime,
-    }
+    return dict(zip(CHAIN_MARTS, (index, rs, season, costs, regime), strict=True))

@@ -14,38 +14,27 @@ from pipeline.settings import Settings
 from pipeline.sources.replay.dataset import load_dataset
 from pipeline.sources.replay.synthetic import SYNTHETIC_LABEL, ensure_synthetic
 from warehouse import Warehouse
+from warehouse.db import TIME_COLUMN
 
 log = logging.getLogger(__name__)
 
-SUMMARY_SQL = {
-    "raw.ohlcv_1d": "select count(*), min(date), max(date), count(distinct symbol) from raw.ohlcv_1d",
-    "raw.funding_rates": "select count(*), min(funding_time)::date, max(funding_time)::date, "
-    "count(distinct symbol) from raw.funding_rates",
-    "raw.defi_tvl": "select count(*), min(date), max(date), count(distinct scope || ':' || name) from raw.defi_tvl",
-    "raw.btc_dominance": "select count(*), min(date), max(date), count(distinct source) from raw.btc_dominance",
-    "marts.sector_index": "select count(*), min(date), max(date), count(distinct sector) from marts.sector_index",
-    "marts.sector_weights": "select count(*), min(date), max(date), count(distinct symbol) from marts.sector_weights",
-    "marts.relative_strength": "select count(*), min(date), max(date), count(distinct sector) "
-    "from marts.relative_strength",
-    "marts.altseason": "select count(*), min(date), max(date), count(altseason_index) from marts.altseason",
-    "marts.funding_costs": "select count(*), min(date), max(date), count(distinct symbol) from marts.funding_costs",
-    "marts.market_regime": "select count(*), min(date), max(date), count(distinct phase) from marts.market_regime",
-    "marts.rotation_recommendation": "select count(*), min(as_of), max(as_of), count(distinct sector) "
-    "from marts.rotation_recommendation",
-    "marts.hedge_recommendation": "select count(*), min(as_of), max(as_of), count(distinct instrument) "
-    "from marts.hedge_recommendation",
-    "marts.portfolio_orders": "select count(*), min(as_of), max(as_of), count(distinct instrument) "
-    "from marts.portfolio_orders",
-    "marts.backtest_daily": "select count(*), min(date), max(date), count(distinct strategy) from marts.backtest_daily",
-    "marts.backtest_trades": "select count(*), min(date), max(date), count(distinct instrument) from marts.backtest_trades",
+# What the summary counts as a table's series (the SQL of a count, and its word); the tables, their
+# time columns and their keys come from warehouse.db (TABLES, TIME_COLUMN).
+SERIES = {
+    "raw.ohlcv_1d": ("distinct symbol", "symbols"), "raw.funding_rates": ("distinct symbol", "perps"),
+    "raw.defi_tvl": ("distinct scope || ':' || name", "series"), "raw.btc_dominance": ("distinct source", "sources"),
+    "marts.sector_index": ("distinct sector", "sectors"), "marts.sector_weights": ("distinct symbol", "constituents"),
+    "marts.relative_strength": ("distinct sector", "sectors"), "marts.altseason": ("altseason_index", "days with an index"),
+    "marts.funding_costs": ("distinct symbol", "perps"), "marts.market_regime": ("distinct phase", "phases seen"),
+    "marts.rotation_recommendation": ("distinct sector", "sectors"),
+    "marts.hedge_recommendation": ("distinct instrument", "perps"),
+    "marts.portfolio_orders": ("distinct instrument", "instruments"),
+    "marts.backtest_daily": ("distinct strategy", "strategies"), "marts.backtest_trades": ("distinct instrument", "instruments"),
 }
-SERIES_WORD = {"raw.ohlcv_1d": "symbols", "raw.funding_rates": "perps", "raw.defi_tvl": "series",
-               "raw.btc_dominance": "sources", "marts.sector_index": "sectors", "marts.sector_weights": "constituents",
-               "marts.relative_strength": "sectors",
-               "marts.altseason": "days with an index", "marts.funding_costs": "perps",
-               "marts.market_regime": "phases seen", "marts.rotation_recommendation": "sectors",
-               "marts.hedge_recommendation": "perps", "marts.portfolio_orders": "instruments",
-               "marts.backtest_daily": "strategies", "marts.backtest_trades": "instruments"}
+SUMMARY_SQL = {  # identifiers from the allow-lists above and in warehouse.db
+    t: f"select count(*), min({TIME_COLUMN[t]})::date, max({TIME_COLUMN[t]})::date, count({count}) from {t}"
+    for t, (count, _) in SERIES.items()
+}
 TODAY_SQL = """
     select date, phase, risk_mode, days_in_phase, funding_regime, leading_sector, btc_trend_pct,
            btc_dominance_pct, altseason_index, alts_vs_btc_pct, tvl_growth_30d, btc_funding_apr_pct, missing_inputs
@@ -57,7 +46,7 @@ QUADRANTS_SQL = """
 """
 
 
-RAW_TABLES = ("raw.ohlcv_1d", "raw.funding_rates", "raw.defi_tvl", "raw.btc_dominance")
+RAW_TABLES = tuple(t for t in SERIES if t.startswith("raw."))
 # `source` is `<endpoint>@replay:<dataset>` on a replayed row, the bare endpoint on a live one.
 DATASETS_SQL = " union ".join(
     f"select distinct coalesce(nullif(regexp_extract(source, '@replay:(.*)$', 1), ''), 'live') from {t}"
@@ -229,7 +218,7 @@ def print_summary(warehouse: Warehouse, before: dict[str, tuple] | None = None, 
     print(f"{'table':<30}{'rows':>10}{'new':>9}  {'first':<12}{'last':<12}series")
     for table, (rows, first, last, series) in after.items():
         new = rows - (before or {}).get(table, (0,))[0]
-        print(f"{table:<30}{rows:>10,}{new:>9,}  {str(first):<12}{str(last):<12}{series} {SERIES_WORD[table]}")
+        print(f"{table:<30}{rows:>10,}{new:>9,}  {str(first):<12}{str(last):<12}{series} {SERIES[table][1]}")
     print_today(warehouse)
     print("\nNext:")
     print("  .venv/bin/python -m pipeline summary       # this summary again")

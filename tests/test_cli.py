@@ -141,3 +141,10 @@ def test_the_fingerprint_changes_with_the_configuration_not_with_an_api_key(tmp_
     playbook.write_text(playbook.read_text() + "\n# a user's edit\n")
     assert fingerprint(same) != before
     assert fingerprint(settings.model_copy(update={"coingecko_api_key": "CG-SECRET"})) == fingerprint(settings)
+
+
+def test_the_summary_covers_every_table_with_a_time_column_but_the_quarantine():
+    from pipeline.demo import SERIES
+    from warehouse.db import TIME_COLUMN
+
+    assert set(SERIES) == set(TIME_COLUMN) - {"raw.quarantine"}

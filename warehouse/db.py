@@ -19,45 +19,27 @@ import polars as pl
 SCHEMA_DIR = Path(__file__).with_name("schema")
 DEFAULT_PATH = Path(__file__).with_name("rotation.duckdb")
 
-# table -> key columns: the allow-list of tables the pipeline writes.
-TABLES: dict[str, tuple[str, ...]] = {
-    "raw.ohlcv_1d": ("exchange", "symbol", "date"),
-    "raw.funding_rates": ("exchange", "symbol", "funding_time"),
-    "raw.defi_tvl": ("scope", "name", "date"),
-    "raw.btc_dominance": ("date",),
-    "marts.sector_index": ("sector", "date", "weighting"),
-    "marts.sector_weights": ("sector", "date", "weighting", "symbol"),
-    "marts.relative_strength": ("sector", "date"),
-    "marts.altseason": ("date",),
-    "marts.funding_costs": ("exchange", "symbol", "date"),
-    "marts.market_regime": ("date",),
-    "marts.rotation_recommendation": ("as_of", "sector"),
-    "marts.hedge_recommendation": ("as_of", "instrument"),
-    "marts.portfolio_orders": ("as_of", "instrument"),
-    "marts.backtest_daily": ("strategy", "date"),
-    "marts.backtest_summary": ("strategy",),
-    "marts.backtest_trades": ("strategy", "date", "instrument", "side"),
-    "raw.quarantine": ("table_name", "row_key", "expectation", "payload"),
-}
 
-# table -> the column that says how far a series goes (where incremental fetches resume).
-TIME_COLUMN: dict[str, str] = {
-    "raw.ohlcv_1d": "date",
-    "raw.funding_rates": "funding_time",
-    "raw.defi_tvl": "date",
-    "raw.btc_dominance": "date",
-    "marts.sector_index": "date",
-    "marts.sector_weights": "date",
-    "marts.relative_strength": "date",
-    "marts.altseason": "date",
-    "marts.funding_costs": "date",
-    "marts.market_regime": "date",
-    "marts.rotation_recommendation": "as_of",
-    "marts.hedge_recommendation": "as_of",
-    "marts.portfolio_orders": "as_of",
-    "marts.backtest_daily": "date",
-    "marts.backtest_trades": "date",
-}
+def _registry() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Every table the pipeline writes with its key, and the key's day or time column (how far a
+    series goes: where incremental fetches resume), read from the schema files, the one place
+    tables are declared (an in-memory database, a few milliseconds)."""
+    con = duckdb.connect()
+    try:
+        apply_schema(con)
+        rows = con.execute("""
+            select c.schema_name || '.' || c.table_name, c.constraint_column_names,
+                   list(col.column_name order by col.column_index) filter (
+                       where col.data_type in ('DATE', 'TIMESTAMP', 'TIMESTAMP WITH TIME ZONE')
+                       and list_contains(c.constraint_column_names, col.column_name))
+            from duckdb_constraints() c join duckdb_columns() col on col.table_oid = c.table_oid
+            where c.constraint_type = 'PRIMARY KEY' group by all order by min(c.table_oid)
+        """).fetchall()
+    finally:
+        con.close()
+    return {t: tuple(key) for t, key, _ in rows}, {t: times[0] for t, _, times in rows if times}
+
+
 
 
 class WarehouseError(RuntimeError):
@@ -276,3 +258,7 @@ def _check_frame(table: str, frame: pl.DataFrame) -> None:
     nulls = [c for c in key if frame[c].null_count()]
     if nulls:
         raise WarehouseError(f"{table}: null key values in {nulls}")
+
+
+# table -> key columns: the allow-list of tables the pipeline writes; table -> its time column.
+TABLES, TIME_COLUMN = _registry()

@@ -125,3 +125,15 @@ def test_changes_gives_the_complete_days_that_differ_and_a_recompute_of_the_same
     # without a time column the table is one day: all of it when anything differs
     summary = pl.DataFrame({"strategy": ["a", "b"], "cagr": [0.1, 0.2]})
     assert wh.changes("marts.backtest_summary", summary)[0].height == 2
+
+
+def test_the_readme_lists_every_table_with_its_key_as_the_schema_files_declare_it():
+    """The README's tables of the warehouse are the schema files' tables and keys (warehouse.db reads them)."""
+    import re
+    from pathlib import Path
+
+    from warehouse.db import TABLES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = {m[0]: tuple(k.strip() for k in m[1].split(",")) for m in re.findall(r"^\| `((?:raw|marts)\.\w+)` \| ([^|]+) \|", readme, re.M)}
+    assert listed == TABLES

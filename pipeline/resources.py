@@ -173,7 +173,7 @@ class MarketSources(dg.ConfigurableResource):
         self._dataset = load_dataset(folder)
         if self.until:
             self._dataset = _until(self._dataset, dt.date.fromisoformat(self.until))
-        self._server = ReplayServer(self._dataset)
+        self._server = ReplayServer(self._dataset, universe=self._universe)
         for spec in self.faults:
             self._server.faults.add(FaultRule.parse(spec))
         url = self._server.start()

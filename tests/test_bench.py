@@ -89,3 +89,14 @@ def test_the_spacings_the_readme_gives_for_the_p4_bound_are_ccxts():
     assert spacing_ms(binance, "/api/v3/klines", {"symbol": "BTCUSDT", "limit": "1000"}) == 20
     assert spacing_ms(usdm, "/fapi/v1/fundingRate", {"symbol": "BTCUSDT", "limit": "1000"}) == 50
     assert SYMBOLS_IN_FLIGHT == MarketSources().symbols_in_flight == 16
+
+
+def test_the_scale_bench_generates_a_universe_of_the_requested_size(tmp_path):
+    from pipeline.universe import load_universe
+
+    scale = load("scale")
+    universe = load_universe(scale.write_universe(tmp_path / "universe.yaml", 60))
+    assert len(universe.tokens) == 60 and len(set(universe.spot_symbols)) == 60
+    assert [t.name for t in universe.tokens if t.sector == "Core"] == ["BTC", "ETH"]
+    assert {"UNI", "AAVE", "LINK"} <= {t.name for t in universe.tokens}  # the example portfolio's holdings
+    assert {t.sector for t in universe.tokens} == set(universe.sectors)

@@ -391,3 +391,39 @@ def test_real_coingecko_dominance_roundtrip(real_server: ReplayServer) -> None:
     glob = _get(real_server, "/api/v3/global").json()["data"]
     assert abs(glob["market_cap_percentage"]["btc"] - dom["btc_dominance_pct"][-1]) < 1e-9
     assert glob["updated_at"] * 1000 <= real_server.dataset.as_of_end_ms
+
+
+# ---------------------------------------------------------------- the user's universe
+
+
+def _own_universe(tmp_path: Path) -> Path:
+    """A universe of the tiny dataset's own tokens, under CoinGecko ids the default universe lacks."""
+    path = tmp_path / "universe.yaml"
+    path.write_text(
+        "sectors: [Core, Memes]\n"
+        "tokens:\n"
+        "  BTC: {sector: Core, bucket: core, spot: BTC/USDT, perp: BTC/USDT:USDT, coingecko: bitcoin}\n"
+        "  OLD: {sector: Memes, bucket: speculative, spot: OLD/USDT, coingecko: old-coin, defillama: uniswap}\n")
+    return path
+
+
+def test_the_replay_answers_for_the_users_universe_from_rotation_universe(tiny_dir: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROTATION_UNIVERSE", str(_own_universe(tmp_path)))
+    with ReplayServer(load_dataset(tiny_dir)) as srv:
+        chart = _get(srv, "/api/v3/coins/old-coin/market_chart", vs_currency="usd", days="max")
+        (uni,) = _get(srv, "/protocols").json()
+    assert chart.status_code == 200 and len(chart.json()["prices"]) == 32  # OLD traded 2024-01-01 .. 02-01
+    assert uni["symbol"] == "OLD" and uni["gecko_id"] == "old-coin"
+
+
+def test_the_market_sources_give_the_replay_their_universe(tiny_dir: Path, tmp_path: Path) -> None:
+    import dagster as dg
+
+    from pipeline.resources import MarketSources
+
+    sources = MarketSources(mode="replay", replay_data=str(tiny_dir), universe_path=str(_own_universe(tmp_path)))
+    with dg.build_resources({"sources": sources}) as resources:
+        chart = requests.get(f"{resources.sources.base_url}/api/v3/coins/old-coin/market_chart",
+                             params={"vs_currency": "usd", "days": "max"}, timeout=5)
+    assert chart.status_code == 200

@@ -46,7 +46,8 @@ from pipeline.sources.replay.faults import (
     retry_after_header,
     truncate,
 )
-from pipeline.universe import load_universe
+from pipeline.settings import Settings
+from pipeline.universe import Universe, load_universe
 
 log = logging.getLogger("pipeline.replay")
 
@@ -192,12 +193,11 @@ def family(path: str) -> str:
 class _Api:
     """The handlers, over indexes built once from the dataset (clock applied at load)."""
 
-    def __init__(self, ds: Dataset) -> None:
+    def __init__(self, ds: Dataset, universe: Universe) -> None:
         self.ds = ds
         self.now_ms = ds.as_of_end_ms
         self.day0_ms = self.now_ms + 1 - DAY_MS  # 00:00 UTC of the as-of day
         self._cache: dict[Any, Any] = {}
-        universe = load_universe()
 
         ohlcv = (
             ds.ohlcv.with_columns(t=pl.col("date").cast(pl.Date).dt.epoch("ms"))
@@ -797,11 +797,14 @@ class _HTTPServer(ThreadingHTTPServer):
 class ReplayServer:
     """A local server of the real APIs' paths and payloads from `dataset`, up to its as-of day.
 
-    `faults` can be changed while it runs (or through `/__replay__/faults` from another process);
-    `requests` records every API request served (control requests excluded).
+    `universe` names the chains, protocols and CoinGecko ids it answers for (default: the user's,
+    ROTATION_UNIVERSE or pipeline/universe.yaml). `faults` can be changed while it runs (or through
+    `/__replay__/faults` from another process); `requests` records every API request served
+    (control requests excluded).
     """
 
-    def __init__(self, dataset: Dataset, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0) -> None:
+    def __init__(self, dataset: Dataset, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0,
+                 universe: Universe | None = None) -> None:
         self.dataset = dataset
         self.host = host
         self.port = port
@@ -810,7 +813,7 @@ class ReplayServer:
         self.faults = FaultPlan()
         self.requests: list[RequestRecord] = []
         self._requests_lock = threading.Lock()
-        self._api = _Api(dataset)
+        self._api = _Api(dataset, universe or load_universe(Settings.from_env().universe_path))
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()

@@ -1,0 +1,160 @@
+"""P6 scale: a synthetic universe of 5,000 tokens x 3 years through the whole nightly chain (ingest
+from the replay, quality gate, marts, recommendations, backtest, publish) as a user runs it:
+`python -m pipeline demo --rerun` in a child process on an empty warehouse and an empty Dagster
+instance, with ROTATION_UNIVERSE pointing at the generated universe. Prints the wall time, the peak
+RSS (goal <= 4 GiB) and where the time goes: the child's start-up, then the run's steps from the
+Dagster instance, grouped as ingest / quality / analytics / recommendations / evaluation / publish.
+The wall time has no goal; it is reported.
+
+The universe (the project's own tokens, BTC and ETH as Core, plus synthetic tokens spread over the
+other sectors and buckets, ~15% with a perp) and its market are generated into a temp folder, never
+committed. BENCH_SCALE_TOKENS (default 5000) and BENCH_SCALE_YEARS (default 3) change the size.
+Exits non-zero only if the run fails."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pipeline.universe import DEFAULT_UNIVERSE, load_universe
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKENS = int(os.environ.get("BENCH_SCALE_TOKENS", 5000))
+YEARS = float(os.environ.get("BENCH_SCALE_YEARS", 3))
+AS_OF = dt.date(2026, 11, 30)
+SEED = 7
+RSS_GOAL_MIB = 4096.0
+PERP_SHARE = 0.15
+MID_SHARE = 0.2  # of the synthetic tokens; the rest are speculative
+GROUPS = ("ingest", "quality", "analytics", "recommendations", "evaluation", "publish")
+
+
+def write_universe(path: Path, tokens: int, seed: int = SEED) -> Path:
+    """A universe YAML of `tokens` tokens: the project's own (BTC and ETH as Core, the chains and DeFi
+    protocols whose TVL is tracked, the example portfolio's holdings), then synthetic tokens S00001...
+    spread evenly over the other sectors, MID_SHARE of them mid-cap, PERP_SHARE with a perp."""
+    base = yaml.safe_load(DEFAULT_UNIVERSE.read_text())
+    entries = dict(list(base["tokens"].items())[:tokens])
+    sectors = [s for s in base["sectors"] if s != "Core"]
+    rng = np.random.default_rng(seed)
+    extra = max(0, tokens - len(entries))
+    sector = rng.integers(len(sectors), size=extra)
+    mid = rng.random(extra) < MID_SHARE
+    perp = rng.random(extra) < PERP_SHARE
+    for i in range(extra):
+        name = f"S{i + 1:05d}"
+        entries[name] = {"sector": sectors[sector[i]], "bucket": "mid" if mid[i] else "speculative",
+                         "spot": f"{name}/USDT", "perp": f"{name}/USDT:USDT" if perp[i] else None,
+                         "coingecko": f"synthetic-{name.lower()}"}
+    path.write_text(yaml.safe_dump({"sectors": base["sectors"], "tokens": entries}, sort_keys=False))
+    return path
+
+
+def demo(env: dict[str, str], log: Path) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MiB and exit code of one `python -m pipeline demo --rerun`."""
+    start = time.perf_counter()
+    with log.open("w") as out:
+        child = subprocess.Popen([sys.executable, "-m", "pipeline", "demo", "--rerun"], cwd=ROOT, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+
+
+def step_groups() -> dict[str, str]:
+    """Each step (op) of the nightly job -> its asset group."""
+    from pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    return {graph.get(key).assets_def.op.name: graph.get(key).group_name for key in graph.get_all_asset_keys()
+            if graph.get(key).is_executable}
+
+
+def where_the_time_goes(home: Path, started: float) -> tuple[dict[str, float], dict[str, float], float, float]:
+    """From the child's Dagster instance: seconds per group and per step, the start-up (the child's
+    start to the run's start) and the run's own wall time."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        record = instance.get_run_record_by_id(run.run_id)
+        stats = instance.get_run_step_stats(run.run_id)
+    groups = step_groups()
+    per_group: dict[str, float] = defaultdict(float)
+    per_step: dict[str, float] = {}
+    for step in stats:
+        seconds = (step.end_time or step.start_time) - step.start_time
+        per_step[step.step_key] = seconds
+        per_group[groups.get(step.step_key, "other")] += seconds
+    return dict(per_group), per_step, record.start_time - started, record.end_time - record.start_time
+
+
+def rows_of(warehouse: Path) -> dict[str, int]:
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {t: con.execute(f"select count(*) from {t}").fetchone()[0]  # noqa: S608 (fixed names)
+                for t in ("raw.ohlcv_1d", "raw.funding_rates", "raw.defi_tvl", "marts.sector_weights",
+                          "marts.sector_index", "marts.backtest_trades")}
+
+
+def main() -> int:
+    from pipeline.sources.replay.synthetic import generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        t = time.perf_counter()
+        universe_file = write_universe(tmp_path / "universe.yaml", TOKENS)
+        universe = load_universe(universe_file)
+        folder = generate(tmp_path / "market", AS_OF, seed=SEED, years=YEARS, universe=universe)
+        generated_s = time.perf_counter() - t
+        print(f"P6 scale: {len(universe.tokens):,} tokens ({len(universe.perp_symbols):,} perps) x {YEARS:g} years "
+              f"to {AS_OF}, synthetic, through `python -m pipeline demo --rerun` (generated in {generated_s:.0f} s)")
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        shutil.copyfile(ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+        warehouse = tmp_path / "rotation.duckdb"
+        env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT), "ROTATION_UNIVERSE": str(universe_file),
+               "ROTATION_REPLAY_DATA": str(folder), "ROTATION_WAREHOUSE": str(warehouse),
+               "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+        started = time.time()
+        seconds, rss, code = demo(env, tmp_path / "demo.log")
+        print(f"  demo: {seconds:.0f} s wall, peak RSS {rss:,.0f} MiB, exit {code}")
+        if code != 0:
+            print((tmp_path / "demo.log").read_text()[-4000:])
+            return 1
+        rows = rows_of(warehouse)
+        print("  rows: " + ", ".join(f"{table} {n:,}" for table, n in rows.items()))
+        per_group, per_step, startup, run_s = where_the_time_goes(home, started)
+        print(f"  where the time goes: start-up (imports, definitions, replay server) {startup:.0f} s; "
+              f"the Dagster run {run_s:.0f} s; after it (summary, recommendation, scorecard) "
+              f"{seconds - startup - run_s:.0f} s")
+        for group in (*GROUPS, *sorted(set(per_group) - set(GROUPS))):
+            steps = sorted(((s, v) for s, v in per_step.items() if step_groups_cache(s) == group), key=lambda x: -x[1])
+            print(f"    {group:<16}{per_group.get(group, 0.0):>7.0f} s  "
+                  + ", ".join(f"{s} {v:.0f} s" for s, v in steps[:4]))
+    print(f"  peak RSS <= {RSS_GOAL_MIB:,.0f} MiB: {'PASS' if rss <= RSS_GOAL_MIB else 'MISS'}; wall time {seconds:.0f} s "
+          "(no goal)")
+    return 0
+
+
+_GROUPS: dict[str, str] = {}
+
+
+def step_groups_cache(step: str) -> str:
+    if not _GROUPS:
+        _GROUPS.update(step_groups())
+    return _GROUPS.get(step, "other")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -427,3 +427,17 @@ def test_the_market_sources_give_the_replay_their_universe(tiny_dir: Path, tmp_p
         chart = requests.get(f"{resources.sources.base_url}/api/v3/coins/old-coin/market_chart",
                              params={"vs_currency": "usd", "days": "max"}, timeout=5)
     assert chart.status_code == 200
+
+
+def test_the_cache_of_formatted_answers_is_bounded_and_answers_stay_the_same(tiny_dir: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.sources.replay import server
+
+    monkeypatch.setattr(server, "CACHE_ENTRIES", 2)
+    with ReplayServer(load_dataset(tiny_dir)) as srv:
+        first = _get(srv, "/api/v3/klines", symbol="BTCUSDT", interval="1d", limit=1000).json()
+        for symbol in ("PEPEUSDT", "OLDUSDT", "BTCUSDT", "PEPEUSDT"):
+            assert _get(srv, "/api/v3/klines", symbol=symbol, interval="1d", limit=1000).status_code == 200
+            assert len(srv._api._cache) <= 2
+        assert _get(srv, "/api/v3/klines", symbol="BTCUSDT", interval="1d", limit=1000).json() == first
+        assert len(first) == 70  # the 70 days up to the as-of day

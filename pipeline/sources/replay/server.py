@@ -11,7 +11,9 @@ does not hold are filled plainly: quote volume = base volume x close, trade coun
 coins other than bitcoin 0 (CoinGecko's own "unknown"), total volume = the dataset's spot turnover.
 
 Everything a request needs is indexed at startup (per symbol, sorted, sliced with bisect); the
-formatted rows of a symbol are built on its first request and cached, so requests take ~1 ms.
+formatted rows of a symbol are built on its first request and cached, so requests take ~1 ms. The
+cache keeps the CACHE_ENTRIES most recently used answers: a client pages through one symbol at a
+time, and holding every symbol's rows of a 5,000-token universe took gigabytes.
 Faults (`faults.py`) are injected around the correct answer; `/__replay__/...` controls them from
 another process.
 """
@@ -26,6 +28,7 @@ import math
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -56,6 +59,7 @@ CONTROL_PREFIX = "/__replay__/"
 _JSON = "application/json;charset=UTF-8"
 _PERP_DELIVERY_MS = 4133404800000  # Binance's "no delivery" date for perpetuals (2100-12-25)
 _MULTIPLIED = re.compile(r"^(10+)(\D.*)$")  # 1000PEPE, 1000000MOG: contracts of N base units
+CACHE_ENTRIES = 256  # formatted answers kept (a symbol's 3 years of candles: ~0.2 MB)
 
 
 # ---------------------------------------------------------------- numbers and windows
@@ -197,7 +201,8 @@ class _Api:
         self.ds = ds
         self.now_ms = ds.as_of_end_ms
         self.day0_ms = self.now_ms + 1 - DAY_MS  # 00:00 UTC of the as-of day
-        self._cache: dict[Any, Any] = {}
+        self._cache: OrderedDict[Any, Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
         ohlcv = (
             ds.ohlcv.with_columns(t=pl.col("date").cast(pl.Date).dt.epoch("ms"))
@@ -287,10 +292,18 @@ class _Api:
         return None
 
     def _cached(self, key: Any, build: Callable[[], Any]) -> Any:
-        """Build once per key; a race only builds twice, the results are equal."""
-        value = self._cache.get(key)
-        if value is None:
-            value = self._cache[key] = build()
+        """Build once per key while it is among the CACHE_ENTRIES most recently used; a race only
+        builds twice, the results are equal."""
+        with self._cache_lock:
+            value = self._cache.get(key)
+            if value is not None:
+                self._cache.move_to_end(key)
+                return value
+        value = build()
+        with self._cache_lock:
+            self._cache[key] = value
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
         return value
 
     def handle(self, path: str, query: dict[str, str]) -> _Response:

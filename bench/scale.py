@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -36,6 +37,7 @@ SEED = 7
 RSS_GOAL_MIB = 4096.0
 PERP_SHARE = 0.15
 MID_SHARE = 0.2  # of the synthetic tokens; the rest are speculative
+SAMPLE_S = 0.5
 GROUPS = ("ingest", "quality", "analytics", "recommendations", "evaluation", "publish")
 
 
@@ -60,14 +62,30 @@ def write_universe(path: Path, tokens: int, seed: int = SEED) -> Path:
     return path
 
 
-def demo(env: dict[str, str], log: Path) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MiB and exit code of one `python -m pipeline demo --rerun`."""
+def demo(env: dict[str, str], log: Path, samples: list[tuple[float, float]]) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MiB and exit code of one `python -m pipeline demo --rerun`; appends
+    (unix time, RSS MiB) of the child to `samples` every SAMPLE_S, to tell which step the peak is in."""
     start = time.perf_counter()
     with log.open("w") as out:
         child = subprocess.Popen([sys.executable, "-m", "pipeline", "demo", "--rerun"], cwd=ROOT, env=env,
                                  stdout=out, stderr=subprocess.STDOUT)
+        done = threading.Event()
+        sampler = threading.Thread(target=sample_rss, args=(child.pid, samples, done), daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(child.pid, 0)
+        done.set()
+        sampler.join()
     return time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+
+
+def sample_rss(pid: int, samples: list[tuple[float, float]], done: threading.Event) -> None:
+    while not done.wait(SAMPLE_S):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:  # exited (or not Linux)
+            return
+        kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        samples.append((time.time(), kib / 1024))
 
 
 def step_groups() -> dict[str, str]:
@@ -80,9 +98,11 @@ def step_groups() -> dict[str, str]:
             if graph.get(key).is_executable}
 
 
-def where_the_time_goes(home: Path, started: float) -> tuple[dict[str, list[tuple[str, float]]], float, float]:
-    """From the child's Dagster instance: per group its steps' seconds (longest first), the start-up
-    (the child's start to the run's start) and the run's own wall time."""
+def where_the_time_goes(home: Path, started: float, samples: list[tuple[float, float]]
+                        ) -> tuple[dict[str, list[tuple[str, float, float]]], float, float]:
+    """From the child's Dagster instance: per group its steps' (key, seconds, highest RSS sampled
+    while it ran), longest first; the start-up (the child's start to the run's start) and the run's
+    own wall time."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -92,7 +112,9 @@ def where_the_time_goes(home: Path, started: float) -> tuple[dict[str, list[tupl
     groups = step_groups()
     per_group: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for step in stats:
-        per_group[groups.get(step.step_key, "quality")].append((step.step_key, (step.end_time or step.start_time) - step.start_time))
+        end = step.end_time or step.start_time
+        rss = max((mib for t, mib in samples if step.start_time <= t <= end), default=0.0)
+        per_group[groups.get(step.step_key, "quality")].append((step.step_key, end - step.start_time, rss))
     for steps in per_group.values():
         steps.sort(key=lambda s: -s[1])
     return dict(per_group), record.start_time - started, record.end_time - record.start_time
@@ -126,22 +148,23 @@ def main() -> int:
         env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT), "ROTATION_UNIVERSE": str(universe_file),
                "ROTATION_REPLAY_DATA": str(folder), "ROTATION_WAREHOUSE": str(warehouse),
                "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
-        started = time.time()
-        seconds, rss, code = demo(env, tmp_path / "demo.log")
+        started, samples = time.time(), []
+        seconds, rss, code = demo(env, tmp_path / "demo.log", samples)
         print(f"  demo: {seconds:.0f} s wall, peak RSS {rss:,.0f} MiB, exit {code}")
         if code != 0:
             print((tmp_path / "demo.log").read_text()[-4000:])
             return 1
         rows = rows_of(warehouse)
         print("  rows: " + ", ".join(f"{table} {n:,}" for table, n in rows.items()))
-        per_group, startup, run_s = where_the_time_goes(home, started)
+        per_group, startup, run_s = where_the_time_goes(home, started, samples)
         print(f"  where the time goes: start-up (imports, the dataset, definitions) {startup:.0f} s; "
               f"the Dagster run {run_s:.0f} s; after it (summary, recommendation, scorecard) "
               f"{seconds - startup - run_s:.0f} s. Steps per group (each raw asset's step includes its "
-              "quality gate):")
+              "quality gate; RSS = the highest sampled while it ran):")
         for group in (*GROUPS, *sorted(set(per_group) - set(GROUPS))):
             steps = per_group.get(group, [])
-            print(f"    {group:<16}{sum(s for _, s in steps):>7.0f} s  " + ", ".join(f"{k} {s:.0f} s" for k, s in steps[:4]))
+            print(f"    {group:<16}{sum(s for _, s, _ in steps):>7.0f} s  RSS {max((r for *_, r in steps), default=0):>6,.0f} MiB  "
+                  + ", ".join(f"{k} {s:.0f} s" for k, s, _ in steps[:4]))
     print(f"  peak RSS <= {RSS_GOAL_MIB:,.0f} MiB: {'PASS' if rss <= RSS_GOAL_MIB else 'MISS'}; wall time {seconds:.0f} s "
           "(no goal)")
     return 0

@@ -134,6 +134,7 @@ def _ingest_symbols(
         for s, r in zip(symbols, results) if isinstance(r, pl.DataFrame)
     ]
     rows = pl.concat(frames) if frames else pl.DataFrame()
+    del results, frames  # held once, in `rows`, through the gate and the write (GBs at 5,000 symbols)
     return _write(
         context, wh, quality, table, rows, (start, last), TIME_COLUMN[table], exchange=exchange.id,
         skipped_symbols=", ".join(skipped) or "none", dataset=sources.dataset_label or "live",

@@ -1,10 +1,12 @@
 """P6 scale: a synthetic universe of 5,000 tokens x 3 years through the whole nightly chain (ingest
 from the replay, quality gate, marts, recommendations, backtest, publish) as a user runs it:
 `python -m pipeline demo --rerun` in a child process on an empty warehouse and an empty Dagster
-instance, with ROTATION_UNIVERSE pointing at the generated universe. Prints the wall time, the peak
-RSS (goal <= 4 GiB) and where the time goes: the child's start-up, then the run's steps from the
-Dagster instance, grouped as ingest / quality / analytics / recommendations / evaluation / publish.
-The wall time has no goal; it is reported.
+instance, with ROTATION_UNIVERSE pointing at the generated universe. The replay server runs in a
+process of its own (`python -m pipeline.sources.replay`, ROTATION_REPLAY_URL), as the exchanges do
+for a live run: its data is the exchange's memory, not the pipeline's. Prints the wall time, the
+pipeline's peak RSS (goal <= 4 GiB), the replay's apart, and where the time goes: the child's
+start-up, then the run's steps from the Dagster instance, grouped as ingest / quality / analytics /
+recommendations / evaluation / publish. The wall time has no goal; it is reported.
 
 The universe (the project's own tokens, BTC and ETH as Core, plus synthetic tokens spread over the
 other sectors and buckets, ~15% with a perp) and its market are generated into a temp folder, never
@@ -146,11 +148,22 @@ def main() -> int:
         shutil.copyfile(ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
         warehouse = tmp_path / "rotation.duckdb"
         env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT), "ROTATION_UNIVERSE": str(universe_file),
-               "ROTATION_REPLAY_DATA": str(folder), "ROTATION_WAREHOUSE": str(warehouse),
-               "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
-        started, samples = time.time(), []
-        seconds, rss, code = demo(env, tmp_path / "demo.log", samples)
-        print(f"  demo: {seconds:.0f} s wall, peak RSS {rss:,.0f} MiB, exit {code}")
+               "ROTATION_WAREHOUSE": str(warehouse), "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+        replay = subprocess.Popen([sys.executable, "-m", "pipeline.sources.replay", "--data", str(folder)], cwd=ROOT,
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            env["ROTATION_REPLAY_URL"] = replay.stdout.readline().strip()
+            started, samples, replay_samples = time.time(), [], []
+            watcher = threading.Event()
+            threading.Thread(target=sample_rss, args=(replay.pid, replay_samples, watcher), daemon=True).start()
+            seconds, rss, code = demo(env, tmp_path / "demo.log", samples)
+            watcher.set()
+        finally:
+            replay.terminate()
+            replay.wait(timeout=30)
+        replay_rss = max((mib for _, mib in replay_samples), default=0.0)
+        print(f"  demo: {seconds:.0f} s wall, peak RSS {rss:,.0f} MiB (the replay server apart: {replay_rss:,.0f} MiB), "
+              f"exit {code}")
         if code != 0:
             print((tmp_path / "demo.log").read_text()[-4000:])
             return 1

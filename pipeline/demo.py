@@ -11,7 +11,7 @@ import dagster as dg
 
 from assets.partitions import month_key, monthly
 from pipeline.settings import Settings
-from pipeline.sources.replay.dataset import load_dataset
+from pipeline.sources.replay.dataset import ReplayInfo, load_dataset
 from pipeline.sources.replay.synthetic import SYNTHETIC_LABEL, ensure_synthetic
 from warehouse import Warehouse
 from warehouse.db import TIME_COLUMN
@@ -95,12 +95,12 @@ def run_demo(rerun: bool = False) -> int:
     settings = Settings.from_env()
     if settings.sources != "replay":
         raise SystemExit("make demo replays a dataset offline; unset ROTATION_SOURCES=live to run it")
-    folder = settings.replay_data or ensure_synthetic(settings.replay_cache)
-    dataset = load_dataset(folder)
-    # Only these are needed here: the frames are not kept through the run, where the replay loads
-    # its own (a second copy, 0.5 GB at 5,000 tokens x 3 years).
-    label, first_date, as_of = dataset.label, dataset.first_date, dataset.as_of
-    del dataset
+    if settings.replay_url:
+        replay, where = ReplayInfo.ask(settings.replay_url), settings.replay_url
+    else:
+        where = settings.replay_data or ensure_synthetic(settings.replay_cache)
+        replay = ReplayInfo.of(load_dataset(where))  # the frames are not kept: the run's replay loads its own
+    label, first_date, as_of = replay.label, replay.first_date, replay.as_of
     start = max(first_date, settings.start_date)
     warehouse = Warehouse(settings.warehouse_path)
     held = other_datasets(warehouse, label)
@@ -115,7 +115,7 @@ def run_demo(rerun: bool = False) -> int:
     before = table_counts(warehouse)
     months = dg.PartitionKeyRange(month_key(start), month_key(as_of))
     synthetic = label == SYNTHETIC_LABEL
-    print(f"Replaying the {label!r} dataset ({folder}) as of {as_of}"
+    print(f"Replaying the {label!r} dataset ({where}) as of {as_of}"
           + (": a SYNTHETIC market, not real prices." if synthetic else "."))
     instance = dg.DagsterInstance.get()
     # the same data into the same warehouse with the same code and configuration gives the same results

@@ -141,7 +141,8 @@ class MarketSources(dg.ConfigurableResource):
     until: str | None = None
 
     _server = PrivateAttr(default=None)
-    _dataset = PrivateAttr(default=None)
+    _replay = PrivateAttr(default=None)  # ReplayInfo of the dataset replayed, None live
+    _base_url = PrivateAttr(default=None)
     _universe = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
@@ -167,19 +168,25 @@ class MarketSources(dg.ConfigurableResource):
         if settings.sources != "replay":
             return
         from pipeline.sources.replay import FaultRule, ReplayServer, load_dataset
+        from pipeline.sources.replay.dataset import ReplayInfo
         from pipeline.sources.replay.synthetic import ensure_synthetic
 
-        folder = self.replay_data or settings.replay_data or ensure_synthetic(settings.replay_cache)
-        self._dataset = load_dataset(folder)
-        if self.until:
-            self._dataset = _until(self._dataset, dt.date.fromisoformat(self.until))
-        self._server = ReplayServer(self._dataset, universe=self._universe)
-        for spec in self.faults:
-            self._server.faults.add(FaultRule.parse(spec))
-        url = self._server.start()
-        context.log.info(
-            f"replay of {self._dataset.label!r} dataset ({folder}, as of {self._dataset.as_of}) at {url}"
-        )
+        if settings.replay_url:
+            # A replay server in a process of its own, as the exchanges are: its data is not this run's memory.
+            if self.until or self.faults:
+                raise ValueError("MarketSources.until and .faults steer a replay started by the run; "
+                                 f"unset ROTATION_REPLAY_URL ({settings.replay_url}) to use them")
+            self._replay, self._base_url = ReplayInfo.ask(settings.replay_url), settings.replay_url.rstrip("/")
+        else:
+            folder = self.replay_data or settings.replay_data or ensure_synthetic(settings.replay_cache)
+            dataset = load_dataset(folder)
+            if self.until:
+                dataset = _until(dataset, dt.date.fromisoformat(self.until))
+            self._server = ReplayServer(dataset, universe=self._universe)
+            for spec in self.faults:
+                self._server.faults.add(FaultRule.parse(spec))
+            self._replay, self._base_url = ReplayInfo.of(dataset), self._server.start()
+        context.log.info(f"replay of {self._replay.label!r} dataset (as of {self._replay.as_of}) at {self._base_url}")
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._server is not None:
@@ -193,21 +200,21 @@ class MarketSources(dg.ConfigurableResource):
 
     @property
     def base_url(self) -> str | None:
-        return self._server.base_url if self._server is not None else None
+        return self._base_url
 
     @property
     def dataset_label(self) -> str | None:
-        return self._dataset.label if self._dataset is not None else None
+        return self._replay.label if self._replay is not None else None
 
     def as_of(self) -> dt.date:
         """The last day data can exist for: the replay's as-of day, or yesterday (UTC) live."""
-        if self._dataset is not None:
-            return self._dataset.as_of
+        if self._replay is not None:
+            return self._replay.as_of
         return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
     def source(self, name: str) -> str:
         """The `source` column value: the endpoint, tagged `@replay:<dataset>` when replayed."""
-        return f"{name}@replay:{self.dataset_label}" if self._dataset is not None else name
+        return f"{name}@replay:{self.dataset_label}" if self._replay is not None else name
 
     def spot_exchange(self) -> ccxt.Exchange | ccxt.async_support.Exchange:
         """A new client for the spot candles: asyncio unless symbols are fetched one at a time."""

@@ -44,6 +44,8 @@ class Settings(BaseModel):
     warehouse_path: Path = PROJECT_ROOT / "warehouse" / "rotation.duckdb"
     sources: Literal["replay", "live"] = "replay"
     replay_data: Path | None = None
+    # a replay server already running (python -m pipeline.sources.replay): runs use it instead of their own
+    replay_url: str | None = None
     replay_cache: Path = PROJECT_ROOT / "warehouse" / "replay"
     exchange: str = "binance"
     perp_exchange: str = "binanceusdm"
@@ -87,6 +89,7 @@ class Settings(BaseModel):
             "ROTATION_WAREHOUSE": "warehouse_path",
             "ROTATION_SOURCES": "sources",
             "ROTATION_REPLAY_DATA": "replay_data",
+            "ROTATION_REPLAY_URL": "replay_url",
             "ROTATION_EXCHANGE": "exchange",
             "ROTATION_PERP_EXCHANGE": "perp_exchange",
             "ROTATION_START_DATE": "start_date",

@@ -18,10 +18,12 @@ from assets.ingest import defi_tvl, ingest_assets, ohlcv_1d
 from assets.partitions import month_key
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.sources.errors import SourceError
-from pipeline.sources.replay import FaultRule
+from pipeline.sources.replay import FaultRule, ReplayServer, load_dataset
+from pipeline.sources.replay.dataset import ReplayUnreachable
 from pipeline.sources.replay.synthetic import generate
 from pipeline.universe import UniverseError
 from warehouse import Warehouse
+from warehouse.db import TABLES
 
 REAL_FIRST, REAL_AS_OF = "2018-01-01", "2025-08-02"
 SYNTH_AS_OF = dt.date(2025, 6, 30)
@@ -166,6 +168,35 @@ def test_bybit_serves_the_same_candles(synthetic_dir, tmp_path):
     cols = "select symbol, date, open, high, low, close, volume from raw.ohlcv_1d order by symbol, date"
     assert_frame_equal(Warehouse(bybit).query(cols), Warehouse(binance).query(cols))
     assert Warehouse(bybit).query("select distinct exchange from raw.ohlcv_1d").item() == "bybit"
+
+
+def test_a_replay_at_rotation_replay_url_serves_a_run_as_its_own_replay_does(synthetic_dir, tmp_path, monkeypatch):
+    """ROTATION_REPLAY_URL: the run asks a replay running elsewhere (as the exchanges are) for its
+    dataset and days instead of loading one, and stores the same rows, tagged with its label."""
+    own, remote = tmp_path / "own.duckdb", tmp_path / "remote.duckdb"
+    run(ingest_assets, MarketSources(replay_data=str(synthetic_dir)), own, "2025-05-01", "2025-06-30")
+    with ReplayServer(load_dataset(synthetic_dir)) as server:
+        monkeypatch.setenv("ROTATION_REPLAY_URL", server.base_url)
+        results = run(ingest_assets, MarketSources(), remote, "2025-05-01", "2025-06-30")
+        served = len(server.requests)
+    assert served > 0 and results["ohlcv_1d"].metadata["dataset"] == "synthetic"
+    for table in ("raw.ohlcv_1d", "raw.funding_rates", "raw.defi_tvl", "raw.btc_dominance"):
+        key = ", ".join(TABLES[table])
+        rows = [Warehouse(path).query(f"select * exclude (ingested_at) from {table} order by {key}") for path in (own, remote)]
+        assert rows[0].height > 0
+        assert_frame_equal(rows[1], rows[0])
+    with pytest.raises(dg.DagsterResourceFunctionError) as err:  # .until steers a replay the run starts
+        run([ohlcv_1d], MarketSources(until="2025-06-01"), remote, "2025-06-01", "2025-06-01")
+    assert "unset ROTATION_REPLAY_URL" in str(err.value.__cause__)
+
+
+def test_a_replay_url_nothing_answers_at_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROTATION_REPLAY_URL", "http://127.0.0.1:9")
+    with pytest.raises(dg.DagsterResourceFunctionError) as err:
+        run([ohlcv_1d], MarketSources(), tmp_path / "w.duckdb", "2025-06-01", "2025-06-01")
+    assert isinstance(err.value.__cause__, ReplayUnreachable)
+    assert "ROTATION_REPLAY_URL=http://127.0.0.1:9: no replay server answers there" in str(err.value.__cause__)
+    assert not (tmp_path / "w.duckdb").exists()
 
 
 @pytest.fixture

@@ -273,7 +273,7 @@ def test_control_endpoint(faulty: ReplayServer) -> None:
     assert requests.delete(faulty.base_url + "/__replay__/faults", timeout=5).json() == {"faults": 0}
     assert _get(faulty, "/api/v3/klines", symbol="BTCUSDT", interval="1d").status_code == 200
     info = _get(faulty, "/__replay__/info").json()
-    assert info == {"label": "tiny", "as_of": "2024-03-10", "requests": 2}
+    assert info == {"label": "tiny", "as_of": "2024-03-10", "first_date": "2024-01-01", "requests": 2}
 
 
 def test_fault_spec_parsing() -> None:

@@ -69,6 +69,38 @@ class Dataset:
         )
 
 
+class ReplayUnreachable(RuntimeError):
+    """ROTATION_REPLAY_URL names no replay server that answers."""
+
+
+@dataclass(frozen=True)
+class ReplayInfo:
+    """What a run needs to know of the dataset a replay serves: its label and days."""
+
+    label: str
+    first_date: dt.date
+    as_of: dt.date
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> ReplayInfo:
+        return cls(dataset.label, dataset.first_date, dataset.as_of)
+
+    @classmethod
+    def ask(cls, url: str) -> ReplayInfo:
+        """From a replay server running in another process (its `/__replay__/info`)."""
+        import requests
+
+        try:
+            response = requests.get(url.rstrip("/") + "/__replay__/info", timeout=10)
+            response.raise_for_status()
+            info = response.json()
+            return cls(info["label"], dt.date.fromisoformat(info["first_date"]), dt.date.fromisoformat(info["as_of"]))
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            raise ReplayUnreachable(
+                f"ROTATION_REPLAY_URL={url}: no replay server answers there ({exc}); start one with "
+                "`python -m pipeline.sources.replay --data FOLDER` or unset ROTATION_REPLAY_URL") from exc
+
+
 def load_dataset(path: str | Path) -> Dataset:
     path = Path(path)
     if not path.is_dir():

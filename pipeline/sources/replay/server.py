@@ -929,6 +929,7 @@ class ReplayServer:
         """`/__replay__/info` and `/__replay__/faults`: steer a server running in another process."""
         if path == "/__replay__/info" and method == "GET":
             return _Response(200, _dumps({"label": self.dataset.label, "as_of": self.dataset.as_of.isoformat(),
+                                          "first_date": self.dataset.first_date.isoformat(),
                                           "requests": len(self.requests)}))
         if path == "/__replay__/faults":
             if method == "GET":

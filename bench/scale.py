@@ -27,6 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import requests
 import yaml
 
 from pipeline.universe import DEFAULT_UNIVERSE, load_universe
@@ -158,12 +159,13 @@ def main() -> int:
             threading.Thread(target=sample_rss, args=(replay.pid, replay_samples, watcher), daemon=True).start()
             seconds, rss, code = demo(env, tmp_path / "demo.log", samples)
             watcher.set()
+            served = requests.get(env["ROTATION_REPLAY_URL"] + "/__replay__/info", timeout=10).json()["requests"]
         finally:
             replay.terminate()
             replay.wait(timeout=30)
         replay_rss = max((mib for _, mib in replay_samples), default=0.0)
         print(f"  demo: {seconds:.0f} s wall, peak RSS {rss:,.0f} MiB (the replay server apart: {replay_rss:,.0f} MiB), "
-              f"exit {code}")
+              f"exit {code}; {served:,} requests served by the replay")
         if code != 0:
             print((tmp_path / "demo.log").read_text()[-4000:])
             return 1

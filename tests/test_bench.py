@@ -100,3 +100,14 @@ def test_the_scale_bench_generates_a_universe_of_the_requested_size(tmp_path):
     assert [t.name for t in universe.tokens if t.sector == "Core"] == ["BTC", "ETH"]
     assert {"UNI", "AAVE", "LINK"} <= {t.name for t in universe.tokens}  # the example portfolio's holdings
     assert {t.sector for t in universe.tokens} == set(universe.sectors)
+
+
+def test_the_scale_benchs_universe_is_the_one_the_readme_describes(tmp_path):
+    """README, P6: 5,000 tokens, the project's own 49 among them, 793 perps."""
+    from pipeline.universe import DEFAULT_UNIVERSE, load_universe
+
+    universe = load_universe(load("scale").write_universe(tmp_path / "universe.yaml", 5000))
+    own = load_universe(DEFAULT_UNIVERSE)
+    assert len(universe.tokens) == 5000 and len(own.tokens) == 49
+    assert {t.name for t in own.tokens} <= {t.name for t in universe.tokens}
+    assert len(universe.perp_symbols) == 793

@@ -309,3 +309,19 @@ def test_the_readme_shows_what_the_backtest_computes_on_the_real_history(real, r
     fees_x2, _ = _real_backtest(real, costs=PLAYBOOK.backtest.with_fees_x(2))
     for row in robustness_rows(daily, real_lagged[0], fees_x2):
         assert row in readme, row
+
+
+def test_the_readme_shows_the_resilience_verdicts_the_bench_prints_on_the_real_history(real_backtest):
+    """README, Resilience: bench/resilience.py's block for the real history, as it prints it now."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_resilience", root / "bench" / "resilience.py")
+    resilience = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(resilience)
+    daily, _ = real_backtest
+    lines, goal, years = resilience.real_history_lines(daily)
+    readme = (root / "README.md").read_text()
+    assert "\n".join(lines) in readme
+    assert (goal, years) == (False, False)  # the baseline misses both, as the README says

@@ -434,6 +434,17 @@ def test_btc_below_trend_with_defi_tvl_draining_is_a_bear_even_before_price_mome
     assert regime["raw_phase"].to_list() == ["bear", "btc_dominance"]
 
 
+def test_alts_winning_below_btcs_trend_is_a_bear_rally_not_an_alt_season():
+    """2022 read narrative_rotation and altcoin_surge with BTC 20-50% below its 200-day average; the
+    playbook went long alts into the next leg down (issue 23). Alts winning counts only above the trend."""
+    surge = MARKETS["altcoin_surge"]
+    rally = dict(surge, btc_trend_pct=-25.0, btc_momentum_pct=8.0)  # a bounce far below the trend
+    rotation_rally = dict(MARKETS["narrative_rotation"], btc_trend_pct=-0.5)
+    regime = market_regime(features([surge, rally, rotation_rally, dict(rally, btc_trend_pct=0.0)]),
+                           Regime(confirm_days=1)).collect()
+    assert regime["raw_phase"].to_list() == ["altcoin_surge", "btc_dominance", "btc_dominance", "altcoin_surge"]
+
+
 def test_a_new_phase_needs_confirm_days_in_a_row_so_noise_does_not_flip_it():
     raw = ["bear"] * 6 + ["altcoin_surge"] * 4 + ["bear"] * 2 + ["altcoin_surge"] * 5
     phase = pl.DataFrame({"raw": raw}).select(with_hysteresis(pl.col("raw"), 5))["raw"].to_list()

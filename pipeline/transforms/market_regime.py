@@ -10,8 +10,10 @@ Rules, first match wins (thresholds in the `Regime` config):
 1. bear: BTC below its trend average and either falling (momentum <= bear_momentum_pct), or with
    shorts paying funding, or with DeFi TVL draining (30-day growth <= tvl_outflow_30d).
 2. peak_consolidation: BTC above its trend but whipsawing (volatility >= peak_volatility_pct).
-3. alts winning (alts composite beats BTC by alts_outperform_pct, or breadth >= breadth_wide):
-   altcoin_surge when the platform sectors lead, narrative_rotation when a narrative leads.
+3. alts winning (alts composite beats BTC by alts_outperform_pct, or breadth >= breadth_wide) with
+   BTC above its trend: altcoin_surge when the platform sectors lead, narrative_rotation when a
+   narrative leads. Below its trend, alts winning is a bear-market rally (2022 had two), not an
+   alt season: rules 4-5 read it (btc_dominance).
 4. btc_dominance: alts losing (composite trails BTC by alts_underperform_pct, or dominance rising
    by dominance_rising_pp).
 5. peak_consolidation when BTC is still above its trend (alts no longer winning, not yet losing);
@@ -143,7 +145,7 @@ def raw_phase(cfg: Regime) -> pl.Expr:
     )
     whipsaw = above_trend & (pl.col("btc_volatility_pct") >= cfg.peak_volatility_pct).fill_null(False)
     alts = pl.col("alts_vs_btc_pct")
-    winning = ((alts >= cfg.alts_outperform_pct) | (pl.col("altseason_index") >= cfg.breadth_wide)).fill_null(False)
+    winning = above_trend & ((alts >= cfg.alts_outperform_pct) | (pl.col("altseason_index") >= cfg.breadth_wide)).fill_null(False)
     losing = ((alts <= cfg.alts_underperform_pct) | (pl.col("btc_dominance_trend") >= cfg.dominance_rising_pp)).fill_null(
         False
     )

@@ -137,3 +137,18 @@ def test_the_readme_lists_every_table_with_its_key_as_the_schema_files_declare_i
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     listed = {m[0]: tuple(k.strip() for k in m[1].split(",")) for m in re.findall(r"^\| `((?:raw|marts)\.\w+)` \| ([^|]+) \|", readme, re.M)}
     assert listed == TABLES
+
+
+def test_sql_names_only_registered_tables_and_columns_and_spans_report_each_table(warehouse_path):
+    """Identifiers reach SQL only through the registry (quoted); values, table names in results
+    included, as parameters."""
+    wh = Warehouse(warehouse_path)
+    wh.upsert({"raw.ohlcv_1d": candles(3)})
+    spans = wh.spans(["raw.ohlcv_1d", "raw.funding_rates"], dt.date(2030, 1, 1))
+    assert spans.select("table_name", "rows").rows() == [("raw.ohlcv_1d", 3), ("raw.funding_rates", 0)]
+    with pytest.raises(WarehouseError):  # a name outside the registry never becomes SQL text
+        wh.newest_in_window("raw.ohlcv_1d", ("symbol",), dt.date(2024, 1, 1), dt.date(2024, 2, 1),
+                            **{"exchange = exchange or 1": "x"})
+    with pytest.raises(WarehouseError):
+        wh.changes("raw.ohlcv_1d", candles(1).rename({"volume": "volume; drop table raw.ohlcv_1d"}))
+    assert wh.query("select count(*) n from raw.ohlcv_1d").item() == 3

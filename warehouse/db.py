@@ -46,6 +46,20 @@ class WarehouseError(RuntimeError):
     """A write was refused (unknown table, missing columns, duplicate keys); nothing was written."""
 
 
+def _table(table: str) -> str:
+    """`table` as SQL text: only a table of the registry (TABLES), quoted."""
+    if table not in TABLES:
+        raise WarehouseError(f"unknown table {table!r}; known: {sorted(TABLES)}")
+    return ".".join('"' + part + '"' for part in table.split("."))
+
+
+def _column(name: str, allowed: Iterable[str], alias: str = "") -> str:
+    """A column as SQL text (optionally `alias.`-qualified): only one of `allowed`, quoted."""
+    if name not in allowed:
+        raise WarehouseError(f"unknown column {name!r}")
+    return (alias + "." if alias else "") + '"' + name + '"'
+
+
 def default_path() -> Path:
     return Path(os.environ.get("ROTATION_WAREHOUSE") or DEFAULT_PATH)
 
@@ -79,17 +93,16 @@ class Warehouse:
             try:
                 for table, keys in delete.items():
                     con.register("leaving", keys.select(TABLES[table]).to_arrow())
-                    # identifiers from the TABLES allow-list (checked above)
-                    match = " and ".join(f"{table}.{k} = leaving.{k}" for k in TABLES[table])
-                    con.execute("DELETE FROM " + table + " USING leaving WHERE " + match)
+                    match = " and ".join(_column(k, TABLES[table], "t") + " = " + _column(k, TABLES[table], "leaving")
+                                         for k in TABLES[table])
+                    con.execute("DELETE FROM " + _table(table) + " t USING leaving WHERE " + match)
                     con.unregister("leaving")
                 for table, frame in frames.items():
                     if frame.is_empty():
                         written[table] = 0
                         continue
                     con.register("incoming", frame.to_arrow())
-                    # `table` is from the TABLES allow-list (checked above), never user input.
-                    con.execute("INSERT OR REPLACE INTO " + table + " BY NAME SELECT * FROM incoming")
+                    con.execute("INSERT OR REPLACE INTO " + _table(table) + " BY NAME SELECT * FROM incoming")
                     con.unregister("incoming")
                     written[table] = frame.height
                 con.execute("COMMIT")
@@ -116,20 +129,33 @@ class Warehouse:
             if set(rows.columns) - set(columns):
                 raise WarehouseError(f"{table}: no column(s) {sorted(set(rows.columns) - set(columns))}")
             con.register("incoming", rows.to_arrow())
-            # Identifiers from the TABLES / TIME_COLUMN allow-lists and the catalogue; the tolerance is a parameter.
-            same = [f"i.{c} is not distinct from t.{c}" if columns[c] not in ("DOUBLE", "FLOAT") else
-                    f"(i.{c} is not distinct from t.{c} or abs(i.{c} - t.{c}) <= $tol * greatest(abs(i.{c}), abs(t.{c})))"
-                    for c in rows.columns if c not in key]
-            joined = (" from incoming i full join " + table + " t on " + " and ".join(f"i.{k} = t.{k}" for k in key)
-                      + f" where i.{key[0]} is null or t.{key[0]} is null" + "".join(f" or not ({c})" for c in same))
+
+            def col(name: str, alias: str = "") -> str:
+                return _column(name, columns, alias)
+
+            def same(c: str) -> str:
+                """Incoming and held values of column `c` agree (floats: within the tolerance, a parameter)."""
+                equal = col(c, "i") + " is not distinct from " + col(c, "t")
+                if columns[c] not in ("DOUBLE", "FLOAT"):
+                    return equal
+                return ("(" + equal + " or abs(" + col(c, "i") + " - " + col(c, "t") + ") <= $tol * greatest(abs("
+                        + col(c, "i") + "), abs(" + col(c, "t") + ")))")
+
+            keys = ", ".join(col(k) for k in key)
+            joined = (" from incoming i full join " + _table(table) + " t on "
+                      + " and ".join(col(k, "i") + " = " + col(k, "t") for k in key)
+                      + " where " + col(key[0], "i") + " is null or " + col(key[0], "t") + " is null"
+                      + "".join(" or not " + same(c) for c in rows.columns if c not in key))
             if time_col is None:
                 differs = con.execute("select count(*)" + joined, {"tol": rel_tol}).fetchall()[0][0] > 0
-                stale = con.sql("select " + ", ".join(key) + " from " + table).pl() if differs else None
+                stale = con.sql("select " + keys + " from " + _table(table)).pl() if differs else None
                 con.unregister("incoming")
                 return (rows, stale) if differs else (rows.clear(), pl.DataFrame(schema={k: rows.schema[k] for k in key}))
-            days = con.sql(f"select distinct coalesce(i.{time_col}, t.{time_col}) as day" + joined, params={"tol": rel_tol}).pl()
+            day = "coalesce(" + col(time_col, "i") + ", " + col(time_col, "t") + ")"
+            days = con.sql("select distinct " + day + " as day" + joined, params={"tol": rel_tol}).pl()
             con.register("days", days.to_arrow())
-            stale = con.sql("select " + ", ".join(key) + " from " + table + " where " + time_col + " in (select day from days)").pl()
+            stale = con.sql("select " + keys + " from " + _table(table) + " where " + col(time_col)
+                            + " in (select day from days)").pl()
             con.unregister("incoming")
             con.unregister("days")
         return rows.filter(pl.col(time_col).is_in(days["day"].implode())), stale
@@ -147,11 +173,12 @@ class Warehouse:
             raise WarehouseError(f"{table}: no time column, or {group_by + tuple(equals)} not among its keys")
         if not self.path.exists():
             return {}
-        # Identifiers come from the TABLES / TIME_COLUMN allow-lists (checked above); values are parameters.
-        conditions = [time_col + " >= ?", time_col + " < ?"] + [c + " = ?" for c in equals]
-        groups = ", ".join(group_by)
+        # Identifiers from the registry (`_table`, `_column`); values are parameters.
+        time_col = _column(time_col, TABLES[table])
+        conditions = [time_col + " >= ?", time_col + " < ?"] + [_column(c, columns) + " = ?" for c in equals]
+        groups = ", ".join(_column(c, columns) for c in group_by)
         sql = (
-            "select " + (groups + ", " if groups else "") + "max(" + time_col + ") from " + table
+            "select " + (groups + ", " if groups else "") + "max(" + time_col + ") from " + _table(table)
             + " where " + " and ".join(conditions) + (" group by " + groups if groups else "")
         )
         rows = self.query(sql, [first, last + dt.timedelta(days=1), *equals.values()]).iter_rows()
@@ -166,9 +193,10 @@ class Warehouse:
                                  f"known: {sorted(TIME_COLUMN)}")
         if not self.path.exists():
             return None
-        # Identifiers from the TABLES / TIME_COLUMN allow-lists (checked above); values are parameters.
-        where = " where " + " and ".join(c + " = ?" for c in equals) if equals else ""
-        return self.query("select max(" + time_col + ")::date from " + table + where, list(equals.values())).item()
+        # Identifiers from the registry (`_table`, `_column`); values are parameters.
+        where = " where " + " and ".join(_column(c, TABLES[table]) + " = ?" for c in equals) if equals else ""
+        return self.query("select max(" + _column(time_col, TABLES[table]) + ")::date from " + _table(table) + where,
+                          list(equals.values())).item()
 
     def read(self, table: str, until: dt.date, since: dt.date | None = None, read_only: bool = False,
              **equals: str) -> pl.DataFrame:
@@ -178,10 +206,13 @@ class Warehouse:
         time_col = TIME_COLUMN.get(table)
         if time_col is None or not set(equals) <= set(TABLES[table]):
             raise WarehouseError(f"{table}: not readable by time, or {tuple(equals)} not among its keys")
-        # Identifiers come from the TABLES / TIME_COLUMN allow-lists (checked above); values are parameters.
-        conditions = [time_col + " < ?"] + [time_col + " >= ?"] * (since is not None) + [c + " = ?" for c in equals]
+        # Identifiers from the registry (`_table`, `_column`); values are parameters.
+        key = TABLES[table]
+        time_col = _column(time_col, key)
+        conditions = [time_col + " < ?"] + [time_col + " >= ?"] * (since is not None) + [_column(c, key) + " = ?" for c in equals]
         params = [until + dt.timedelta(days=1), *([since] if since is not None else []), *equals.values()]
-        sql = "select * from " + table + " where " + " and ".join(conditions) + " order by " + ", ".join(TABLES[table])
+        sql = ("select * from " + _table(table) + " where " + " and ".join(conditions)
+               + " order by " + ", ".join(_column(k, key) for k in key))
         with self.connect(read_only=read_only) as con:
             return con.sql(sql, params=params).pl()
 
@@ -190,13 +221,15 @@ class Warehouse:
         tables = list(tables)
         if not set(tables) <= set(TIME_COLUMN):
             raise WarehouseError(f"{sorted(set(tables) - set(TIME_COLUMN))}: not tables with a time column")
-        # Identifiers from the TIME_COLUMN allow-list (checked above); the day is a parameter.
-        sql = " union all ".join(
-            f"select '{t}' as table_name, count(*) as rows, min({TIME_COLUMN[t]})::date as first, "
-            f"max({TIME_COLUMN[t]})::date as last from {t} where {TIME_COLUMN[t]}::date <= $until"
-            for t in tables
-        )
-        return self.query(sql, {"until": until}) if tables else pl.DataFrame()
+        # Table names travel as parameters; as identifiers they come from the registry (`_table`, `_column`).
+        parts, params = [], {"until": until}
+        for n, t in enumerate(tables):
+            time_col = _column(TIME_COLUMN[t], TABLES[t])
+            parts.append("select $t" + str(n) + " as table_name, count(*) as rows, min(" + time_col + ")::date as first, max("
+                         + time_col + ")::date as last from " + _table(t) + " where " + time_col + "::date <= $until")
+            params["t" + str(n)] = t
+        sql = " union all ".join(parts)
+        return self.query(sql, params) if tables else pl.DataFrame()
 
     def last_closes(self, day: dt.date, exchange: str, symbols: list[str]) -> pl.DataFrame:
         """symbol, date, close: each symbol's newest candle on or before `day` (older than `day` when

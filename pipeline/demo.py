@@ -14,7 +14,7 @@ from pipeline.settings import Settings
 from pipeline.sources.replay.dataset import ReplayInfo, load_dataset
 from pipeline.sources.replay.synthetic import SYNTHETIC_LABEL, ensure_synthetic
 from warehouse import Warehouse
-from warehouse.db import TIME_COLUMN
+from warehouse.db import TABLES, TIME_COLUMN, quoted_column, quoted_table
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,15 @@ SERIES = {
     "marts.portfolio_orders": ("distinct instrument", "instruments"),
     "marts.backtest_daily": ("distinct strategy", "strategies"), "marts.backtest_trades": ("distinct instrument", "instruments"),
 }
-SUMMARY_SQL = {  # identifiers from the allow-lists above and in warehouse.db
-    t: f"select count(*), min({TIME_COLUMN[t]})::date, max({TIME_COLUMN[t]})::date, count({count}) from {t}"
-    for t, (count, _) in SERIES.items()
-}
+
+def _summary_sql(table: str, count: str) -> str:
+    """Rows, first and last day, and the count of SERIES' expression (a constant above) of `table`."""
+    day = quoted_column(TIME_COLUMN[table], TABLES[table])
+    return ("select count(*), min(" + day + ")::date, max(" + day + ")::date, count(" + count + ") from "
+            + quoted_table(table))
+
+
+SUMMARY_SQL = {t: _summary_sql(t, count) for t, (count, _) in SERIES.items()}
 TODAY_SQL = """
     select date, phase, risk_mode, days_in_phase, funding_regime, leading_sector, btc_trend_pct,
            btc_dominance_pct, altseason_index, alts_vs_btc_pct, tvl_growth_30d, btc_funding_apr_pct, missing_inputs
@@ -49,7 +54,7 @@ QUADRANTS_SQL = """
 RAW_TABLES = tuple(t for t in SERIES if t.startswith("raw."))
 # `source` is `<endpoint>@replay:<dataset>` on a replayed row, the bare endpoint on a live one.
 DATASETS_SQL = " union ".join(
-    f"select distinct coalesce(nullif(regexp_extract(source, '@replay:(.*)$', 1), ''), 'live') from {t}"
+    "select distinct coalesce(nullif(regexp_extract(source, '@replay:(.*)$', 1), ''), 'live') from " + quoted_table(t)
     for t in RAW_TABLES
 )
 

@@ -46,14 +46,14 @@ class WarehouseError(RuntimeError):
     """A write was refused (unknown table, missing columns, duplicate keys); nothing was written."""
 
 
-def _table(table: str) -> str:
+def quoted_table(table: str) -> str:
     """`table` as SQL text: only a table of the registry (TABLES), quoted."""
     if table not in TABLES:
         raise WarehouseError(f"unknown table {table!r}; known: {sorted(TABLES)}")
     return ".".join('"' + part + '"' for part in table.split("."))
 
 
-def _column(name: str, allowed: Iterable[str], alias: str = "") -> str:
+def quoted_column(name: str, allowed: Iterable[str], alias: str = "") -> str:
     """A column as SQL text (optionally `alias.`-qualified): only one of `allowed`, quoted."""
     if name not in allowed:
         raise WarehouseError(f"unknown column {name!r}")
@@ -93,16 +93,16 @@ class Warehouse:
             try:
                 for table, keys in delete.items():
                     con.register("leaving", keys.select(TABLES[table]).to_arrow())
-                    match = " and ".join(_column(k, TABLES[table], "t") + " = " + _column(k, TABLES[table], "leaving")
+                    match = " and ".join(quoted_column(k, TABLES[table], "t") + " = " + quoted_column(k, TABLES[table], "leaving")
                                          for k in TABLES[table])
-                    con.execute("DELETE FROM " + _table(table) + " t USING leaving WHERE " + match)
+                    con.execute("DELETE FROM " + quoted_table(table) + " t USING leaving WHERE " + match)
                     con.unregister("leaving")
                 for table, frame in frames.items():
                     if frame.is_empty():
                         written[table] = 0
                         continue
                     con.register("incoming", frame.to_arrow())
-                    con.execute("INSERT OR REPLACE INTO " + _table(table) + " BY NAME SELECT * FROM incoming")
+                    con.execute("INSERT OR REPLACE INTO " + quoted_table(table) + " BY NAME SELECT * FROM incoming")
                     con.unregister("incoming")
                     written[table] = frame.height
                 con.execute("COMMIT")
@@ -131,7 +131,7 @@ class Warehouse:
             con.register("incoming", rows.to_arrow())
 
             def col(name: str, alias: str = "") -> str:
-                return _column(name, columns, alias)
+                return quoted_column(name, columns, alias)
 
             def same(c: str) -> str:
                 """Incoming and held values of column `c` agree (floats: within the tolerance, a parameter)."""
@@ -142,19 +142,19 @@ class Warehouse:
                         + col(c, "i") + "), abs(" + col(c, "t") + ")))")
 
             keys = ", ".join(col(k) for k in key)
-            joined = (" from incoming i full join " + _table(table) + " t on "
+            joined = (" from incoming i full join " + quoted_table(table) + " t on "
                       + " and ".join(col(k, "i") + " = " + col(k, "t") for k in key)
                       + " where " + col(key[0], "i") + " is null or " + col(key[0], "t") + " is null"
                       + "".join(" or not " + same(c) for c in rows.columns if c not in key))
             if time_col is None:
                 differs = con.execute("select count(*)" + joined, {"tol": rel_tol}).fetchall()[0][0] > 0
-                stale = con.sql("select " + keys + " from " + _table(table)).pl() if differs else None
+                stale = con.sql("select " + keys + " from " + quoted_table(table)).pl() if differs else None
                 con.unregister("incoming")
                 return (rows, stale) if differs else (rows.clear(), pl.DataFrame(schema={k: rows.schema[k] for k in key}))
             day = "coalesce(" + col(time_col, "i") + ", " + col(time_col, "t") + ")"
             days = con.sql("select distinct " + day + " as day" + joined, params={"tol": rel_tol}).pl()
             con.register("days", days.to_arrow())
-            stale = con.sql("select " + keys + " from " + _table(table) + " where " + col(time_col)
+            stale = con.sql("select " + keys + " from " + quoted_table(table) + " where " + col(time_col)
                             + " in (select day from days)").pl()
             con.unregister("incoming")
             con.unregister("days")
@@ -173,12 +173,12 @@ class Warehouse:
             raise WarehouseError(f"{table}: no time column, or {group_by + tuple(equals)} not among its keys")
         if not self.path.exists():
             return {}
-        # Identifiers from the registry (`_table`, `_column`); values are parameters.
-        time_col = _column(time_col, TABLES[table])
-        conditions = [time_col + " >= ?", time_col + " < ?"] + [_column(c, columns) + " = ?" for c in equals]
-        groups = ", ".join(_column(c, columns) for c in group_by)
+        # Identifiers from the registry (`quoted_table`, `quoted_column`); values are parameters.
+        time_col = quoted_column(time_col, TABLES[table])
+        conditions = [time_col + " >= ?", time_col + " < ?"] + [quoted_column(c, columns) + " = ?" for c in equals]
+        groups = ", ".join(quoted_column(c, columns) for c in group_by)
         sql = (
-            "select " + (groups + ", " if groups else "") + "max(" + time_col + ") from " + _table(table)
+            "select " + (groups + ", " if groups else "") + "max(" + time_col + ") from " + quoted_table(table)
             + " where " + " and ".join(conditions) + (" group by " + groups if groups else "")
         )
         rows = self.query(sql, [first, last + dt.timedelta(days=1), *equals.values()]).iter_rows()
@@ -193,9 +193,9 @@ class Warehouse:
                                  f"known: {sorted(TIME_COLUMN)}")
         if not self.path.exists():
             return None
-        # Identifiers from the registry (`_table`, `_column`); values are parameters.
-        where = " where " + " and ".join(_column(c, TABLES[table]) + " = ?" for c in equals) if equals else ""
-        return self.query("select max(" + _column(time_col, TABLES[table]) + ")::date from " + _table(table) + where,
+        # Identifiers from the registry (`quoted_table`, `quoted_column`); values are parameters.
+        where = " where " + " and ".join(quoted_column(c, TABLES[table]) + " = ?" for c in equals) if equals else ""
+        return self.query("select max(" + quoted_column(time_col, TABLES[table]) + ")::date from " + quoted_table(table) + where,
                           list(equals.values())).item()
 
     def read(self, table: str, until: dt.date, since: dt.date | None = None, read_only: bool = False,
@@ -206,13 +206,13 @@ class Warehouse:
         time_col = TIME_COLUMN.get(table)
         if time_col is None or not set(equals) <= set(TABLES[table]):
             raise WarehouseError(f"{table}: not readable by time, or {tuple(equals)} not among its keys")
-        # Identifiers from the registry (`_table`, `_column`); values are parameters.
+        # Identifiers from the registry (`quoted_table`, `quoted_column`); values are parameters.
         key = TABLES[table]
-        time_col = _column(time_col, key)
-        conditions = [time_col + " < ?"] + [time_col + " >= ?"] * (since is not None) + [_column(c, key) + " = ?" for c in equals]
+        time_col = quoted_column(time_col, key)
+        conditions = [time_col + " < ?"] + [time_col + " >= ?"] * (since is not None) + [quoted_column(c, key) + " = ?" for c in equals]
         params = [until + dt.timedelta(days=1), *([since] if since is not None else []), *equals.values()]
-        sql = ("select * from " + _table(table) + " where " + " and ".join(conditions)
-               + " order by " + ", ".join(_column(k, key) for k in key))
+        sql = ("select * from " + quoted_table(table) + " where " + " and ".join(conditions)
+               + " order by " + ", ".join(quoted_column(k, key) for k in key))
         with self.connect(read_only=read_only) as con:
             return con.sql(sql, params=params).pl()
 
@@ -221,12 +221,12 @@ class Warehouse:
         tables = list(tables)
         if not set(tables) <= set(TIME_COLUMN):
             raise WarehouseError(f"{sorted(set(tables) - set(TIME_COLUMN))}: not tables with a time column")
-        # Table names travel as parameters; as identifiers they come from the registry (`_table`, `_column`).
+        # Table names travel as parameters; as identifiers they come from the registry (`quoted_table`, `quoted_column`).
         parts, params = [], {"until": until}
         for n, t in enumerate(tables):
-            time_col = _column(TIME_COLUMN[t], TABLES[t])
+            time_col = quoted_column(TIME_COLUMN[t], TABLES[t])
             parts.append("select $t" + str(n) + " as table_name, count(*) as rows, min(" + time_col + ")::date as first, max("
-                         + time_col + ")::date as last from " + _table(t) + " where " + time_col + "::date <= $until")
+                         + time_col + ")::date as last from " + quoted_table(t) + " where " + time_col + "::date <= $until")
             params["t" + str(n)] = t
         sql = " union all ".join(parts)
         return self.query(sql, params) if tables else pl.DataFrame()

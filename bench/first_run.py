@@ -49,8 +49,9 @@ def direct_seconds(folder: Path, db: Path, months: dg.PartitionKeyRange) -> floa
     resources = {"sources": MarketSources(replay_data=str(folder)), "warehouse": WarehouseResource(path=str(db)),
                  "analytics": AnalyticsSettings(), "quality": QualitySettings(), "strategy": StrategySettings()}
     start = time.perf_counter()
+    rest_resources = {k: v for k, v in resources.items() if k != "sources"}  # one replay server, not two
     with dg.build_asset_context(partition_key_range=months, resources=resources) as raw, \
-            dg.build_asset_context(resources=resources) as rest:
+            dg.build_asset_context(resources=rest_resources) as rest:
         for asset in (*ingest_assets, *analytics_assets, recommendation_assets, *evaluation_assets):
             output = asset(raw if asset in ingest_assets else rest)
             if not isinstance(output, dg.MaterializeResult):

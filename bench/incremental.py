@@ -21,7 +21,8 @@ from assets.evaluation import evaluation_assets
 from assets.ingest import ingest_assets
 from assets.partitions import month_key
 from assets.recommendations import recommendation_assets
-from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, StrategySettings, WarehouseResource
+from bench.nightly import resources
+from pipeline.resources import MarketSources, WarehouseResource
 from pipeline.sources.replay.synthetic import generate
 from pipeline.universe import load_universe
 
@@ -39,18 +40,12 @@ def source_of(path: str) -> str:
     return "markets" if path.endswith(("exchangeInfo", "fundingInfo")) else f"other {path}"
 
 
-def resources(folder: Path, db: Path, until: dt.date) -> dict:
-    return {"sources": MarketSources(replay_data=str(folder), until=until.isoformat()),
-            "warehouse": WarehouseResource(path=str(db)), "analytics": AnalyticsSettings(),
-            "quality": QualitySettings(), "strategy": StrategySettings()}
-
-
 def history(folder: Path, db: Path, first: dt.date, last: dt.date) -> Counter:
     """Every asset of the nightly but publishing, called directly as on the night after `last` (raw:
     the months of first..last); the requests the ingest made, per source."""
     months = dg.PartitionKeyRange(month_key(first), month_key(last))
     with (dg.build_asset_context(partition_key_range=months, resources=resources(folder, db, last)) as raw,
-          dg.build_asset_context(resources=resources(folder, db, last)) as rest):
+          dg.build_asset_context(resources=resources(folder, db, last, sources=False)) as rest):
         for asset in (*ingest_assets, *analytics_assets, recommendation_assets, *evaluation_assets):
             output = asset(raw if asset in ingest_assets else rest)
             if not isinstance(output, dg.MaterializeResult):

@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 GROUPS = {"ingest": ingest_assets, "analytics": analytics_assets, "model": [recommendation_assets, *evaluation_assets]}
 
 
-def resources(folder: Path, db: Path, until: dt.date) -> dict:
-    return {"sources": MarketSources(replay_data=str(folder), until=until.isoformat()),
-            "warehouse": WarehouseResource(path=str(db)),
-            "analytics": AnalyticsSettings(), "quality": QualitySettings(), "strategy": StrategySettings()}
+def resources(folder: Path, db: Path, until: dt.date, sources: bool = True) -> dict:
+    """The run's resources; without `sources` for the assets after ingest (no second replay server)."""
+    return ({"sources": MarketSources(replay_data=str(folder), until=until.isoformat())} if sources else {}) | {
+        "warehouse": WarehouseResource(path=str(db)),
+        "analytics": AnalyticsSettings(), "quality": QualitySettings(), "strategy": StrategySettings()}
 
 
 def direct(folder: Path, db: Path, first: dt.date, last: dt.date, groups: dict[str, list]) -> dict[str, float]:
@@ -40,7 +41,7 @@ def direct(folder: Path, db: Path, first: dt.date, last: dt.date, groups: dict[s
     seconds = {}
     months = dg.PartitionKeyRange(month_key(first), month_key(last))
     with (dg.build_asset_context(partition_key_range=months, resources=resources(folder, db, last)) as raw,
-          dg.build_asset_context(resources=resources(folder, db, last)) as rest):
+          dg.build_asset_context(resources=resources(folder, db, last, sources=False)) as rest):
         for name, group in groups.items():
             start = time.perf_counter()
             for asset in group:

@@ -20,11 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.analytics import analytics_assets
-from assets.evaluation import evaluation_assets
-from assets.ingest import ingest_assets
-from assets.recommendations import recommendation_assets
-from bench.nightly import direct
+from bench.nightly import GROUPS, direct
 from pipeline.evaluation.metrics import summary
 from pipeline.settings import Settings
 from pipeline.sources.replay import load_dataset
@@ -43,9 +39,7 @@ def backtest_daily(folder: Path) -> pl.DataFrame:
     dataset = load_dataset(folder)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "resilience.duckdb"
-        groups = {"ingest": ingest_assets, "analytics": analytics_assets,
-                  "model": [recommendation_assets, *evaluation_assets]}
-        direct(folder, db, dataset.first_date, dataset.as_of, groups)
+        direct(folder, db, dataset.first_date, dataset.as_of, GROUPS)
         return Warehouse(db).query("select * from marts.backtest_daily order by strategy, date")
 
 

@@ -11,7 +11,7 @@ import dagster as dg
 
 from assets.partitions import month_key, monthly
 from pipeline.settings import Settings
-from pipeline.sources.replay.dataset import ReplayInfo, load_dataset
+from pipeline.sources.replay.dataset import ReplayInfo
 from pipeline.sources.replay.synthetic import SYNTHETIC_LABEL, ensure_synthetic
 from warehouse import Warehouse
 from warehouse.db import TABLES, TIME_COLUMN, quoted_column, quoted_table
@@ -78,17 +78,12 @@ def table_counts(warehouse: Warehouse, read_only: bool = False) -> dict[str, tup
 def published_run(instance: dg.DagsterInstance, tags: dict[str, str], as_of: dt.date, warehouse: Warehouse) -> str | None:
     """The id of a successful demo run with these tags (dataset, warehouse, code and configuration)
     that published the warehouse as of `as_of`, if the warehouse still reaches that day."""
-    from assets.publish import LAST_DAY
-    from pipeline.schedules import DONE_MARKER
+    from pipeline.schedules import latest_publication
 
     runs = instance.get_runs(dg.RunsFilter(job_name="nightly", statuses=[dg.DagsterRunStatus.SUCCESS], tags=tags), limit=1)
     if not runs or not warehouse.snapshot_path.exists() or warehouse.newest("raw.ohlcv_1d") != as_of:
         return None
-    published = instance.get_latest_materialization_event(DONE_MARKER)
-    if published is None or published.run_id != runs[0].run_id:
-        return None
-    day = published.asset_materialization.metadata.get(LAST_DAY)
-    return runs[0].run_id if day is not None and day.value == as_of.isoformat() else None
+    return runs[0].run_id if latest_publication(instance) == (runs[0].run_id, as_of) else None
 
 
 def run_demo(rerun: bool = False) -> int:
@@ -104,7 +99,7 @@ def run_demo(rerun: bool = False) -> int:
         replay, where = ReplayInfo.ask(settings.replay_url), settings.replay_url
     else:
         where = settings.replay_data or ensure_synthetic(settings.replay_cache)
-        replay = ReplayInfo.of(load_dataset(where))  # the frames are not kept: the run's replay loads its own
+        replay = ReplayInfo.read(where)  # without its rows: the run's replay loads them
     label, first_date, as_of = replay.label, replay.first_date, replay.as_of
     start = max(first_date, settings.start_date)
     warehouse = Warehouse(settings.warehouse_path)

@@ -20,6 +20,7 @@ from pydantic import Field, PrivateAttr
 from pipeline.quality.config import QualityConfig, load_quality_config
 from pipeline.settings import Settings
 from pipeline.sources.coingecko import CoinGecko
+from pipeline.sources.concurrent import SYMBOLS_IN_FLIGHT
 from pipeline.sources.defillama import DefiLlama
 from pipeline.sources.exchange import make_exchange
 from pipeline.strategy.playbook import Playbook, load_playbook
@@ -134,7 +135,7 @@ class MarketSources(dg.ConfigurableResource):
     backoff_s: float = 1.0  # first retry delay; doubles per retry
     # exchange symbols fetched at once through ccxt's asyncio client (its rate limiter sets the pace);
     # 1 = one after another through ccxt's sync client, as before issue 21 (the P4 bench's baseline)
-    symbols_in_flight: int = Field(16, ge=1)
+    symbols_in_flight: int = Field(SYMBOLS_IN_FLIGHT, ge=1)
     # replay only: faults to inject, in the replay CLI's form, e.g. "missing_field=fundingRate:/fapi/"
     faults: list[str] = []
     # replay only: serve the world as on the night after this day (YYYY-MM-DD), not the dataset's last

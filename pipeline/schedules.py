@@ -33,11 +33,17 @@ def nights_to_run(newest: dt.date | None, start: dt.date, yesterday: dt.date) ->
     return None if first > yesterday else (first, yesterday)
 
 
-def newest_published(instance: dg.DagsterInstance) -> dt.date | None:
-    """The newest night the snapshot was published as of (None before the first)."""
+def latest_publication(instance: dg.DagsterInstance) -> tuple[str, dt.date] | None:
+    """(run id, the night) of the snapshot's newest publication (None before the first)."""
     event = instance.get_latest_materialization_event(DONE_MARKER)
     day = event.asset_materialization.metadata.get(LAST_DAY) if event and event.asset_materialization else None
-    return dt.date.fromisoformat(day.value) if day is not None else None
+    return (event.run_id, dt.date.fromisoformat(day.value)) if day is not None else None
+
+
+def newest_published(instance: dg.DagsterInstance) -> dt.date | None:
+    """The newest night the snapshot was published as of (None before the first)."""
+    published = latest_publication(instance)
+    return published[1] if published else None
 
 
 def nightly_schedule(job: dg.UnresolvedAssetJobDefinition, settings: Settings) -> dg.ScheduleDefinition:

@@ -134,7 +134,9 @@ def materialise_directly(folder: Path, path: Path, first: dt.date, last: dt.date
     months = dg.PartitionKeyRange(month_key(first), month_key(last))
     steps = [(None, [recommendation_assets, *evaluation_assets])] if model else [(months, ingest_assets), (None, analytics_assets)]
     for keys, assets in steps:
-        with dg.build_asset_context(partition_key_range=keys, resources=resources) as ctx:
+        # only the ingest needs the replay: the other steps do without a second server
+        needed = resources if keys is not None else {k: v for k, v in resources.items() if k != "sources"}
+        with dg.build_asset_context(partition_key_range=keys, resources=needed) as ctx:
             for asset in assets:
                 output = asset(ctx)
                 results = [output] if isinstance(output, dg.MaterializeResult) else list(output)

@@ -86,6 +86,25 @@ class ReplayInfo:
         return cls(dataset.label, dataset.first_date, dataset.as_of)
 
     @classmethod
+    def read(cls, path: str | Path) -> ReplayInfo:
+        """From a dataset folder without loading its rows: `dataset.json` (label, as-of day) and the
+        dated files' Parquet statistics (first day; the as-of day when the JSON has none)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise DatasetError(f"replay dataset folder not found: {path}")
+        spans = []
+        for name in ("ohlcv_1d", "chain_tvl_1d", "btc_dominance_1d"):
+            file = path / f"{name}.parquet"
+            if not file.exists():
+                raise DatasetError(f"replay dataset {path}: missing {file.name}")
+            day = pl.col("date").cast(pl.Date)
+            spans.append(pl.scan_parquet(file).select(day.min().alias("first"), day.max().alias("last")).collect().row(0))
+        meta = json.loads((path / "dataset.json").read_text()) if (path / "dataset.json").exists() else {}
+        last = max(d for _, d in spans if d is not None)
+        as_of = dt.date.fromisoformat(meta["as_of"]) if "as_of" in meta else last
+        return cls(meta.get("label", path.name), min(d for d, _ in spans if d is not None), as_of)
+
+    @classmethod
     def ask(cls, url: str) -> ReplayInfo:
         """From a replay server running in another process (its `/__replay__/info`)."""
         import requests
@@ -119,21 +138,12 @@ def load_dataset(path: str | Path) -> Dataset:
             raise DatasetError(f"replay dataset {file}: missing column(s) {missing}")
         frames[name] = df
     funding = frames["funding_8h"].with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+    info = ReplayInfo.read(path)
     meta = json.loads((path / "dataset.json").read_text()) if (path / "dataset.json").exists() else {}
-    last = max(
-        d
-        for d in (
-            frames["ohlcv_1d"]["date"].max(),
-            frames["chain_tvl_1d"]["date"].max(),
-            frames["btc_dominance_1d"]["date"].max(),
-        )
-        if d is not None
-    )
-    as_of = dt.date.fromisoformat(meta["as_of"]) if "as_of" in meta else last
     return Dataset(
         path=path,
-        label=meta.get("label", path.name),
-        as_of=as_of,
+        label=info.label,
+        as_of=info.as_of,
         ohlcv=frames["ohlcv_1d"],
         funding=funding,
         chain_tvl=frames["chain_tvl_1d"],

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from array import array
 import json
 import logging
 import math
 import re
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import polars as pl
 
+from pipeline.settings import Settings
 from pipeline.sources.replay.dataset import Dataset
 from pipeline.sources.replay.faults import (
     FaultPlan,
@@ -50,7 +51,6 @@ from pipeline.sources.replay.faults import (
     retry_after_header,
     truncate,
 )
-from pipeline.settings import Settings
 from pipeline.universe import Universe, load_universe
 
 log = logging.getLogger("pipeline.replay")
@@ -147,14 +147,6 @@ class _Perp:
     settle: str
     funding: _Funding
     candles: _Candles | None  # the underlying's spot candles, scaled; None when the spot is absent
-
-
-def _series(df: pl.DataFrame, key: str, columns: list[str]) -> dict[str, dict[str, list]]:
-    """Per-key column lists of a frame already sorted by key then time."""
-    return {
-        k: {c: part[c].to_list() for c in columns}
-        for (k,), part in df.group_by(key, maintain_order=True)
-    }
 
 
 def _packed(df: pl.DataFrame, key: str, columns: dict[str, str | None]) -> dict[str, dict[str, array | list]]:
@@ -257,7 +249,7 @@ class _Api:
 
         self.chain_names = {t.defillama_chain.lower(): t for t in universe.tokens if t.defillama_chain}
         chains = ds.chain_tvl.filter(pl.col("date") <= ds.as_of).sort("chain", "date")
-        self.chains = _series(chains.with_columns(s=pl.col("date").dt.epoch("s")), "chain", ["s", "tvl_usd"])
+        self.chains = _packed(chains.with_columns(s=pl.col("date").dt.epoch("s")), "chain", {"s": None, "tvl_usd": None})
         self.total_tvl = None
         if ds.total_tvl is not None:
             total = ds.total_tvl.filter(pl.col("date") <= ds.as_of).sort("date")
@@ -265,8 +257,8 @@ class _Api:
         self.protocols: dict[str, dict[str, list]] = {}
         if ds.protocol_tvl is not None:
             protocols = ds.protocol_tvl.filter(pl.col("date") <= ds.as_of).sort("protocol", "date")
-            self.protocols = _series(
-                protocols.with_columns(s=pl.col("date").dt.epoch("s")), "protocol", ["s", "tvl_usd"]
+            self.protocols = _packed(
+                protocols.with_columns(s=pl.col("date").dt.epoch("s")), "protocol", {"s": None, "tvl_usd": None}
             )
         self.protocol_tokens = {t.defillama: t for t in universe.tokens if t.defillama}
 

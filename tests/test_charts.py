@@ -11,7 +11,7 @@ import vl_convert
 
 from pipeline import charts
 from pipeline.charts import render
-from pipeline.charts.style import HEIGHT, SECTOR_COLOURS, WIDTH
+from pipeline.charts.style import HEIGHT, SECTOR_COLOURS, WIDTH, per_pixel
 
 AS_OF = dt.date(2025, 8, 2)
 QUADRANTS = {"leading", "weakening", "lagging", "improving"}
@@ -236,14 +236,24 @@ def rotation() -> pl.DataFrame:
     ])
 
 
-def test_target_allocation_stacks_the_weights_up_to_the_day():
-    spec = charts.spec(charts.target_allocation(rotation(), AS_OF))
+def test_target_allocation_stacks_the_weights_as_steps_on_the_days_they_change_up_to_the_day():
+    moved = AS_OF - dt.timedelta(days=10)
+    targets = rotation().with_columns(  # Core gives 5 points to DeFi on `moved`; Layer-1 has no row that day
+        target_weight=pl.when((pl.col("as_of") >= moved) & (pl.col("sector") == "Core")).then(0.55)
+        .when((pl.col("as_of") >= moved) & (pl.col("sector") == "DeFi")).then(0.2).otherwise(pl.col("target_weight"))
+    ).filter(~((pl.col("as_of") == moved + dt.timedelta(days=3)) & (pl.col("sector") == "Layer-1")))
 
-    assert mark(spec) == "area"
+    spec = charts.spec(charts.target_allocation(targets, AS_OF))
+
+    assert mark(spec) == "area" and marked(spec, "area")[0]["mark"]["interpolate"] == "step-after"
     assert spec["encoding"]["y"]["field"] == "target_weight" and spec["encoding"]["y"]["stack"] == "zero"
     assert spec["encoding"]["color"]["field"] == "sector"
-    values = rows(spec, spec)
-    assert len(values) == 21 * 3 and max(day(r["as_of"]) for r in values) == AS_OF
+    drawn = {(day(r["as_of"]), r["sector"]): r["target_weight"] for r in rows(spec, spec)}
+    first, gap = AS_OF - dt.timedelta(days=20), moved + dt.timedelta(days=3)
+    # the first day, each change (Layer-1's missing day is a 0 and its return a change) and the last
+    assert sorted({d for d, _ in drawn}) == [first, moved, gap, gap + dt.timedelta(days=1), AS_OF]
+    assert drawn[(first, "Core")] == 0.6 and drawn[(moved, "Core")] == 0.55 and drawn[(moved, "DeFi")] == 0.2
+    assert drawn[(gap, "Layer-1")] == 0.0 and drawn[(AS_OF, "Layer-1")] == 0.25
     assert AS_OF.isoformat() in spec["title"]
 
 
@@ -360,12 +370,12 @@ def test_png_scales_with_the_scale():
 def test_md_image_lowers_the_scale_until_it_fits():
     chart = charts.sector_indices(sector_index(), AS_OF)
     full = render.md_image(chart, max_bytes=10_000_000)
-    small = render.md_image(chart, max_bytes=40_000)
+    small = render.md_image(chart, max_bytes=8_000)
 
     for text in (full, small):
         assert text.startswith(f"![Sector indices (capped) vs BTC and Alts (dashed), as of {AS_OF}](data:image/png;base64,")
         assert text.endswith(")")
-    assert len(small.encode()) <= 40_000 < len(full.encode())
+    assert len(small.encode()) <= 8_000 < len(full.encode())
     width, height = png_size(base64.b64decode(small.split("base64,")[1][:-1]))
     assert width < WIDTH and height < HEIGHT
     assert png_size(base64.b64decode(full.split("base64,")[1][:-1])) == (WIDTH, HEIGHT)
@@ -373,13 +383,41 @@ def test_md_image_lowers_the_scale_until_it_fits():
         render.md_image(chart, max_bytes=500)
 
 
+def random_walks(names: tuple[str, ...], n_days: int) -> pl.DataFrame:
+    dates = days(AS_OF - dt.timedelta(days=n_days - 1), AS_OF)
+    steps = [math.sin(i * 12.9898 + k) * 0.03 for k in range(len(names)) for i in range(n_days)]  # deterministic noise
+    return pl.DataFrame({"strategy": [s for s in names for _ in dates], "date": dates * len(names), "step": steps}).with_columns(
+        equity=100_000 * (1 + pl.col("step")).cum_prod().over("strategy"), ret=pl.col("step"))
+
+
 def test_a_long_history_is_drawn_whole_past_altairs_5000_row_limit():
-    dates = days(AS_OF - dt.timedelta(days=1_299), AS_OF)
-    daily = pl.DataFrame({
-        "strategy": [s for s in ("playbook", "btc_hold", "btc_eth_60_40", "equal_sectors") for _ in dates],
-        "date": dates * 4, "equity": 100_000.0, "ret": 0.0,
-    })
+    daily = random_walks(("playbook", "btc_hold", "btc_eth_60_40", "equal_sectors", "neutral_buckets"), 1_300)
 
     spec = charts.spec(charts.equity_curves(daily))
+    drawn = pl.DataFrame(rows(spec, spec))
 
-    assert len(rows(spec, spec)) == 5_200
+    assert drawn.height > 5_000
+    for name, series in daily.group_by("strategy"):
+        mine = drawn.filter(pl.col("strategy") == name[0])
+        assert mine["equity"].max() == pytest.approx(series["equity"].max(), rel=1e-5)
+        assert mine["equity"].min() == pytest.approx(series["equity"].min(), rel=1e-5)
+
+
+def test_per_pixel_keeps_the_first_last_lowest_and_highest_row_of_each_series_in_each_pixel_column():
+    daily = random_walks(("playbook", "btc_hold"), 4_000)
+    span = 4_000
+
+    kept = per_pixel(daily, "equity", ["strategy"])
+
+    assert kept.height <= 2 * 4 * WIDTH < daily.height
+    every = daily.with_columns(pixel=(pl.col("date") - pl.col("date").min()).dt.total_days() * WIDTH // span)
+    ends = every.group_by("strategy", "pixel").agg(
+        pl.col("date").min().alias("first"), pl.col("date").max().alias("last"),
+        pl.col("date").sort_by("equity").first().alias("lowest"), pl.col("date").sort_by("equity").last().alias("highest"))
+    assert ends.height == 2 * WIDTH
+    pairs = set(kept.select("strategy", "date").iter_rows())
+    for row in ends.iter_rows(named=True):
+        assert all((row["strategy"], row[k]) in pairs for k in ("first", "last", "lowest", "highest"))
+    assert kept.sort("strategy", "date").equals(kept)  # lines draw in order
+    small = daily.filter(pl.col("date") > AS_OF - dt.timedelta(days=WIDTH))
+    assert per_pixel(small, "equity", ["strategy"]).equals(small.sort("strategy", "date"))  # nothing to drop

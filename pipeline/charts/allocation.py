@@ -11,13 +11,26 @@ from pipeline.charts.style import chart_rows, sector_colour, sector_order, sized
 TARGET, YOURS = "model target", "your portfolio"
 
 
+def changes(weights: pl.DataFrame) -> pl.DataFrame:
+    """The days on which a weight changed (and the first and last), every sector on each, 0 where a
+    sector has no row: drawn as steps, they are the whole picture (a weight holds until it changes),
+    without the thousands of unchanged days of a long history. Sorted by day and sector."""
+    if weights.is_empty():
+        return weights
+    grid = weights.pivot(on="sector", index="as_of", values="target_weight").sort("as_of").fill_null(0.0)
+    sectors = [c for c in grid.columns if c != "as_of"]
+    moved = pl.any_horizontal([pl.col(s) != pl.col(s).shift() for s in sectors]).fill_null(True)
+    kept = grid.filter(moved | (pl.col("as_of") == pl.col("as_of").max()))
+    return kept.unpivot(sectors, index="as_of", variable_name="sector", value_name="target_weight").sort("as_of", "sector")
+
+
 def target_allocation(rotation: pl.DataFrame, as_of: dt.date) -> alt.Chart:
-    """Stacked area of marts.rotation_recommendation.target_weight per sector, up to as_of."""
-    weights = up_to(rotation, as_of, column="as_of").select("as_of", "sector", "target_weight").sort("as_of", "sector")
+    """Stacked steps of marts.rotation_recommendation.target_weight per sector, up to as_of."""
+    weights = changes(up_to(rotation, as_of, column="as_of").select("as_of", "sector", "target_weight"))
     stacking = {sector: i for i, sector in enumerate(sector_order(weights["sector"]))}
     weights = weights.with_columns(stack=pl.col("sector").replace_strict(stacking, return_dtype=pl.Int32))
     return sized(
-        alt.Chart(chart_rows(weights)).mark_area(opacity=0.9).encode(
+        alt.Chart(chart_rows(weights)).mark_area(opacity=0.9, interpolate="step-after").encode(
             x=alt.X("as_of:T", title=None),
             y=alt.Y("target_weight:Q", stack="zero", title="target weight",
                     axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),

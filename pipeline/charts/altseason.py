@@ -5,7 +5,7 @@ import datetime as dt
 import altair as alt
 import polars as pl
 
-from pipeline.charts.style import chart_rows, sized, titled, up_to
+from pipeline.charts.style import chart_rows, per_pixel, sized, titled, up_to
 
 BTC_SEASON, ALT_SEASON = 25.0, 75.0  # the marts.altseason thresholds (README: Altcoin season)
 
@@ -26,7 +26,7 @@ def altseason_index(altseason: pl.DataFrame, as_of: dt.date) -> alt.LayerChart:
             .encode(x=alt.value(4), y=alt.Y("level:Q", scale=y_scale), text="label:N"),
             rules.transform_filter("datum.baseline == 'bottom'").mark_text(align="left", baseline="bottom", dy=-3)
             .encode(x=alt.value(4), y=alt.Y("level:Q", scale=y_scale), text="label:N"),
-            alt.Chart(chart_rows(index)).mark_line(color="#4c78a8").encode(
+            alt.Chart(chart_rows(per_pixel(index, "altseason_index"))).mark_line(color="#4c78a8").encode(
                 x=alt.X("date:T", title=None),
                 y=alt.Y("altseason_index:Q", title="altseason index (% of alts beating BTC over 90 days)",
                         scale=y_scale),

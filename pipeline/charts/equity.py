@@ -4,7 +4,7 @@ and the worst it would have felt, next to the plain alternatives."""
 import altair as alt
 import polars as pl
 
-from pipeline.charts.style import chart_rows, sized, titled
+from pipeline.charts.style import chart_rows, per_pixel, sized, titled
 
 STRATEGY_COLOURS = {
     "playbook": "#1f4e9c", "playbook_unhedged": "#7eaee0", "btc_hold": "#000000",
@@ -22,7 +22,7 @@ def _strategy_colour(strategies: pl.Series) -> alt.Color:
 def _lines(frame: pl.DataFrame, field: str, y: alt.Y, title: str, value_format: str, width: float) -> alt.Chart:
     """One line per strategy of `field` over time."""
     return sized(
-        alt.Chart(chart_rows(frame)).mark_line(strokeWidth=width).encode(
+        alt.Chart(chart_rows(per_pixel(frame, field, ["strategy"]))).mark_line(strokeWidth=width).encode(
             x=alt.X("date:T", title=None), y=y, color=_strategy_colour(frame["strategy"]),
             tooltip=["strategy:N", "date:T", alt.Tooltip(f"{field}:Q", format=value_format)],
         ),

@@ -6,7 +6,7 @@ import datetime as dt
 import altair as alt
 import polars as pl
 
-from pipeline.charts.style import chart_rows, sized, titled, up_to
+from pipeline.charts.style import chart_rows, per_pixel, sized, titled, up_to
 
 
 def funding_apr(
@@ -33,7 +33,7 @@ def funding_apr(
             rules.mark_rule(strokeDash=[4, 3]).encode(y=level_y, color=alt.Color("colour:N", scale=None)),
             rules.mark_text(align="left", baseline="bottom", dy=-3).encode(
                 x=alt.value(4), y=level_y, text="label:N", color=alt.Color("colour:N", scale=None)),
-            alt.Chart(chart_rows(series)).mark_line(strokeWidth=1.3).encode(
+            alt.Chart(chart_rows(per_pixel(series, "apr_pct", keys))).mark_line(strokeWidth=1.3).encode(
                 x=alt.X("date:T", title=None),
                 y=alt.Y("apr_pct:Q", title="funding, % APR (7-day; + longs pay shorts)"),
                 color=alt.Color("symbol:N", title="perp"),

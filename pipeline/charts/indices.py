@@ -6,7 +6,7 @@ import datetime as dt
 import altair as alt
 import polars as pl
 
-from pipeline.charts.style import ALTS, BTC, chart_rows, sector_colour, sized, titled
+from pipeline.charts.style import ALTS, BTC, chart_rows, per_pixel, sector_colour, sized, titled
 
 DEFAULT_WINDOW_DAYS = 365
 REFERENCES = (BTC, ALTS)
@@ -30,6 +30,7 @@ def sector_indices(
     y = alt.Y("rebased:Q", title=f"level, 100 = {start.isoformat()} (log)", scale=alt.Scale(type="log"))
     colour = alt.Color("sector:N", scale=sector_colour(rebased["sector"]), title="sector")
     tooltip = ["sector:N", "date:T", alt.Tooltip("rebased:Q", format=".1f")]
+    rebased = per_pixel(rebased, "rebased", ["sector"])
     sectors = rebased.filter(~pl.col("sector").is_in(REFERENCES))
     references = rebased.filter(pl.col("sector").is_in(REFERENCES))
     return sized(

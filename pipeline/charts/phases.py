@@ -6,7 +6,7 @@ import datetime as dt
 import altair as alt
 import polars as pl
 
-from pipeline.charts.style import BTC, chart_rows, sized, titled, up_to
+from pipeline.charts.style import BTC, chart_rows, per_pixel, sized, titled, up_to
 
 PHASE_COLOURS = {
     "btc_dominance": "#f58518",
@@ -42,7 +42,7 @@ def dominance_and_phases(
             domain=list(PHASE_COLOURS), range=list(PHASE_COLOURS.values()))),
         tooltip=["phase:N", "start:T", "end:T"],
     )
-    dominance = alt.Chart(chart_rows(regime.select("date", "btc_dominance_pct").sort("date"))).mark_line(
+    dominance = alt.Chart(chart_rows(per_pixel(regime.select("date", "btc_dominance_pct"), "btc_dominance_pct"))).mark_line(
         color="#1f4e9c", strokeWidth=1.5
     ).encode(x=x, y=alt.Y("btc_dominance_pct:Q", title="BTC dominance % (blue)", scale=alt.Scale(zero=False)))
     layers = [bands, dominance]
@@ -53,7 +53,7 @@ def dominance_and_phases(
         sort_by = ["date", "weighting"] if "weighting" in btc.columns else ["date"]
         btc = btc.sort(sort_by).unique("date", keep="first", maintain_order=True).select("date", "level")
         layers.append(
-            alt.Chart(chart_rows(btc)).mark_line(color="#000000", strokeWidth=1.2).encode(
+            alt.Chart(chart_rows(per_pixel(btc, "level"))).mark_line(color="#000000", strokeWidth=1.2).encode(
                 x=x, y=alt.Y("level:Q", title="BTC index level (black, log)", scale=alt.Scale(type="log", nice=False),
                              axis=alt.Axis(orient="right")))
         )

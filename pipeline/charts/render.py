@@ -2,9 +2,11 @@
 Dagster's metadata to show."""
 
 import base64
+import io
 
 import altair as alt
 import vl_convert
+from PIL import Image
 
 MIN_SCALE = 0.1
 
@@ -22,8 +24,19 @@ def png(chart: alt.TopLevelMixin, scale: float = 1.0) -> bytes:
     return vl_convert.vegalite_to_png(vl_spec=spec(chart), scale=scale)
 
 
+def palette_png(image: bytes) -> bytes:
+    """The PNG with at most 256 colours (Pillow's median cut, no dithering): a chart has a few flat
+    colours and their anti-aliased edges, and its full-colour PNG is 5-10x bigger for no visible gain
+    (about 200 kB -> 20-30 kB for years of history)."""
+    rgb = Image.open(io.BytesIO(image)).convert("RGB")
+    out = io.BytesIO()
+    rgb.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
 def md_image(chart: alt.TopLevelMixin, max_bytes: int = 200_000) -> str:
-    """`![title](data:image/png;base64,...)`, the scale lowered until the whole text fits max_bytes."""
+    """`![title](data:image/png;base64,...)` of the palette PNG, the scale lowered until the whole
+    text fits max_bytes (the metadata Dagster stores with each run)."""
     vl_spec = spec(chart)
     title = vl_spec.get("title", "chart")
     title = title.get("text", "chart") if isinstance(title, dict) else title
@@ -31,7 +44,7 @@ def md_image(chart: alt.TopLevelMixin, max_bytes: int = 200_000) -> str:
     title = title.replace("[", "(").replace("]", ")").replace("\n", " ")
     scale = 1.0
     while True:
-        image = vl_convert.vegalite_to_png(vl_spec=vl_spec, scale=scale)
+        image = palette_png(vl_convert.vegalite_to_png(vl_spec=vl_spec, scale=scale))
         text = f"![{title}](data:image/png;base64,{base64.b64encode(image).decode('ascii')})"
         if len(text.encode()) <= max_bytes:
             return text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -250,18 +251,20 @@ class Warehouse:
 
         DuckDB lets one process hold a file read-write and then nobody else may open it, even
         read-only; readers open the snapshot instead. The rename is atomic: a reader that has the
-        old snapshot open keeps reading it, the next connection sees the new one."""
+        old snapshot open keeps reading it, the next connection sees the new one.
+
+        The copy is of the file's bytes, made after a checkpoint while this connection holds the
+        lock, so nobody writes meanwhile: 0.03 s for five years of history where `COPY FROM DATABASE`
+        took 0.9 s (P3)."""
         target = self.snapshot_path
         staging = target.with_name(target.name + ".publishing")
         staging.unlink(missing_ok=True)
         with self.connect() as con:
-            source = con.execute("select current_database()").fetchone()[0]
-            # a path and a database name as quoted SQL identifiers/literals: neither is user SQL
-            con.execute("ATTACH '" + str(staging).replace("'", "''") + "' AS snapshot")
-            try:
-                con.execute('COPY FROM DATABASE "' + source.replace('"', '""') + '" TO snapshot')
-            finally:
-                con.execute("DETACH snapshot")
+            con.execute("FORCE CHECKPOINT")
+            wal = self.path.with_name(self.path.name + ".wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise WarehouseError(f"{wal} is not empty after a checkpoint: the snapshot would miss its writes")
+            shutil.copyfile(self.path, staging)
         os.replace(staging, target)
         return target
 

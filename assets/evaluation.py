@@ -2,38 +2,60 @@
 what a user would hold instead, through `pipeline.evaluation` (pure), and writes the daily, summary
 and trade tables behind one blocking check each (if any fails, none is written).
 
-Like the marts it recomputes from the start of history (holdings are path dependent) as of the
-newest candle day and replaces its tables.
+Holdings are path dependent: a night resumes from each strategy's book as of the day before
+(`marts.backtest_state`) when nothing it was computed from changed up to that day (`inputs`), and
+simulates only the new days; otherwise (the first run, a backfill, a restated candle, a new playbook,
+universe or backtest code) it replays every day from the first. Either way the tables end up the same
+(tests/test_backtest.py checks it), as of the newest candle day.
 """
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from assets.analytics import market_regime, sector_weights
 from assets.ingest import funding_rates, ohlcv_1d
-from assets.metadata import chart_metadata, md_table
+from assets.metadata import chart_metadata, md_table, table_metadata
 from assets.partitions import as_of_day
 from assets.quality import gated_tables, table_key, write_gated
 from assets.recommendations import recommendation_assets
+from pipeline.evaluation.backtest import Resume
 from pipeline.evaluation.run import evaluate
+from pipeline.evaluation.strategies import NAMES
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
+from warehouse.db import Warehouse, quoted_table
 
 DAILY, SUMMARY, TRADES = "marts.backtest_daily", "marts.backtest_summary", "marts.backtest_trades"
+STATE = "marts.backtest_state"
 DESCRIPTIONS = {
     DAILY: "Per strategy and day: equity, return, turnover, fees, funding, hedge P&L, exposures and the phase "
     "behind the day's trades. Decisions of D trade at D+1's open.",
     SUMMARY: "Per strategy: CAGR, volatility, Sharpe, Sortino, max drawdown (peak, trough, recovery), Calmar, "
     "turnover, fees, funding and hedge P&L, exposures, share of days per phase.",
     TRADES: "Every fill of the backtest: the order engine's trades, leavers sold and liquidations.",
+    STATE: "Each strategy's book at the newest close and a fingerprint of the inputs up to it: where the next "
+    "night resumes. Written with the three tables when their checks pass; no check of its own (a book that "
+    "does not match its inputs is not used).",
 }
 TABLES = (DAILY, SUMMARY, TRADES)
+UPSTREAM = [recommendation_assets, sector_weights, market_regime, ohlcv_1d, funding_rates]
+# The code a book's state depends on: a new version of it replays from the first day.
+CODE = sorted(f for package in ("evaluation", "strategy") for f in (Path(__file__).parents[1] / "pipeline" / package).glob("*.py"))
 
 
-@dg.multi_asset(
-    name="backtest",
-    **gated_tables(TABLES, DESCRIPTIONS, [recommendation_assets, sector_weights, market_regime, ohlcv_1d, funding_rates],
-                   "evaluation"),
-)
+def _specs() -> dict[str, object]:
+    """The three gated tables, and the books beside them (no check: see its description)."""
+    args = gated_tables(TABLES, DESCRIPTIONS, UPSTREAM, "evaluation")
+    args["specs"].append(dg.AssetSpec(table_key(STATE), deps=UPSTREAM, description=DESCRIPTIONS[STATE], group_name="evaluation",
+                                      owners=["team:quant"], kinds={"duckdb"}, metadata=table_metadata(STATE)))
+    return args
+
+
+@dg.multi_asset(name="backtest", **_specs())
 def backtest_assets(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, strategy: StrategySettings,
     warehouse: WarehouseResource, quality: QualitySettings,
@@ -41,24 +63,69 @@ def backtest_assets(
     wh = warehouse.get()
     last = as_of_day(wh, analytics.spot_exchange_id)
     weighting = analytics.config.relative_strength.weighting
-    daily, summary, trades = evaluate(
+    resume = resume_point(wh, analytics, strategy, last)
+    after = min(r.day for r in resume.values()) if resume else None
+    since = after + dt.timedelta(days=1) if after else None
+    lag = dt.timedelta(days=strategy.playbook.backtest.execution_lag_days)
+    new, summary, trades, books = evaluate(
         rotation=wh.read("marts.rotation_recommendation", last), hedges=wh.read("marts.hedge_recommendation", last),
-        ohlcv=wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id),
-        weights=wh.read("marts.sector_weights", last, weighting=weighting),
-        funding=wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id),
+        ohlcv=wh.read("raw.ohlcv_1d", last, since=since, exchange=analytics.spot_exchange_id),
+        weights=wh.read("marts.sector_weights", last, since=after - lag if after else None, weighting=weighting),
+        funding=wh.read("raw.funding_rates", last, since=since, exchange=analytics.perp_exchange_id),
         regime=wh.read("marts.market_regime", last), tokens=analytics.tokens, playbook=strategy.playbook,
+        resume=resume, held=wh.read(DAILY, after) if after else None,
     )
-    frames = {DAILY: daily, SUMMARY: summary, TRADES: trades}
-    first = daily["date"].min() if daily.height else last
-    changes = yield from write_gated(context, wh, "backtest", frames, (first, last), quality.config)
+    frames = {DAILY: new, SUMMARY: summary, TRADES: trades}
+    first = since or (new["date"].min() if new.height else last)
+    fingerprints = {day: inputs(wh, analytics, strategy, day) for day in {b.day for b in books.values()}}
+    state = pl.DataFrame(
+        [(name, b.day, b.equity, fingerprints[b.day], json.dumps(b.book)) for name, b in books.items()],
+        schema={"strategy": pl.String, "date": pl.Date, "equity": pl.Float64, "inputs": pl.String, "book": pl.String},
+        orient="row")
+    changes = yield from write_gated(context, wh, "backtest", frames, (first, last), quality.config, since=since,
+                                     also={STATE: state})
     if changes is None:
+        yield dg.MaterializeResult(asset_key=table_key(STATE), metadata={"table": STATE, "rows_written": 0})
         return
-    context.log.info(f"backtest: {summary.height} strategies, {daily.height} strategy-days, {trades.height} trades "
-                     f"up to {last}")
-    yield dg.MaterializeResult(asset_key=table_key(DAILY), metadata={"table": DAILY, "rows": daily.height, "rows_written": changes[DAILY][0].height})
+    daily = wh.read(DAILY, last) if after else new
+    how = f"resumed after {after}" if after else "replayed from the first day"
+    context.log.info(f"backtest: {summary.height} strategies, {daily.height} strategy-days up to {last} ({how}: "
+                     f"{new.height} simulated), {trades.height} trades on them")
+    yield dg.MaterializeResult(asset_key=table_key(DAILY), metadata={
+        "table": DAILY, "rows": daily.height, "rows_written": changes[DAILY][0].height, "resumed_after": str(after)})
     picture = chart_metadata(lambda charts: charts.equity_curves(daily)) if daily.height else {}
     yield dg.MaterializeResult(asset_key=table_key(SUMMARY), metadata=summary_metadata(summary) | picture)
-    yield dg.MaterializeResult(asset_key=table_key(TRADES), metadata={"table": TRADES, "rows": trades.height, "rows_written": changes[TRADES][0].height})
+    yield dg.MaterializeResult(asset_key=table_key(TRADES), metadata={"table": TRADES, "rows_written": changes[TRADES][0].height})
+    yield dg.MaterializeResult(asset_key=table_key(STATE), metadata={
+        "table": STATE, "rows_written": state.height, "day": str(state["date"].max()) if state.height else "none"})
+
+
+def inputs(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, day: dt.date) -> str:
+    """Fingerprint of everything the backtest up to `day` is computed from: the input tables' rows up
+    to that day, the universe, the playbook (its costs included) and the backtest's code."""
+    weighting = analytics.config.relative_strength.weighting
+    parts = [
+        wh.fingerprint(day, {
+            "marts.rotation_recommendation": {}, "marts.hedge_recommendation": {},
+            "raw.ohlcv_1d": {"exchange": analytics.spot_exchange_id}, "marts.sector_weights": {"weighting": weighting},
+            "raw.funding_rates": {"exchange": analytics.perp_exchange_id}, "marts.market_regime": {},
+        }),
+        analytics.tokens.write_csv(), strategy.playbook.model_dump_json(), *(f.read_text() for f in CODE),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def resume_point(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, last: dt.date
+                 ) -> dict[str, Resume] | None:
+    """Every strategy's stored book, when they are all of one day up to `last` and the inputs up to
+    that day are what they were computed from; else None (replay from the first day)."""
+    held = wh.query("select * from " + quoted_table(STATE))
+    if set(held["strategy"]) != set(NAMES) or held["date"].n_unique() != 1 or held["date"][0] > last:
+        return None
+    day = held["date"][0]
+    if wh.newest(DAILY) != day or set(held["inputs"]) != {inputs(wh, analytics, strategy, day)}:
+        return None
+    return {r["strategy"]: Resume(day, r["equity"], json.loads(r["book"])) for r in held.iter_rows(named=True)}
 
 
 def summary_metadata(summary: pl.DataFrame) -> dict[str, object]:

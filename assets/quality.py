@@ -87,27 +87,31 @@ Changes = dict[str, tuple[pl.DataFrame, pl.DataFrame]]
 
 def gated_recompute(
     context: dg.AssetExecutionContext, wh: Warehouse, frames: dict[str, pl.DataFrame],
-    window: tuple[dt.date, dt.date], config: QualityConfig,
+    window: tuple[dt.date, dt.date], config: QualityConfig, since: dt.date | None = None,
 ) -> tuple[Changes, dict[str, tuple[bool, dg.AssetCheckResult]]]:
-    """Tables recomputed whole: per table, what makes it hold its frame (rows new or changed, keys
-    that leave: `Warehouse.changes`), and the check of the rows it would write."""
-    changes = {t: wh.changes(t, rows) for t, rows in frames.items()}
+    """Tables recomputed whole (or from day `since` on): per table, what makes it hold its frame
+    (rows new or changed, keys that leave: `Warehouse.changes`), and the check of the rows it would write."""
+    changes = {t: wh.changes(t, rows, since=since) for t, rows in frames.items()}
     return changes, {t: gated_mart(context, wh, t, changes[t][0], window, config) for t in frames}
 
 
-def write_changes(wh: Warehouse, changes: Changes) -> None:
-    """Write what `gated_recompute` found, all tables in one transaction."""
-    wh.upsert({t: changed for t, (changed, _) in changes.items()}, delete={t: gone for t, (_, gone) in changes.items()})
+def write_changes(wh: Warehouse, changes: Changes, also: dict[str, pl.DataFrame] | None = None) -> None:
+    """Write what `gated_recompute` found, and the frames `also` (upserted as they are), all tables
+    in one transaction."""
+    wh.upsert({t: changed for t, (changed, _) in changes.items()} | (also or {}),
+              delete={t: gone for t, (_, gone) in changes.items()})
 
 
 def write_gated(
     context: dg.AssetExecutionContext, wh: Warehouse, name: str, frames: dict[str, pl.DataFrame],
-    window: tuple[dt.date, dt.date], config: QualityConfig,
+    window: tuple[dt.date, dt.date], config: QualityConfig, since: dt.date | None = None,
+    also: dict[str, pl.DataFrame] | None = None,
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
-    """A multi-asset's tables recomputed whole, through the gate together: yields each table's check,
-    and returns what was written; if any check blocks, nothing is (None), and each table gets a
-    result of 0 rows written."""
-    changes, checks = gated_recompute(context, wh, frames, window, config)
+    """A multi-asset's tables recomputed whole (or from day `since` on), through the gate together:
+    yields each table's check, and returns what was written, with the frames `also` in the same
+    transaction; if any check blocks, nothing is (None), and each table gets a result of 0 rows
+    written."""
+    changes, checks = gated_recompute(context, wh, frames, window, config, since)
     for _, check in checks.values():
         yield check
     if not all(ok for ok, _ in checks.values()):
@@ -115,7 +119,7 @@ def write_gated(
         for table in frames:
             yield dg.MaterializeResult(asset_key=table_key(table), metadata={"table": table, "rows_written": 0})
         return None
-    write_changes(wh, changes)
+    write_changes(wh, changes, also)
     return changes
 
 

@@ -82,7 +82,7 @@ def main() -> int:
     universe = load_universe()
     print(f"P3 incremental: the night of {NIGHT} on 1 and 5 years of synthetic history "
           f"({len(universe.spot_symbols)} spot symbols, {len(universe.perp_symbols)} perps)")
-    walls, requests = {}, {}
+    walls, requests, places = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for years in (1, 5):
             folder = generate(Path(tmp) / f"market-{years}y", NIGHT, seed=7, years=years)
@@ -92,6 +92,12 @@ def main() -> int:
             probe = Path(tmp) / f"{years}y-probe.duckdb"
             shutil.copyfile(db, probe)  # the night's requests, counted on a copy
             requests[years] = history(folder, probe, NIGHT, NIGHT)
+            places[years] = folder, db
+        # A first night in a process pays one-time costs (lazy imports, the report's first render):
+        # one untimed night on a copy first, so that both timed nights run warm.
+        shutil.copyfile(places[1][1], Path(tmp) / "warm-up.duckdb")
+        night(places[1][0], Path(tmp) / "warm-up.duckdb")
+        for years, (folder, db) in places.items():
             walls[years], ok, steps = night(folder, db)
             print(f"  {years} year(s): night {walls[years]:.1f} s ({'success' if ok else 'FAILED'}); requests "
                   + ", ".join(f"{k} {v}" for k, v in sorted(requests[years].items())))

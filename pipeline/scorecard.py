@@ -53,7 +53,7 @@ def scorecard(
 def _rerun(wh: Warehouse, settings: Settings, playbook, costs: Backtest) -> pl.DataFrame:
     weighting = load_analytics_config(settings.analytics_path).relative_strength.weighting
     q = wh.query
-    daily, _, _ = evaluate(
+    daily, _, _, _ = evaluate(
         rotation=q("select * from marts.rotation_recommendation"), hedges=q("select * from marts.hedge_recommendation"),
         ohlcv=q("select * from raw.ohlcv_1d where exchange = ? order by symbol, date", [settings.exchange]),
         weights=q("select * from marts.sector_weights where weighting = ?", [weighting]),

@@ -55,7 +55,7 @@ def build_market(prices: dict[str, list[tuple[float, float]]], members: dict[int
 def run(prices, decisions: dict[int, Decision], costs: Backtest = COSTS, **kwargs) -> tuple[pl.DataFrame, pl.DataFrame]:
     view = build_market(prices, **kwargs)
     strategy = Strategy("playbook", {day(n): d for n, d in decisions.items()}, SECTOR_OF)
-    return backtest([strategy], view, PLAYBOOK, costs)
+    return backtest([strategy], view, PLAYBOOK, costs)[:2]
 
 
 def short(perp: str, pct: float, leverage: float = 1.0) -> HedgeLine:
@@ -232,7 +232,7 @@ def _real_backtest(dataset, until=None, costs=None) -> tuple[pl.DataFrame, pl.Da
     members = membership(raw.ohlcv, tokens["symbol"], config.membership)
     weights = sector_weights(members, sector_assignments(tokens, config.sector_index), config.sector_index).collect()
     view = market(raw.ohlcv, weights.filter(pl.col("weighting") == weighting), raw.funding, marts["marts.market_regime"], tokens)
-    return backtest(strategies(rotation, hedges, tokens, view, PLAYBOOK), view, PLAYBOOK, costs)
+    return backtest(strategies(rotation, hedges, tokens, view, PLAYBOOK), view, PLAYBOOK, costs)[:2]
 
 
 @pytest.fixture(scope="module")
@@ -325,3 +325,52 @@ def test_the_readme_shows_the_resilience_verdicts_the_bench_prints_on_the_real_h
     readme = (root / "README.md").read_text()
     assert "\n".join(lines) in readme
     assert (goal, years) == (False, False)  # the baseline misses both, as the README says
+
+
+def test_a_night_resumes_from_the_stored_books_and_writes_what_a_replay_from_the_first_day_writes(real, history, tmp_path):
+    """The nightly backtest simulates only the new day from each strategy's book of the day before
+    (marts.backtest_state), and its tables are those of a replay of every day; a candle restated
+    before the books' day makes the next night replay."""
+    import dagster as dg
+    import duckdb
+
+    from assets.evaluation import resume_point
+    from pipeline.resources import AnalyticsSettings, StrategySettings
+    from tests.conftest import REAL_DATA, materialise_directly
+    from warehouse.db import Warehouse
+
+    def resumes(path):  # the asset's own decision, with its resources set up as in a run
+        with dg.build_resources({"analytics": AnalyticsSettings(), "strategy": StrategySettings()}) as r:
+            return resume_point(Warehouse(path), r.analytics, r.strategy, day)
+
+    day = real.as_of - dt.timedelta(days=3)
+    resumed = tmp_path / "resumed" / "rotation.duckdb"
+    resumed.parent.mkdir()
+    resumed.write_bytes(history.read_bytes())
+    materialise_directly(REAL_DATA, resumed, real.first_date, day - dt.timedelta(days=1), model=True)
+    materialise_directly(REAL_DATA, resumed, day, day)  # the night's candles and marts
+    point = resumes(resumed)
+    assert point is not None and {p.day for p in point.values()} == {day - dt.timedelta(days=1)} and len(point) == 6
+    replayed = tmp_path / "replayed" / "rotation.duckdb"
+    replayed.parent.mkdir()
+    replayed.write_bytes(resumed.read_bytes())
+    with duckdb.connect(str(replayed)) as con:
+        con.execute("delete from marts.backtest_state")
+    assert resumes(replayed) is None
+
+    for path in (resumed, replayed):
+        materialise_directly(REAL_DATA, path, day, day, model=True)
+
+    tables = {"marts.backtest_daily": ["strategy", "date"], "marts.backtest_trades": ["strategy", "date", "instrument", "side"],
+              "marts.backtest_summary": ["strategy"], "marts.backtest_state": ["strategy"]}
+    for table, key in tables.items():
+        a, b = (Warehouse(p).query("select * from " + table).sort(key) for p in (resumed, replayed))
+        assert a.height > 0
+        assert_frame_equal(a, b, check_exact=False, rel_tol=1e-9, abs_tol=1e-6)
+    daily = Warehouse(resumed).query("select max(date) as last, count(distinct strategy) as n from marts.backtest_daily")
+    assert daily.row(0) == (day, 6)
+
+    with duckdb.connect(str(resumed)) as con:  # a vendor restates one old BTC candle
+        con.execute("update raw.ohlcv_1d set close = close * 1.01 where symbol = 'BTC/USDT' and date = ?",
+                    [day - dt.timedelta(days=100)])
+    assert resumes(resumed) is None

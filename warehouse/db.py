@@ -112,8 +112,10 @@ class Warehouse:
                 raise
         return written
 
-    def changes(self, table: str, rows: pl.DataFrame, rel_tol: float = 1e-9) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """What it takes to make `table` hold `rows` (a table recomputed whole), a day at a time:
+    def changes(self, table: str, rows: pl.DataFrame, rel_tol: float = 1e-9,
+                since: dt.date | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """What it takes to make `table` hold `rows` (a table recomputed whole, or from day `since`
+        on: the days before stay as they are), a day at a time:
         the rows of every day on which the table differs from `rows` (a row new, gone, or with a
         value changed by more than `rel_tol`, since parallel float sums vary in their last bits),
         and the keys the table holds on those days. A night's recompute thus writes, and checks,
@@ -130,6 +132,9 @@ class Warehouse:
             if set(rows.columns) - set(columns):
                 raise WarehouseError(f"{table}: no column(s) {sorted(set(rows.columns) - set(columns))}")
             con.register("incoming", rows.to_arrow())
+            held = quoted_table(table)
+            if since is not None and time_col is not None:
+                held = "(select * from " + held + " where " + quoted_column(time_col, columns) + " >= $since)"
 
             def col(name: str, alias: str = "") -> str:
                 return quoted_column(name, columns, alias)
@@ -143,23 +148,43 @@ class Warehouse:
                         + col(c, "i") + "), abs(" + col(c, "t") + ")))")
 
             keys = ", ".join(col(k) for k in key)
-            joined = (" from incoming i full join " + quoted_table(table) + " t on "
+            joined = (" from incoming i full join " + held + " t on "
                       + " and ".join(col(k, "i") + " = " + col(k, "t") for k in key)
                       + " where " + col(key[0], "i") + " is null or " + col(key[0], "t") + " is null"
                       + "".join(" or not " + same(c) for c in rows.columns if c not in key))
+            params = {"tol": rel_tol} | ({"since": since} if held != quoted_table(table) else {})
             if time_col is None:
-                differs = con.execute("select count(*)" + joined, {"tol": rel_tol}).fetchall()[0][0] > 0
+                differs = con.execute("select count(*)" + joined, params).fetchall()[0][0] > 0
                 stale = con.sql("select " + keys + " from " + quoted_table(table)).pl() if differs else None
                 con.unregister("incoming")
                 return (rows, stale) if differs else (rows.clear(), pl.DataFrame(schema={k: rows.schema[k] for k in key}))
             day = "coalesce(" + col(time_col, "i") + ", " + col(time_col, "t") + ")"
-            days = con.sql("select distinct " + day + " as day" + joined, params={"tol": rel_tol}).pl()
+            days = con.sql("select distinct " + day + " as day" + joined, params=params).pl()
             con.register("days", days.to_arrow())
             stale = con.sql("select " + keys + " from " + quoted_table(table) + " where " + col(time_col)
                             + " in (select day from days)").pl()
             con.unregister("incoming")
             con.unregister("days")
         return rows.filter(pl.col(time_col).is_in(days["day"].implode())), stale
+
+    def fingerprint(self, until: dt.date, tables: Mapping[str, Mapping[str, str]]) -> str:
+        """`rows:hash` per table of every row up to and including day `until` (`tables` maps a table
+        to its column = value conditions): the same text while those rows are the same, whatever
+        their order. What a run resuming from stored state checks its inputs with (the nightly
+        rewrites a row only when a value moves by more than `changes`' tolerance)."""
+        parts = []
+        with self.connect() as con:
+            for table, equals in tables.items():
+                time_col = TIME_COLUMN.get(table)
+                if time_col is None or not set(equals) <= set(TABLES[table]):
+                    raise WarehouseError(f"{table}: not readable by time, or {tuple(equals)} not among its keys")
+                key = TABLES[table]
+                conditions = [quoted_column(time_col, key) + " < ?"] + [quoted_column(c, key) + " = ?" for c in equals]
+                sql = ("select count(*), coalesce(sum(hash(t)::hugeint), 0) from " + quoted_table(table) + " t where "
+                       + " and ".join(conditions))
+                rows, total = con.execute(sql, [until + dt.timedelta(days=1), *equals.values()]).fetchone()
+                parts.append(f"{table} {rows}:{total}")
+        return "; ".join(parts)
 
     def newest_in_window(
         self, table: str, group_by: tuple[str, ...], first: dt.date, last: dt.date, **equals: str

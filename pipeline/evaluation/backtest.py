@@ -23,7 +23,8 @@ price at the open and the close; a position whose loss since it was last sized e
 liquidated at that close (the whole loss booked, which is what a close-only check can see).
 
 State is path dependent (holdings, cash, margin), so the day loop is plain Python over
-dictionaries prepared with Polars; no Dagster, no DuckDB.
+dictionaries prepared with Polars; no Dagster, no DuckDB. A book's state at a day's close
+(`Book.state`, JSON) lets a later run resume after that day instead of replaying every day before.
 """
 
 from __future__ import annotations
@@ -194,6 +195,19 @@ class Book:
         self.perps: dict[str, Position] = {}
         self.last: dict[str, LastClose] = {}  # token -> newest close seen
 
+    def state(self) -> dict:
+        """Everything the next day needs, as JSON values (floats round-trip exactly)."""
+        return {
+            "cash": self.cash, "tokens": dict(self.tokens),
+            "perps": {p: [pos.quantity, pos.mark, pos.margin, pos.pnl_since_sized] for p, pos in self.perps.items()},
+            "last": {t: [c.date.isoformat(), c.price] for t, c in self.last.items()},
+        }
+
+    def restore(self, state: dict) -> None:
+        self.cash, self.tokens = state["cash"], dict(state["tokens"])
+        self.perps = {p: Position(*values) for p, values in state["perps"].items()}
+        self.last = {t: LastClose(dt.date.fromisoformat(day), price) for t, (day, price) in state["last"].items()}
+
     # -- prices -------------------------------------------------------------------------------
     def spot_value(self) -> float:
         return sum(q * self.last[t].price for t, q in self.tokens.items() if t in self.last)
@@ -348,14 +362,30 @@ class Book:
         record.trades.append((day, order.instrument, order.side, order.quantity, fill, notional, fee, order.reason))
 
 
-def simulate(strategy: Strategy, market: Market, playbook: Playbook, costs: Backtest) -> tuple[list[tuple], list[tuple]]:
-    """(daily rows, trade rows) of one strategy, from the first day its first decision trades."""
+@dataclass(frozen=True)
+class Resume:
+    """A strategy's book at the close of `day` and its equity then: where a run picks up."""
+
+    day: dt.date
+    equity: float
+    book: dict
+
+
+def simulate(
+    strategy: Strategy, market: Market, playbook: Playbook, costs: Backtest, resume: Resume | None = None,
+) -> tuple[list[tuple], list[tuple], Resume | None]:
+    """(daily rows, trade rows, where the next run resumes) of one strategy: from the first day its
+    first decision trades, or from the day after `resume`'s (the market then needs only the days
+    after it). The resume point is None when the strategy never traded."""
     lag = dt.timedelta(days=1 + costs.execution_lag_days)
-    if not strategy.decisions:
-        return [], []
-    start = min(strategy.decisions) + lag
     book, daily, trades = Book(strategy, market, costs, playbook), [], []
-    previous = costs.initial_capital_usd
+    if resume is not None:
+        book.restore(resume.book)
+        start, previous = resume.day + dt.timedelta(days=1), resume.equity
+    elif strategy.decisions:
+        start, previous = min(strategy.decisions) + lag, costs.initial_capital_usd
+    else:
+        return [], [], None
     for day in market.days:
         if day < start:
             for token, price in market.closes.get(day, {}).items():
@@ -376,22 +406,27 @@ def simulate(strategy: Strategy, market: Market, playbook: Playbook, costs: Back
         ))
         trades += [(strategy.name, *t) for t in record.trades]
         previous = equity
-    return daily, trades
+    last = daily[-1][1] if daily else resume.day if resume else None
+    return daily, trades, Resume(last, previous, book.state()) if last else None
 
 
 def backtest(
     strategies: Iterable[Strategy], market: Market, playbook: Playbook, costs: Backtest | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(marts.backtest_daily, marts.backtest_trades) of every strategy, each from the day its first
-    decision trades to the market's last day (the same days when their first decisions are)."""
+    resume: Mapping[str, Resume] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Resume]]:
+    """(marts.backtest_daily, marts.backtest_trades, strategy -> where the next run resumes) of every
+    strategy, each from the day its first decision trades to the market's last day (the same days
+    when their first decisions are), or from the day after its `resume` point."""
     costs = costs or playbook.backtest
-    daily, trades = [], []
+    daily, trades, books = [], [], {}
     for strategy in strategies:
-        d, t = simulate(strategy, market, playbook, costs)
+        d, t, book = simulate(strategy, market, playbook, costs, (resume or {}).get(strategy.name))
         daily += d
         trades += t
+        if book is not None:
+            books[strategy.name] = book
     daily_frame = pl.DataFrame(daily, schema=DAILY_SCHEMA, orient="row")
-    return daily_frame, _one_row_per_key(pl.DataFrame(trades, schema=TRADE_SCHEMA, orient="row"))
+    return daily_frame, _one_row_per_key(pl.DataFrame(trades, schema=TRADE_SCHEMA, orient="row")), books
 
 
 def _one_row_per_key(trades: pl.DataFrame) -> pl.DataFrame:

@@ -58,17 +58,25 @@ def _sectors_with_index(market: Market, as_of: dt.date, sectors: list[str]) -> l
 
 def strategies(
     rotation: pl.DataFrame, hedges: pl.DataFrame, tokens: pl.DataFrame, market: Market, playbook: Playbook,
-    btc: str = "BTC", eth: str = "ETH",
+    btc: str = "BTC", eth: str = "ETH", since: dt.date | None = None,
 ) -> list[Strategy]:
-    """The six strategies over the days of `rotation` (marts.rotation_recommendation)."""
+    """The six strategies over the days of `rotation` (marts.rotation_recommendation); with `since`,
+    the decisions before it are left out (a resumed run has traded them: its market starts later
+    and cannot size them)."""
     if rotation.is_empty():
         return []
     sector_of = dict(zip(tokens["token"], tokens["sector"], strict=True))
     monthly = month_ends(rotation["as_of"].min(), rotation["as_of"].max())
+    btc_bought = {monthly[0]: Decision({btc: 1.0})} if since is None or monthly[0] >= since else {}
+    if since is not None:
+        monthly = [d for d in monthly if d >= since]
+        rotation, hedges = rotation.filter(pl.col("as_of") >= since), hedges.filter(pl.col("as_of") >= since)
     neutral = playbook.postures["neutral"]
     buckets, sector_list = {}, list(playbook.sector_buckets)
     for as_of in monthly:
         present = _sectors_with_index(market, as_of, sector_list)
+        if not present:
+            continue
         weights: dict[str, float] = {}
         for bucket in BUCKETS:
             mine = [s for s in present if playbook.sector_buckets[s] == bucket]
@@ -79,7 +87,7 @@ def strategies(
     return [
         Strategy(PLAYBOOK, recommended(rotation, hedges), sector_of),
         Strategy(UNHEDGED, recommended(rotation, hedges, with_hedges=False), sector_of),
-        Strategy(BTC_HOLD, {monthly[0]: Decision({btc: 1.0})}, {btc: btc}, {btc: {btc: 1.0}}),
+        Strategy(BTC_HOLD, btc_bought, {btc: btc}, {btc: {btc: 1.0}}),
         Strategy(BTC_ETH, {d: Decision({btc: 0.6, eth: 0.4}) for d in monthly}, {btc: btc, eth: eth},
                  {btc: {btc: 1.0}, eth: {eth: 1.0}}),
         Strategy(NEUTRAL, buckets, sector_of),

@@ -71,3 +71,18 @@ CREATE TABLE IF NOT EXISTS marts.backtest_trades (
     reason        VARCHAR,  -- the engine's reason: sector drift, hedge line, leaver, liquidation
     PRIMARY KEY (strategy, date, instrument, side)
 );
+
+-- Where the next night's backtest resumes: each strategy's book at the close of `date` (the newest
+-- day simulated) as JSON (cash with margin, token quantities, perps [quantity, mark, margin, P&L
+-- since sized], each token's newest close), and a fingerprint of what it was computed from up to
+-- that day (the input tables' rows, the universe, the playbook, the backtest's code). A night whose
+-- inputs up to `date` give the same fingerprint simulates only the days after it; any other night
+-- (a backfill, a restated candle, a new playbook) replays every day from the first.
+CREATE TABLE IF NOT EXISTS marts.backtest_state (
+    strategy  VARCHAR NOT NULL,
+    date      DATE    NOT NULL,   -- the book's day: the newest day of marts.backtest_daily when written
+    equity    DOUBLE  NOT NULL,   -- USD at that close
+    inputs    VARCHAR NOT NULL,   -- fingerprint of the inputs up to `date` (see assets/evaluation.py)
+    book      VARCHAR NOT NULL,   -- JSON
+    PRIMARY KEY (strategy)
+);

@@ -244,10 +244,11 @@ def test_definitions_load_with_raw_assets_on_monthly_partitions_the_rest_unparti
         "marts/sector_index", "marts/sector_weights", "marts/relative_strength", "marts/altseason",
         "marts/funding_costs", "marts/market_regime", "warehouse/read_snapshot", "raw/quarantine",
         "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders",
-        "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades", "warehouse/report",
+        "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades", "marts/backtest_state",
+        "warehouse/report",
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
-    gated = keys - {"warehouse/read_snapshot", "raw/quarantine", "warehouse/report"}
+    gated = keys - {"warehouse/read_snapshot", "raw/quarantine", "warehouse/report", "marts/backtest_state"}
     raw = {k for k in keys if k.startswith("raw/")} - {"raw/quarantine"}
     assert checks == {(k, "quality") for k in gated} | {(k, "fresh") for k in raw}
     for name in ("ingest", "nightly"):

@@ -267,7 +267,7 @@ def test_definitions_load_with_raw_assets_on_monthly_partitions_the_rest_unparti
     assert {k for k, g in groups.items() if g == "recommendations"} == {
         "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders"}
     assert {k for k, g in groups.items() if g == "evaluation"} == {
-        "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades"}
+        "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades", "marts/backtest_state"}
     # the user's orders come after the published model (a bad portfolio file cannot hold it back)
     orders_upstream = {k.to_user_string() for k in graph.get(dg.AssetKey(["marts", "portfolio_orders"])).parent_keys}
     assert "warehouse/read_snapshot" in orders_upstream

@@ -3,26 +3,24 @@ what a user would hold instead, through `pipeline.evaluation` (pure), and writes
 and trade tables behind one blocking check each (if any fails, none is written).
 
 Holdings are path dependent: a night resumes from each strategy's book as of the day before
-(`marts.backtest_state`) when nothing it was computed from changed up to that day (`inputs`), and
-simulates only the new days; otherwise (the first run, a backfill, a restated candle, a new playbook,
-universe or backtest code) it replays every day from the first. Either way the tables end up the same
-(tests/test_backtest.py checks it), as of the newest candle day.
+(`marts.backtest_state`, see assets/resume.py) when nothing it was computed from changed up to that
+day, and simulates only the new days; otherwise it replays every day from the first. Either way the
+tables end up the same (tests/test_backtest.py checks it), as of the newest candle day.
 """
 
 import datetime as dt
-import hashlib
 import json
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from assets.analytics import market_regime, sector_weights
 from assets.ingest import funding_rates, ohlcv_1d
-from assets.metadata import chart_metadata, md_table, table_metadata
+from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
 from assets.quality import gated_tables, table_key, write_gated
 from assets.recommendations import recommendation_assets
+from assets.resume import fingerprint, state_spec
 from pipeline.evaluation.backtest import Resume
 from pipeline.evaluation.run import evaluate
 from pipeline.evaluation.strategies import NAMES
@@ -43,15 +41,12 @@ DESCRIPTIONS = {
 }
 TABLES = (DAILY, SUMMARY, TRADES)
 UPSTREAM = [recommendation_assets, sector_weights, market_regime, ohlcv_1d, funding_rates]
-# The code a book's state depends on: a new version of it replays from the first day.
-CODE = sorted(f for package in ("evaluation", "strategy") for f in (Path(__file__).parents[1] / "pipeline" / package).glob("*.py"))
 
 
 def _specs() -> dict[str, object]:
     """The three gated tables, and the books beside them (no check: see its description)."""
     args = gated_tables(TABLES, DESCRIPTIONS, UPSTREAM, "evaluation")
-    args["specs"].append(dg.AssetSpec(table_key(STATE), deps=UPSTREAM, description=DESCRIPTIONS[STATE], group_name="evaluation",
-                                      owners=["team:quant"], kinds={"duckdb"}, metadata=table_metadata(STATE)))
+    args["specs"].append(state_spec(STATE, UPSTREAM, "evaluation", DESCRIPTIONS[STATE]))
     return args
 
 
@@ -104,15 +99,11 @@ def inputs(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettin
     """Fingerprint of everything the backtest up to `day` is computed from: the input tables' rows up
     to that day, the universe, the playbook (its costs included) and the backtest's code."""
     weighting = analytics.config.relative_strength.weighting
-    parts = [
-        wh.fingerprint(day, {
-            "marts.rotation_recommendation": {}, "marts.hedge_recommendation": {},
-            "raw.ohlcv_1d": {"exchange": analytics.spot_exchange_id}, "marts.sector_weights": {"weighting": weighting},
-            "raw.funding_rates": {"exchange": analytics.perp_exchange_id}, "marts.market_regime": {},
-        }),
-        analytics.tokens.write_csv(), strategy.playbook.model_dump_json(), *(f.read_text() for f in CODE),
-    ]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    tables = {"marts.rotation_recommendation": {}, "marts.hedge_recommendation": {},
+              "raw.ohlcv_1d": {"exchange": analytics.spot_exchange_id}, "marts.sector_weights": {"weighting": weighting},
+              "raw.funding_rates": {"exchange": analytics.perp_exchange_id}, "marts.market_regime": {}}
+    texts = [analytics.tokens.write_csv(), strategy.playbook.model_dump_json()]
+    return fingerprint(wh, day, tables, texts, ("evaluation", "strategy"))
 
 
 def resume_point(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, last: dt.date

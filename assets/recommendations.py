@@ -4,7 +4,9 @@ around `pipeline.strategy.recommend`), and the orders for the user's portfolio (
 The model's two tables are computed together (the hedges follow from the day's allocation) and
 written together: each has its blocking `quality` check, and if either fails, neither is written.
 They are recomputed from the start of history with the current playbook and replace the tables, so
-a hedge that is no longer recommended disappears. Blocking checks upstream (raw data, marts) stop
+a hedge that is no longer recommended disappears; a night whose inputs up to the day before are
+those the stored model was computed from (`marts.recommendation_state`, see assets/resume.py)
+resumes from it and computes only the new days, with the same result. Blocking checks upstream (raw data, marts) stop
 the run before this asset: a day whose data failed its checks gets no recommendation.
 
 The orders depend on the user's file, the model does not: they run after the night's model is
@@ -24,10 +26,13 @@ from assets.ingest import ohlcv_1d
 from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
 from assets.quality import gated_mart, gated_table, gated_tables, table_key, write_gated
+from assets.resume import fingerprint, state_spec
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
-from pipeline.strategy.recommend import portfolio_orders, recommendations
+from pipeline.strategy.recommend import Model, portfolio_orders, recommendations
+from warehouse.db import Warehouse, quoted_table
 
 ROTATION, HEDGES, ORDERS = "marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders"
+STATE, MODEL = "marts.recommendation_state", "playbook"
 DESCRIPTIONS = {
     ROTATION: "Per day and sector: the model portfolio's current and target weight, the action and the "
     "evidence (phase, band, quadrant, RS momentum, TVL growth, funding) it follows from.",
@@ -35,12 +40,20 @@ DESCRIPTIONS = {
     "its expected 30-day income or cost, the playbook's strategy and the rationale.",
     ORDERS: "The spot and perp orders that move your portfolio (ROTATION_PORTFOLIO) to the day's targets "
     "and hedges, at the day's closes.",
+    STATE: "The model portfolio at the newest day and a fingerprint of the inputs up to it: where the next "
+    "night resumes. Written with the two tables when their checks pass; no check of its own.",
 }
 SNAPSHOT = dg.AssetKey(["warehouse", "read_snapshot"])  # assets.publish imports this module
 UPSTREAM = [market_regime, relative_strength, sector_index, sector_weights, funding_costs, ohlcv_1d]
 
 
-@dg.multi_asset(name="recommendations", **gated_tables((ROTATION, HEDGES), DESCRIPTIONS, UPSTREAM, "recommendations"))
+def _specs() -> dict[str, object]:
+    args = gated_tables((ROTATION, HEDGES), DESCRIPTIONS, UPSTREAM, "recommendations")
+    args["specs"].append(state_spec(STATE, UPSTREAM, "recommendations", DESCRIPTIONS[STATE]))
+    return args
+
+
+@dg.multi_asset(name="recommendations", **_specs())
 def recommendation_assets(
     context: dg.AssetExecutionContext, analytics: AnalyticsSettings, strategy: StrategySettings,
     warehouse: WarehouseResource, quality: QualitySettings,
@@ -48,18 +61,35 @@ def recommendation_assets(
     wh = warehouse.get()
     last = as_of_day(wh, analytics.spot_exchange_id)
     cfg, playbook = analytics.config, strategy.playbook
+    after = resume_point(wh, analytics, strategy, last)
+    day = after.allocation.date if after else None
+    since = day + dt.timedelta(days=1) if day else None
     costs = wh.read("marts.funding_costs", last, exchange=analytics.perp_exchange_id)
-    rotation, hedges = recommendations(
-        regime=wh.read("marts.market_regime", last),
-        rs=wh.read("marts.relative_strength", last),
-        index=wh.read("marts.sector_index", last, weighting=cfg.relative_strength.weighting),
-        costs=costs, tokens=analytics.tokens, playbook=playbook, btc=cfg.sector_index.btc,
+    rotation, hedges, model = recommendations(
+        regime=wh.read("marts.market_regime", last, since=since),
+        rs=wh.read("marts.relative_strength", last, since=since),
+        # a day's evidence holds its sectors' 30-day returns
+        index=wh.read("marts.sector_index", last, since=day - dt.timedelta(days=29) if day else None,
+                      weighting=cfg.relative_strength.weighting),
+        costs=costs.filter(pl.col("date") >= since) if since else costs, tokens=analytics.tokens, playbook=playbook,
+        btc=cfg.sector_index.btc, after=after,
     )
     frames = {ROTATION: rotation, HEDGES: hedges}
-    first = rotation["as_of"].min() if rotation.height else last
-    changes = yield from write_gated(context, wh, "recommendations", frames, (first, last), quality.config)
+    first = since or (rotation["as_of"].min() if rotation.height else last)
+    state = pl.DataFrame(
+        [(MODEL, model.allocation.date, inputs(wh, analytics, strategy, model.allocation.date), model.to_json())] if model else [],
+        schema={"model": pl.String, "date": pl.Date, "inputs": pl.String, "state": pl.String}, orient="row")
+    changes = yield from write_gated(context, wh, "recommendations", frames, (first, last), quality.config, since=since,
+                                     also={STATE: state})
     if changes is None:
+        yield dg.MaterializeResult(asset_key=table_key(STATE), metadata={"table": STATE, "rows_written": 0})
         return
+    context.log.info(f"recommendations: {'resumed after ' + str(day) if day else 'computed from the first day'}, "
+                     f"{rotation['as_of'].n_unique()} day(s) computed")
+    if after:  # the whole tables, for the pictures and the metadata
+        rotation, hedges = wh.read(ROTATION, last), wh.read(HEDGES, last)
+        first = rotation["as_of"].min()
+        frames = {ROTATION: rotation, HEDGES: hedges}
     btc = cfg.sector_index.btc
     pictures = {
         ROTATION: lambda: chart_metadata(lambda charts: charts.target_allocation(rotation, last)),
@@ -68,6 +98,32 @@ def recommendation_assets(
     }
     for table, rows in frames.items():
         yield _result(context, table, rows, first, last, pictures[table], written=changes[table][0].height)
+    yield dg.MaterializeResult(asset_key=table_key(STATE), metadata={
+        "table": STATE, "rows_written": state.height, "day": str(state["date"][0]) if state.height else "none",
+        "resumed_after": str(day)})
+
+
+def inputs(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, day: dt.date) -> str:
+    """Fingerprint of everything the model up to `day` is computed from: the marts' rows up to that
+    day, the universe, the playbook, the BTC series' name and the strategy code."""
+    cfg = analytics.config
+    tables = {"marts.market_regime": {}, "marts.relative_strength": {},
+              "marts.sector_index": {"weighting": cfg.relative_strength.weighting},
+              "marts.funding_costs": {"exchange": analytics.perp_exchange_id}}
+    texts = [analytics.tokens.write_csv(), strategy.playbook.model_dump_json(), cfg.sector_index.btc]
+    return fingerprint(wh, day, tables, texts, ("strategy",))
+
+
+def resume_point(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, last: dt.date) -> Model | None:
+    """The stored model, when it is of a day up to `last` that is the rotation table's newest and
+    the inputs up to that day are what it was computed from; else None (compute from the first day)."""
+    held = wh.query("select * from " + quoted_table(STATE) + " where model = ?", [MODEL])
+    if held.height != 1:
+        return None
+    day = held["date"][0]
+    if day > last or wh.newest(ROTATION) != day or held["inputs"][0] != inputs(wh, analytics, strategy, day):
+        return None
+    return Model.from_json(held["state"][0])
 
 
 @dg.asset(

@@ -28,7 +28,8 @@ from warehouse.db import TABLES
 
 CONFIG = AnalyticsConfig()
 TOKENS = load_universe().frame()
-RECOMMENDATIONS = ("marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders")
+RECOMMENDATIONS = ("marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders",
+                   "marts.recommendation_state")
 EVALUATION = ("marts.backtest_daily", "marts.backtest_summary", "marts.backtest_trades", "marts.backtest_state")
 MARTS = [t for t in TABLES if t.startswith("marts.") and t not in RECOMMENDATIONS + EVALUATION]  # the analytics' marts
 assert set(CHAIN_MARTS) == set(MARTS) - {"marts.sector_weights"}  # what compute_marts returns
@@ -177,7 +178,7 @@ def test_the_nightly_job_writes_the_marts_the_chain_computes_and_reruns_change_n
     result = _run("nightly", synthetic_year, path, start, AS_OF - dt.timedelta(days=1))
     assert result.success
     checks = {c.asset_key.to_user_string(): c.passed for c in result.get_asset_check_evaluations()}
-    unchecked = {"raw.quarantine", "marts.backtest_state"}  # the gate's own record; the books (no check: see the asset)
+    unchecked = {"raw.quarantine", "marts.backtest_state", "marts.recommendation_state"}  # the gate's record; states (assets/resume.py)
     assert checks == {f"{t.replace('.', '/')}": True for t in TABLES if t not in unchecked}
     wh = Warehouse(path)
     expected = compute_marts(

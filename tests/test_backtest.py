@@ -226,7 +226,7 @@ def _real_backtest(dataset, until=None, costs=None) -> tuple[pl.DataFrame, pl.Da
     raw = raw_frames(dataset, until=until)
     marts = compute_marts(raw, tokens, config)
     weighting = config.relative_strength.weighting
-    rotation, hedges = recommendations(
+    rotation, hedges, _ = recommendations(
         marts["marts.market_regime"], marts["marts.relative_strength"],
         marts["marts.sector_index"].filter(pl.col("weighting") == weighting), marts["marts.funding_costs"], tokens, PLAYBOOK)
     members = membership(raw.ohlcv, tokens["symbol"], config.membership)
@@ -327,21 +327,26 @@ def test_the_readme_shows_the_resilience_verdicts_the_bench_prints_on_the_real_h
     assert (goal, years) == (False, False)  # the baseline misses both, as the README says
 
 
-def test_a_night_resumes_from_the_stored_books_and_writes_what_a_replay_from_the_first_day_writes(real, history, tmp_path):
-    """The nightly backtest simulates only the new day from each strategy's book of the day before
-    (marts.backtest_state), and its tables are those of a replay of every day; a candle restated
-    before the books' day makes the next night replay."""
+def test_a_night_resumes_from_the_stored_states_and_writes_what_a_replay_from_the_first_day_writes(real, history, tmp_path):
+    """The nightly recommendations and backtest compute only the new day from their state of the day
+    before (marts.recommendation_state, marts.backtest_state), and their tables are those of a
+    replay of every day; a candle restated before the state's day makes the next backtest replay, a
+    restated mart the next recommendations."""
     import dagster as dg
     import duckdb
 
     from assets.evaluation import resume_point
+    from assets.recommendations import resume_point as model_point
     from pipeline.resources import AnalyticsSettings, StrategySettings
     from tests.conftest import REAL_DATA, materialise_directly
     from warehouse.db import Warehouse
 
-    def resumes(path):  # the asset's own decision, with its resources set up as in a run
+    def resumes(path, point=resume_point):  # the asset's own decision, with its resources set up as in a run
         with dg.build_resources({"analytics": AnalyticsSettings(), "strategy": StrategySettings()}) as r:
-            return resume_point(Warehouse(path), r.analytics, r.strategy, day)
+            return point(Warehouse(path), r.analytics, r.strategy, day)
+
+    def model_resumes(path):
+        return resumes(path, model_point)
 
     day = real.as_of - dt.timedelta(days=3)
     resumed = tmp_path / "resumed" / "rotation.duckdb"
@@ -351,18 +356,23 @@ def test_a_night_resumes_from_the_stored_books_and_writes_what_a_replay_from_the
     materialise_directly(REAL_DATA, resumed, day, day)  # the night's candles and marts
     point = resumes(resumed)
     assert point is not None and {p.day for p in point.values()} == {day - dt.timedelta(days=1)} and len(point) == 6
+    model = model_resumes(resumed)
+    assert model is not None and model.allocation.date == day - dt.timedelta(days=1)
     replayed = tmp_path / "replayed" / "rotation.duckdb"
     replayed.parent.mkdir()
     replayed.write_bytes(resumed.read_bytes())
     with duckdb.connect(str(replayed)) as con:
         con.execute("delete from marts.backtest_state")
-    assert resumes(replayed) is None
+        con.execute("delete from marts.recommendation_state")
+    assert resumes(replayed) is None and model_resumes(replayed) is None
 
     for path in (resumed, replayed):
         materialise_directly(REAL_DATA, path, day, day, model=True)
 
     tables = {"marts.backtest_daily": ["strategy", "date"], "marts.backtest_trades": ["strategy", "date", "instrument", "side"],
-              "marts.backtest_summary": ["strategy"], "marts.backtest_state": ["strategy"]}
+              "marts.backtest_summary": ["strategy"], "marts.backtest_state": ["strategy"],
+              "marts.rotation_recommendation": ["as_of", "sector"], "marts.hedge_recommendation": ["as_of", "instrument"],
+              "marts.recommendation_state": ["model"]}
     for table, key in tables.items():
         a, b = (Warehouse(p).query("select * from " + table).sort(key) for p in (resumed, replayed))
         assert a.height > 0
@@ -374,3 +384,8 @@ def test_a_night_resumes_from_the_stored_books_and_writes_what_a_replay_from_the
         con.execute("update raw.ohlcv_1d set close = close * 1.01 where symbol = 'BTC/USDT' and date = ?",
                     [day - dt.timedelta(days=100)])
     assert resumes(resumed) is None
+    assert model_resumes(resumed) is not None  # the model does not read candles: its marts did not move
+    with duckdb.connect(str(resumed)) as con:  # a mart restated (a backfill recomputed its phase)
+        con.execute("update marts.market_regime set btc_trend_pct = btc_trend_pct + 1 where date = ?",
+                    [day - dt.timedelta(days=100)])
+    assert model_resumes(resumed) is None

@@ -245,10 +245,11 @@ def test_definitions_load_with_raw_assets_on_monthly_partitions_the_rest_unparti
         "marts/funding_costs", "marts/market_regime", "warehouse/read_snapshot", "raw/quarantine",
         "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders",
         "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades", "marts/backtest_state",
-        "warehouse/report",
+        "marts/recommendation_state", "warehouse/report",
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
-    gated = keys - {"warehouse/read_snapshot", "raw/quarantine", "warehouse/report", "marts/backtest_state"}
+    gated = keys - {"warehouse/read_snapshot", "raw/quarantine", "warehouse/report", "marts/backtest_state",
+                    "marts/recommendation_state"}
     raw = {k for k in keys if k.startswith("raw/")} - {"raw/quarantine"}
     assert checks == {(k, "quality") for k in gated} | {(k, "fresh") for k in raw}
     for name in ("ingest", "nightly"):
@@ -265,7 +266,7 @@ def test_definitions_load_with_raw_assets_on_monthly_partitions_the_rest_unparti
     }
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert {k for k, g in groups.items() if g == "recommendations"} == {
-        "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders"}
+        "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders", "marts/recommendation_state"}
     assert {k for k, g in groups.items() if g == "evaluation"} == {
         "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades", "marts/backtest_state"}
     # the user's orders come after the published model (a bad portfolio file cannot hold it back)

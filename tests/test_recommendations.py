@@ -288,7 +288,7 @@ def test_an_open_perp_whose_underlying_was_never_priced_is_an_error_naming_it():
 def _recommend(marts: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
     index = marts["marts.sector_index"].filter(pl.col("weighting") == CONFIG.relative_strength.weighting)
     return recommendations(marts["marts.market_regime"], marts["marts.relative_strength"], index,
-                           marts["marts.funding_costs"], TOKENS, PLAYBOOK)
+                           marts["marts.funding_costs"], TOKENS, PLAYBOOK)[:2]
 
 
 @pytest.fixture(scope="module")

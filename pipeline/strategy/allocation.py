@@ -179,8 +179,9 @@ def _same(a: dict[str, float], b: dict[str, float]) -> bool:
     return a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-9 for k in a)
 
 
-def allocate(days: Iterable[Evidence], playbook: Playbook) -> Iterator[Allocation]:
-    """The allocation of each day in `days` (in date order), with the cadence's holds."""
+def allocate(days: Iterable[Evidence], playbook: Playbook, after: Allocation | None = None) -> Iterator[Allocation]:
+    """The allocation of each day in `days` (in date order), with the cadence's holds; `after`: the
+    allocation of the day before the first of `days` (a run resuming from it)."""
     cadence = playbook.cadence
     posture: str | None = None
     posture_since = tilted_on = dt.date.min
@@ -188,6 +189,9 @@ def allocate(days: Iterable[Evidence], playbook: Playbook) -> Iterator[Allocatio
     before_posture: dict[str, float] | None = None
     moves: tuple[Move, ...] = ()
     score: dict[str, int] = {}
+    if after is not None:
+        posture, posture_since, tilted_on = after.posture, after.posture_since, after.tilted_on
+        weights, before_posture, moves, score = dict(after.weights), after.before_posture, after.moves, dict(after.scores)
     for ev in days:
         notes: dict[str, list[str]] = {}
         new_posture = posture is None or (

@@ -8,10 +8,13 @@ check stops the run before the recommendation assets (see assets/recommendations
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+
 import polars as pl
 
-from pipeline.strategy.allocation import Allocation, Evidence, SectorSignal, allocate, bucket_total
+from pipeline.strategy.allocation import Allocation, Evidence, Move, SectorSignal, allocate, bucket_total
 from pipeline.strategy.hedge_plan import HedgeLine, plan_hedges
 from pipeline.strategy.orders import (
     Holdings, LastClose, hedge_margin_usd, held_split, no_market_orders, perp_orders, spot_orders, value,
@@ -106,21 +109,58 @@ def _action(current: float | None, target: float) -> str:
     return "decrease" if target < current - 1e-9 else "hold"
 
 
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """The model portfolio at the close of a day: its allocation, and the hedges it holds (since
+    when, under which posture): where a run resumes."""
+
+    allocation: Allocation
+    held: tuple[dt.date, str, list[HedgeLine]] | None
+
+    def to_json(self) -> str:
+        a = self.allocation
+        return json.dumps({
+            "date": a.date.isoformat(), "posture": a.posture, "posture_since": a.posture_since.isoformat(),
+            "tilted_on": a.tilted_on.isoformat(), "weights": a.weights, "before_posture": a.before_posture,
+            "scores": a.scores, "moves": [dataclasses.astuple(m) for m in a.moves],
+            "held": None if self.held is None else
+            [self.held[0].isoformat(), self.held[1], [dataclasses.astuple(line) for line in self.held[2]]],
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> Model:
+        s = json.loads(text)
+        day = dt.date.fromisoformat
+        allocation = Allocation(
+            date=day(s["date"]), posture=s["posture"], posture_since=day(s["posture_since"]), weights=s["weights"],
+            previous=None, before_posture=s["before_posture"], scores=s["scores"],
+            moves=tuple(Move(*m) for m in s["moves"]), tilted_on=day(s["tilted_on"]))
+        held = None if s["held"] is None else (
+            day(s["held"][0]), s["held"][1], [HedgeLine(*line) for line in s["held"][2]])
+        return cls(allocation, held)
+
+
 def recommendations(
     regime: pl.DataFrame, rs: pl.DataFrame, index: pl.DataFrame, costs: pl.DataFrame, tokens: pl.DataFrame,
-    playbook: Playbook, btc: str = "BTC",
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(marts.rotation_recommendation, marts.hedge_recommendation) of the model portfolio, every
-    day from the first with evidence. `costs` is marts.funding_costs of one exchange."""
+    playbook: Playbook, btc: str = "BTC", after: Model | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, Model | None]:
+    """(marts.rotation_recommendation, marts.hedge_recommendation, the model at the last day) of the
+    model portfolio, every day from the first with evidence, or from the day after `after`'s (the
+    frames then need only those days, `index` from 30 days before them). `costs` is
+    marts.funding_costs of one exchange."""
     days = evidence(regime, rs, index)
+    if after is not None:
+        days = [ev for ev in days if ev.date > after.allocation.date]
     perps, btc_perp = main_perps(tokens, playbook, btc)
     apr_by_day: dict[dt.date, dict[str, float]] = {}
     for row in costs.drop_nulls("funding_apr_7d_pct").iter_rows(named=True):
         apr_by_day.setdefault(row["date"], {})[row["symbol"]] = row["funding_apr_7d_pct"]
     rotation, hedges = [], []
-    held: tuple[dt.date, str, list[HedgeLine]] | None = None
+    held = after.held if after else None
+    last = after.allocation if after else None
     horizon = playbook.funding.horizon_days
-    for ev, alloc in zip(days, allocate(days, playbook), strict=True):
+    for ev, alloc in zip(days, allocate(days, playbook, last), strict=True):
+        last = alloc
         for sector in sorted(set(alloc.weights) | set(alloc.previous or {})):
             current = None if alloc.previous is None else alloc.previous.get(sector, 0.0)
             target = alloc.weights.get(sector, 0.0)
@@ -133,7 +173,8 @@ def recommendations(
         for line in held[2]:
             hedges.append((ev.date, line.instrument, line.side, line.notional_pct, line.leverage, line.margin_pct,
                            line.funding_apr_pct, line.funding_pct(horizon), line.strategy, line.rationale))
-    return pl.DataFrame(rotation, schema=ROTATION_SCHEMA, orient="row"), pl.DataFrame(hedges, schema=HEDGE_SCHEMA, orient="row")
+    return (pl.DataFrame(rotation, schema=ROTATION_SCHEMA, orient="row"), pl.DataFrame(hedges, schema=HEDGE_SCHEMA, orient="row"),
+            Model(last, held) if last else None)
 
 
 def portfolio_orders(

@@ -45,3 +45,17 @@ CREATE TABLE IF NOT EXISTS marts.portfolio_orders (
     reason        VARCHAR,
     PRIMARY KEY (as_of, instrument)
 );
+
+-- Where the next night's recommendations resume: the model portfolio at the newest day with
+-- evidence (its allocation: posture and since when, weights, scores, tilts and their day, the weights
+-- before the posture; the hedges it holds, since when and under which posture) as JSON, and a
+-- fingerprint of what it was computed from up to that day (the marts' rows, the universe, the
+-- playbook, the code: see assets/resume.py). A night whose inputs give the same fingerprint computes
+-- only the days after it; any other replays from the first day.
+CREATE TABLE IF NOT EXISTS marts.recommendation_state (
+    model   VARCHAR NOT NULL,   -- playbook
+    date    DATE    NOT NULL,   -- the newest day of marts.rotation_recommendation when written
+    inputs  VARCHAR NOT NULL,   -- fingerprint of the inputs up to `date`
+    state   VARCHAR NOT NULL,   -- JSON
+    PRIMARY KEY (model)
+);

@@ -1,0 +1,33 @@
+"""Where a night resumes instead of recomputing from the first day: a path-dependent computation (the
+model's holds, the backtest's books) stores its state at the newest day with a fingerprint of
+everything it was computed from up to that day; the next night resumes from it only when the same
+inputs give the same fingerprint (a backfill, a restated row, a new playbook, universe or code
+replay every day instead). The states are tables of their own, written in the transaction of the
+tables they belong to; they have no quality check (a state that does not match its inputs is not
+used)."""
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+
+from assets.metadata import table_metadata
+from assets.quality import table_key
+from warehouse.db import Warehouse
+
+PIPELINE = Path(__file__).parents[1] / "pipeline"
+
+
+def fingerprint(wh: Warehouse, day: dt.date, tables: dict[str, dict[str, str]], texts: list[str],
+                packages: tuple[str, ...]) -> str:
+    """SHA-256 of the rows of `tables` up to `day` (`Warehouse.fingerprint`), `texts` (settings) and the
+    source of `packages` under pipeline/ (the code that computes the state)."""
+    code = [f.read_text() for package in packages for f in sorted((PIPELINE / package).glob("*.py"))]
+    return hashlib.sha256("\n".join([wh.fingerprint(day, tables), *texts, *code]).encode()).hexdigest()
+
+
+def state_spec(table: str, deps: list, group_name: str, description: str) -> dg.AssetSpec:
+    """The state table's catalogue entry, beside the gated tables of its asset."""
+    return dg.AssetSpec(table_key(table), deps=deps, description=description, group_name=group_name,
+                        owners=["team:quant"], kinds={"duckdb"}, metadata=table_metadata(table))

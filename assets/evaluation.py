@@ -62,6 +62,8 @@ def backtest_assets(
     after = min(r.day for r in resume.values()) if resume else None
     since = after + dt.timedelta(days=1) if after else None
     lag = dt.timedelta(days=strategy.playbook.backtest.execution_lag_days)
+    # Before the reads: rows restated meanwhile (a run beside this one) then fail the next night's check.
+    fingerprint_of_last = inputs(wh, analytics, strategy, last)
     new, summary, trades, books = evaluate(
         rotation=wh.read("marts.rotation_recommendation", last), hedges=wh.read("marts.hedge_recommendation", last),
         ohlcv=wh.read("raw.ohlcv_1d", last, since=since, exchange=analytics.spot_exchange_id),
@@ -72,9 +74,8 @@ def backtest_assets(
     )
     frames = {DAILY: new, SUMMARY: summary, TRADES: trades}
     first = since or (new["date"].min() if new.height else last)
-    fingerprints = {day: inputs(wh, analytics, strategy, day) for day in {b.day for b in books.values()}}
-    state = pl.DataFrame(
-        [(name, b.day, b.equity, fingerprints[b.day], json.dumps(b.book)) for name, b in books.items()],
+    state = pl.DataFrame(  # the books of the newest day (every strategy trades to the market's last day)
+        [(name, b.day, b.equity, fingerprint_of_last, json.dumps(b.book)) for name, b in books.items() if b.day == last],
         schema={"strategy": pl.String, "date": pl.Date, "equity": pl.Float64, "inputs": pl.String, "book": pl.String},
         orient="row")
     changes = yield from write_gated(context, wh, "backtest", frames, (first, last), quality.config, since=since,
@@ -103,7 +104,7 @@ def inputs(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettin
               "raw.ohlcv_1d": {"exchange": analytics.spot_exchange_id}, "marts.sector_weights": {"weighting": weighting},
               "raw.funding_rates": {"exchange": analytics.perp_exchange_id}, "marts.market_regime": {}}
     texts = [analytics.tokens.write_csv(), strategy.playbook.model_dump_json()]
-    return fingerprint(wh, day, tables, texts, ("evaluation", "strategy"))
+    return fingerprint(wh, day, tables, texts, ("pipeline/evaluation", "pipeline/strategy", __file__))
 
 
 def resume_point(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, last: dt.date

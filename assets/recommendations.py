@@ -64,6 +64,8 @@ def recommendation_assets(
     after = resume_point(wh, analytics, strategy, last)
     day = after.allocation.date if after else None
     since = day + dt.timedelta(days=1) if day else None
+    # Before the reads: rows restated meanwhile (a run beside this one) then fail the next night's check.
+    fingerprint_of_last = inputs(wh, analytics, strategy, last)
     costs = wh.read("marts.funding_costs", last, exchange=analytics.perp_exchange_id)
     rotation, hedges, model = recommendations(
         regime=wh.read("marts.market_regime", last, since=since),
@@ -76,8 +78,8 @@ def recommendation_assets(
     )
     frames = {ROTATION: rotation, HEDGES: hedges}
     first = since or (rotation["as_of"].min() if rotation.height else last)
-    state = pl.DataFrame(
-        [(MODEL, model.allocation.date, inputs(wh, analytics, strategy, model.allocation.date), model.to_json())] if model else [],
+    state = pl.DataFrame(  # a newest day without a phase has no allocation: the state of the day before stays
+        [(MODEL, last, fingerprint_of_last, model.to_json())] if model and model.allocation.date == last else [],
         schema={"model": pl.String, "date": pl.Date, "inputs": pl.String, "state": pl.String}, orient="row")
     changes = yield from write_gated(context, wh, "recommendations", frames, (first, last), quality.config, since=since,
                                      also={STATE: state})
@@ -111,7 +113,7 @@ def inputs(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettin
               "marts.sector_index": {"weighting": cfg.relative_strength.weighting},
               "marts.funding_costs": {"exchange": analytics.perp_exchange_id}}
     texts = [analytics.tokens.write_csv(), strategy.playbook.model_dump_json(), cfg.sector_index.btc]
-    return fingerprint(wh, day, tables, texts, ("strategy",))
+    return fingerprint(wh, day, tables, texts, ("pipeline/strategy", __file__))
 
 
 def resume_point(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, last: dt.date) -> Model | None:

@@ -4,7 +4,8 @@ everything it was computed from up to that day; the next night resumes from it o
 inputs give the same fingerprint (a backfill, a restated row, a new playbook, universe or code
 replay every day instead). The states are tables of their own, written in the transaction of the
 tables they belong to; they have no quality check (a state that does not match its inputs is not
-used)."""
+used). The fingerprint of the newest day is taken before the computation reads its inputs: a row
+restated meanwhile makes the next night's check fail, and it replays."""
 
 import datetime as dt
 import hashlib
@@ -16,15 +17,19 @@ from assets.metadata import table_metadata
 from assets.quality import table_key
 from warehouse.db import Warehouse
 
-PIPELINE = Path(__file__).parents[1] / "pipeline"
+ROOT = Path(__file__).parents[1]
+# What every state's fingerprint covers besides its own code: this module and how rows are read.
+SHARED_CODE = (__file__, str(ROOT / "warehouse" / "db.py"))
 
 
 def fingerprint(wh: Warehouse, day: dt.date, tables: dict[str, dict[str, str]], texts: list[str],
-                packages: tuple[str, ...]) -> str:
+                code: tuple[str, ...]) -> str:
     """SHA-256 of the rows of `tables` up to `day` (`Warehouse.fingerprint`), `texts` (settings) and the
-    source of `packages` under pipeline/ (the code that computes the state)."""
-    code = [f.read_text() for package in packages for f in sorted((PIPELINE / package).glob("*.py"))]
-    return hashlib.sha256("\n".join([wh.fingerprint(day, tables), *texts, *code]).encode()).hexdigest()
+    source of `code` (folders, relative to the project's root, or files) and SHARED_CODE: what
+    computes the state, so that a new version of it replays from the first day."""
+    files = [f for path in (*code, *SHARED_CODE) for f in
+             (sorted((ROOT / path).glob("*.py")) if (ROOT / path).is_dir() else [Path(path)])]
+    return hashlib.sha256("\n".join([wh.fingerprint(day, tables), *texts, *(f.read_text() for f in files)]).encode()).hexdigest()
 
 
 def state_spec(table: str, deps: list, group_name: str, description: str) -> dg.AssetSpec:

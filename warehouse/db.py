@@ -290,6 +290,8 @@ class Warehouse:
             if wal.exists() and wal.stat().st_size > 0:
                 raise WarehouseError(f"{wal} is not empty after a checkpoint: the snapshot would miss its writes")
             shutil.copyfile(self.path, staging)
+        with open(staging, "rb") as copy:
+            os.fsync(copy.fileno())  # on disk before it is renamed into place
         os.replace(staging, target)
         return target
 

@@ -30,6 +30,8 @@ def evaluate(
     exchange; `weights`: marts.sector_weights of the recommendations' weighting; `funding`:
     raw.funding_rates of the perp exchange; `regime`: marts.market_regime; `costs`: the playbook's
     `backtest` section unless given (the command's --execution-lag and --fees-x)."""
+    if resume and costs is not None:
+        raise ValueError("a resumed backtest runs with the playbook's costs: its books were simulated with them")
     view = market(ohlcv, weights, funding, regime, tokens)
     lag = dt.timedelta(days=(costs or playbook.backtest).execution_lag_days)
     since = min(r.day for r in resume.values()) - lag if resume else None

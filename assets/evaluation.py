@@ -20,12 +20,12 @@ from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
 from assets.quality import gated_tables, table_key, write_gated
 from assets.recommendations import recommendation_assets
-from assets.resume import fingerprint, state_spec
+from assets.resume import fingerprint, state_spec, stored_state
 from pipeline.evaluation.backtest import Resume
 from pipeline.evaluation.run import evaluate
 from pipeline.evaluation.strategies import NAMES
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
-from warehouse.db import Warehouse, quoted_table
+from warehouse.db import Warehouse
 
 DAILY, SUMMARY, TRADES = "marts.backtest_daily", "marts.backtest_summary", "marts.backtest_trades"
 STATE = "marts.backtest_state"
@@ -64,13 +64,14 @@ def backtest_assets(
     lag = dt.timedelta(days=strategy.playbook.backtest.execution_lag_days)
     # Before the reads: rows restated meanwhile (a run beside this one) then fail the next night's check.
     fingerprint_of_last = inputs(wh, analytics, strategy, last)
+    held = wh.read(DAILY, after) if after else None
     new, summary, trades, books = evaluate(
         rotation=wh.read("marts.rotation_recommendation", last), hedges=wh.read("marts.hedge_recommendation", last),
         ohlcv=wh.read("raw.ohlcv_1d", last, since=since, exchange=analytics.spot_exchange_id),
         weights=wh.read("marts.sector_weights", last, since=after - lag if after else None, weighting=weighting),
         funding=wh.read("raw.funding_rates", last, since=since, exchange=analytics.perp_exchange_id),
         regime=wh.read("marts.market_regime", last), tokens=analytics.tokens, playbook=strategy.playbook,
-        resume=resume, held=wh.read(DAILY, after) if after else None,
+        resume=resume, held=held,
     )
     frames = {DAILY: new, SUMMARY: summary, TRADES: trades}
     first = since or (new["date"].min() if new.height else last)
@@ -83,7 +84,7 @@ def backtest_assets(
     if changes is None:
         yield dg.MaterializeResult(asset_key=table_key(STATE), metadata={"table": STATE, "rows_written": 0})
         return
-    daily = wh.read(DAILY, last) if after else new
+    daily = new if held is None else pl.concat([held.select(new.columns), new])
     how = f"resumed after {after}" if after else "replayed from the first day"
     context.log.info(f"backtest: {summary.height} strategies, {daily.height} strategy-days up to {last} ({how}: "
                      f"{new.height} simulated), {trades.height} trades on them")
@@ -109,15 +110,11 @@ def inputs(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettin
 
 def resume_point(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, last: dt.date
                  ) -> dict[str, Resume] | None:
-    """Every strategy's stored book, when they are all of one day up to `last` and the inputs up to
-    that day are what they were computed from; else None (replay from the first day)."""
-    held = wh.query("select * from " + quoted_table(STATE))
-    if set(held["strategy"]) != set(NAMES) or held["date"].n_unique() != 1 or held["date"][0] > last:
+    """Every strategy's stored book, when `stored_state` may resume from them; else None."""
+    held = stored_state(wh, STATE, DAILY, last, lambda day: inputs(wh, analytics, strategy, day))
+    if held is None or set(held["strategy"]) != set(NAMES):
         return None
-    day = held["date"][0]
-    if wh.newest(DAILY) != day or set(held["inputs"]) != {inputs(wh, analytics, strategy, day)}:
-        return None
-    return {r["strategy"]: Resume(day, r["equity"], json.loads(r["book"])) for r in held.iter_rows(named=True)}
+    return {r["strategy"]: Resume(r["date"], r["equity"], json.loads(r["book"])) for r in held.iter_rows(named=True)}
 
 
 def summary_metadata(summary: pl.DataFrame) -> dict[str, object]:

@@ -26,10 +26,10 @@ from assets.ingest import ohlcv_1d
 from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
 from assets.quality import gated_mart, gated_table, gated_tables, table_key, write_gated
-from assets.resume import fingerprint, state_spec
+from assets.resume import fingerprint, state_spec, stored_state
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
 from pipeline.strategy.recommend import Model, portfolio_orders, recommendations
-from warehouse.db import Warehouse, quoted_table
+from warehouse.db import Warehouse
 
 ROTATION, HEDGES, ORDERS = "marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders"
 STATE, MODEL = "marts.recommendation_state", "playbook"
@@ -117,15 +117,9 @@ def inputs(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettin
 
 
 def resume_point(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, last: dt.date) -> Model | None:
-    """The stored model, when it is of a day up to `last` that is the rotation table's newest and
-    the inputs up to that day are what it was computed from; else None (compute from the first day)."""
-    held = wh.query("select * from " + quoted_table(STATE) + " where model = ?", [MODEL])
-    if held.height != 1:
-        return None
-    day = held["date"][0]
-    if day > last or wh.newest(ROTATION) != day or held["inputs"][0] != inputs(wh, analytics, strategy, day):
-        return None
-    return Model.from_json(held["state"][0])
+    """The stored model, when `stored_state` may resume from it; else None."""
+    held = stored_state(wh, STATE, ROTATION, last, lambda day: inputs(wh, analytics, strategy, day))
+    return None if held is None else Model.from_json(held.filter(pl.col("model") == MODEL)["state"].item())
 
 
 @dg.asset(

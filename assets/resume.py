@@ -9,13 +9,15 @@ restated meanwhile makes the next night's check fail, and it replays."""
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from assets.metadata import table_metadata
 from assets.quality import table_key
-from warehouse.db import Warehouse
+from warehouse.db import Warehouse, quoted_table
 
 ROOT = Path(__file__).parents[1]
 # What every state's fingerprint covers besides its own code: this module and how rows are read.
@@ -30,6 +32,19 @@ def fingerprint(wh: Warehouse, day: dt.date, tables: dict[str, dict[str, str]], 
     files = [f for path in (*code, *SHARED_CODE) for f in
              (sorted((ROOT / path).glob("*.py")) if (ROOT / path).is_dir() else [Path(path)])]
     return hashlib.sha256("\n".join([wh.fingerprint(day, tables), *texts, *(f.read_text() for f in files)]).encode()).hexdigest()
+
+
+def stored_state(wh: Warehouse, table: str, of: str, last: dt.date, inputs: Callable[[dt.date], str]) -> pl.DataFrame | None:
+    """The rows of the state `table` when they may be resumed from: all of one day, up to `last`, the
+    newest day of the table `of` they belong to, and written from the inputs that `inputs(day)`
+    fingerprints now; else None (replay from the first day)."""
+    held = wh.query("select * from " + quoted_table(table))
+    if held.is_empty() or held["date"].n_unique() != 1:
+        return None
+    day = held["date"][0]
+    if day > last or wh.newest(of) != day or set(held["inputs"]) != {inputs(day)}:
+        return None
+    return held
 
 
 def state_spec(table: str, deps: list, group_name: str, description: str) -> dg.AssetSpec:

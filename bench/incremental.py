@@ -10,16 +10,12 @@ non-zero only if a run fails."""
 from __future__ import annotations
 
 import datetime as dt
-import contextlib
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -30,7 +26,7 @@ from assets.evaluation import evaluation_assets
 from assets.ingest import ingest_assets
 from assets.partitions import month_key
 from assets.recommendations import recommendation_assets
-from bench.nightly import resources
+from bench.nightly import replay_apart, resources
 from pipeline.resources import MarketSources, WarehouseResource
 from pipeline.sources.replay.synthetic import generate
 from pipeline.universe import load_universe
@@ -65,19 +61,6 @@ def history(folder: Path, db: Path, first: dt.date, last: dt.date) -> Counter:
 
 def group_of(step: str) -> str:
     return "ingest" if step.startswith("raw__") else "marts" if step.startswith("marts__") else step.split("__")[-1]
-
-
-@contextlib.contextmanager
-def replay_apart(folder: Path) -> Iterator[str]:
-    """A replay server of `folder` (its last day is NIGHT) in a process of its own, as an exchange is
-    for a live night: loading five years of a dataset is the harness's cost, not the night's."""
-    server = subprocess.Popen([sys.executable, "-m", "pipeline.sources.replay", "--data", str(folder)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        yield server.stdout.readline().strip()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def night(url: str, db: Path) -> tuple[float, bool, dict[str, float]]:
@@ -120,7 +103,7 @@ def main() -> int:
         # one untimed night on a copy first, so that every timed night runs warm. Then ROUNDS nights
         # of each history, in turn, each on a fresh copy of it; the ratio is of the medians.
         rounds: dict[int, list[tuple[float, dict[str, float]]]] = {1: [], 5: []}
-        with replay_apart(places[1][0]) as one_year, replay_apart(places[5][0]) as five_years:
+        with replay_apart(places[1][0]) as (one_year, _), replay_apart(places[5][0]) as (five_years, _):
             urls = {1: one_year, 5: five_years}
             shutil.copyfile(places[1][1], Path(tmp) / "warm-up.duckdb")
             night(urls[1], Path(tmp) / "warm-up.duckdb")

@@ -6,11 +6,15 @@ Dataset: ROTATION_REPLAY_DATA, else ../shared/data/real."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -26,6 +30,19 @@ from pipeline.sources.replay import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = {"ingest": ingest_assets, "analytics": analytics_assets, "model": [recommendation_assets, *evaluation_assets]}
+
+
+@contextlib.contextmanager
+def replay_apart(folder: Path, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """(its URL, the process) of a replay server of `folder` in a process of its own, as an exchange
+    is for a live run: its data is not the run's memory, and loading it is not the run's time."""
+    server = subprocess.Popen([sys.executable, "-m", "pipeline.sources.replay", "--data", str(folder)], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        yield server.stdout.readline().strip(), server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def resources(folder: Path, db: Path, until: dt.date, sources: bool = True) -> dict:

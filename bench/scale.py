@@ -135,6 +135,7 @@ def rows_of(warehouse: Path) -> dict[str, int]:
 
 
 def main() -> int:
+    from bench.nightly import replay_apart
     from pipeline.sources.replay.synthetic import generate
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,19 +153,14 @@ def main() -> int:
         warehouse = tmp_path / "rotation.duckdb"
         env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT), "ROTATION_UNIVERSE": str(universe_file),
                "ROTATION_WAREHOUSE": str(warehouse), "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
-        replay = subprocess.Popen([sys.executable, "-m", "pipeline.sources.replay", "--data", str(folder)], cwd=ROOT,
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        try:
-            env["ROTATION_REPLAY_URL"] = replay.stdout.readline().strip()
+        with replay_apart(folder, env) as (url, replay):
+            env["ROTATION_REPLAY_URL"] = url
             started, samples, replay_samples = time.time(), [], []
             watcher = threading.Event()
             threading.Thread(target=sample_rss, args=(replay.pid, replay_samples, watcher), daemon=True).start()
             seconds, rss, code = demo(env, tmp_path / "demo.log", samples)
             watcher.set()
             served = requests.get(env["ROTATION_REPLAY_URL"] + "/__replay__/info", timeout=10).json()["requests"]
-        finally:
-            replay.terminate()
-            replay.wait(timeout=30)
         replay_rss = max((mib for _, mib in replay_samples), default=0.0)
         print(f"  demo: {seconds:.0f} s wall, peak RSS {rss:,.0f} MiB (the replay server apart: {replay_rss:,.0f} MiB), "
               f"exit {code}; {served:,} requests served by the replay")

@@ -132,9 +132,9 @@ class Warehouse:
             if set(rows.columns) - set(columns):
                 raise WarehouseError(f"{table}: no column(s) {sorted(set(rows.columns) - set(columns))}")
             con.register("incoming", rows.to_arrow())
-            held = quoted_table(table)
-            if since is not None and time_col is not None:
-                held = "(select * from " + held + " where " + quoted_column(time_col, columns) + " >= $since)"
+            windowed = since is not None and time_col is not None
+            held = ("(select * from " + quoted_table(table) + " where " + quoted_column(time_col, columns) + " >= $since)"
+                    if windowed else quoted_table(table))
 
             def col(name: str, alias: str = "") -> str:
                 return quoted_column(name, columns, alias)
@@ -152,7 +152,7 @@ class Warehouse:
                       + " and ".join(col(k, "i") + " = " + col(k, "t") for k in key)
                       + " where " + col(key[0], "i") + " is null or " + col(key[0], "t") + " is null"
                       + "".join(" or not " + same(c) for c in rows.columns if c not in key))
-            params = {"tol": rel_tol} | ({"since": since} if held != quoted_table(table) else {})
+            params = {"tol": rel_tol} | ({"since": since} if windowed else {})
             if time_col is None:
                 differs = con.execute("select count(*)" + joined, params).fetchall()[0][0] > 0
                 stale = con.sql("select " + keys + " from " + quoted_table(table)).pl() if differs else None
@@ -175,14 +175,9 @@ class Warehouse:
         parts = []
         with self.connect() as con:
             for table, equals in tables.items():
-                time_col = TIME_COLUMN.get(table)
-                if time_col is None or not set(equals) <= set(TABLES[table]):
-                    raise WarehouseError(f"{table}: not readable by time, or {tuple(equals)} not among its keys")
-                key = TABLES[table]
-                conditions = [quoted_column(time_col, key) + " < ?"] + [quoted_column(c, key) + " = ?" for c in equals]
-                sql = ("select count(*), coalesce(sum(hash(t)::hugeint), 0) from " + quoted_table(table) + " t where "
-                       + " and ".join(conditions))
-                rows, total = con.execute(sql, [until + dt.timedelta(days=1), *equals.values()]).fetchone()
+                where, params = _up_to(table, until, None, equals)
+                sql = "select count(*), coalesce(sum(hash(t)::hugeint), 0) from " + quoted_table(table) + " t" + where
+                rows, total = con.execute(sql, params).fetchone()
                 parts.append(f"{table} {rows}:{total}")
         return "; ".join(parts)
 
@@ -229,16 +224,9 @@ class Warehouse:
         """Every row of `table` up to and including day `until` (and from day `since`, optionally where
         column = value), ordered by key: what a point-in-time computation as of `until` may see.
         `read_only` for a reader of the snapshot (the writer's connection creates missing tables)."""
-        time_col = TIME_COLUMN.get(table)
-        if time_col is None or not set(equals) <= set(TABLES[table]):
-            raise WarehouseError(f"{table}: not readable by time, or {tuple(equals)} not among its keys")
-        # Identifiers from the registry (`quoted_table`, `quoted_column`); values are parameters.
+        where, params = _up_to(table, until, since, equals)
         key = TABLES[table]
-        time_col = quoted_column(time_col, key)
-        conditions = [time_col + " < ?"] + [time_col + " >= ?"] * (since is not None) + [quoted_column(c, key) + " = ?" for c in equals]
-        params = [until + dt.timedelta(days=1), *([since] if since is not None else []), *equals.values()]
-        sql = ("select * from " + quoted_table(table) + " where " + " and ".join(conditions)
-               + " order by " + ", ".join(quoted_column(k, key) for k in key))
+        sql = "select * from " + quoted_table(table) + where + " order by " + ", ".join(quoted_column(k, key) for k in key)
         with self.connect(read_only=read_only) as con:
             return con.sql(sql, params=params).pl()
 
@@ -298,6 +286,19 @@ class Warehouse:
     def query(self, sql: str, params: list | dict | None = None) -> pl.DataFrame:
         with self.connect(read_only=self.path.exists()) as con:
             return con.sql(sql, params=params or None).pl()
+
+
+def _up_to(table: str, until: dt.date, since: dt.date | None, equals: Mapping[str, str]) -> tuple[str, list]:
+    """(` where ...`, its parameters): the rows of `table` up to and including day `until`, from day
+    `since`, where column = value. Identifiers from the registry (`quoted_column`); values are parameters."""
+    time_col = TIME_COLUMN.get(table)
+    if time_col is None or not set(equals) <= set(TABLES[table]):
+        raise WarehouseError(f"{table}: not readable by time, or {tuple(equals)} not among its keys")
+    key = TABLES[table]
+    time_col = quoted_column(time_col, key)
+    conditions = [time_col + " < ?"] + [time_col + " >= ?"] * (since is not None) + [quoted_column(c, key) + " = ?" for c in equals]
+    params = [until + dt.timedelta(days=1), *([since] if since is not None else []), *equals.values()]
+    return " where " + " and ".join(conditions), params
 
 
 def apply_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -341,12 +341,12 @@ def test_a_night_resumes_from_the_stored_states_and_writes_what_a_replay_from_th
     from tests.conftest import REAL_DATA, materialise_directly
     from warehouse.db import Warehouse
 
-    def resumes(path, point=resume_point):  # the asset's own decision, with its resources set up as in a run
-        with dg.build_resources({"analytics": AnalyticsSettings(), "strategy": StrategySettings()}) as r:
+    def resumes(path, point=resume_point, strategy=StrategySettings()):  # the asset's own decision, resources as in a run
+        with dg.build_resources({"analytics": AnalyticsSettings(), "strategy": strategy}) as r:
             return point(Warehouse(path), r.analytics, r.strategy, day)
 
-    def model_resumes(path):
-        return resumes(path, model_point)
+    def model_resumes(path, strategy=StrategySettings()):
+        return resumes(path, model_point, strategy)
 
     day = real.as_of - dt.timedelta(days=3)
     resumed = tmp_path / "resumed" / "rotation.duckdb"
@@ -358,6 +358,10 @@ def test_a_night_resumes_from_the_stored_states_and_writes_what_a_replay_from_th
     assert point is not None and {p.day for p in point.values()} == {day - dt.timedelta(days=1)} and len(point) == 6
     model = model_resumes(resumed)
     assert model is not None and model.allocation.date == day - dt.timedelta(days=1)
+    edited = tmp_path / "playbook.yaml"  # another playbook (one fee changed): both replay from the first day
+    edited.write_text("backtest:\n  spot_fee_bps: 11\n")
+    other = StrategySettings(playbook_path=str(edited))
+    assert resumes(resumed, strategy=other) is None and model_resumes(resumed, other) is None
     replayed = tmp_path / "replayed" / "rotation.duckdb"
     replayed.parent.mkdir()
     replayed.write_bytes(resumed.read_bytes())

@@ -379,6 +379,7 @@ def test_md_image_lowers_the_scale_until_it_fits():
     width, height = png_size(base64.b64decode(small.split("base64,")[1][:-1]))
     assert width < WIDTH and height < HEIGHT
     assert png_size(base64.b64decode(full.split("base64,")[1][:-1])) == (WIDTH, HEIGHT)
+    assert base64.b64decode(full.split("base64,")[1][:-1])[25] == 3  # IHDR colour type 3: a palette of <= 256 colours
     with pytest.raises(ValueError, match="does not fit"):
         render.md_image(chart, max_bytes=500)
 

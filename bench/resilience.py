@@ -9,6 +9,12 @@ the real history (`../shared/data/real`, or ROTATION_REPLAY_DATA) and on the emb
 market; and in every calendar year of the real history, the playbook's worst drawdown inside the
 year no worse than BTC's. The real history is also shown in two halves: the playbook's rules are to
 be chosen on the first (2020-12 .. 2023-06); the second (2023-07 ..) is the out-of-sample check.
+
+Bounds, printed after the verdicts: the same backtest with the model's phase replaced by a reading
+no model can have, to tell a slow reading from a posture that cannot reach the goal at all: on the
+synthetic market its generator's true regime (recorded in regimes_1d.parquet) from the first day,
+with no confirmation and no error; on the real history every BTC fall of 20% or more read as `bear`
+from its peak to its trough (known only in hindsight), the model's phase on the other days.
 Exits 0 whatever the verdicts: it measures, it does not gate."""
 
 from __future__ import annotations
@@ -16,15 +22,21 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 
 from bench.nightly import GROUPS, direct
 from pipeline.evaluation.metrics import summary
+from pipeline.evaluation.run import evaluate
 from pipeline.settings import Settings
 from pipeline.sources.replay import load_dataset
 from pipeline.sources.replay.synthetic import ensure_synthetic
+from pipeline.strategy.playbook import load_playbook
+from pipeline.strategy.recommend import recommendations
+from pipeline.transforms.config import AnalyticsConfig
+from pipeline.universe import load_universe
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,15 +44,72 @@ DRAWDOWN_RATIO_GOAL = 0.6
 CHOSEN_ON = (dt.date(2020, 12, 1), dt.date(2023, 6, 30))  # the rules are chosen on these days only
 OUT_OF_SAMPLE_FROM = dt.date(2023, 7, 1)
 STRATEGY, BENCHMARK = "playbook", "btc_hold"
+HINDSIGHT_FALL = 0.20  # a bear market, by the usual definition: 20% or more off the peak
 
 
-def backtest_daily(folder: Path) -> pl.DataFrame:
-    """marts.backtest_daily of the whole dataset, from the assets on a temp warehouse."""
+def backtest_daily(folder: Path, bound: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(marts.backtest_daily of the whole dataset, from the assets on a temp warehouse; the daily rows
+    of the same backtest with the phases `bound(market_regime, btc_level)` returns (date, phase))."""
     dataset = load_dataset(folder)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "resilience.duckdb"
         direct(folder, db, dataset.first_date, dataset.as_of, GROUPS)
-        return Warehouse(db).query("select * from marts.backtest_daily order by strategy, date")
+        wh = Warehouse(db)
+        return wh.query("select * from marts.backtest_daily order by strategy, date"), with_phases(wh, bound)
+
+
+def with_phases(wh: Warehouse, bound: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]) -> pl.DataFrame:
+    """The playbook's recommendations and backtest recomputed from the warehouse's marts, by the
+    functions the assets call, with each day's phase (and its risk mode) replaced by `bound`'s."""
+    settings, config, playbook = Settings.from_env(), AnalyticsConfig(), load_playbook()
+    tokens, weighting, btc = load_universe().frame(), config.relative_strength.weighting, config.sector_index.btc
+    last = wh.query("select max(date) as d from marts.market_regime")["d"][0]
+    regime = wh.read("marts.market_regime", last)
+    index = wh.read("marts.sector_index", last, weighting=weighting)
+    regime = rephased(regime, bound(regime, index.filter(pl.col("sector") == btc).select("date", "level")), config)
+    rs = wh.read("marts.relative_strength", last)
+    costs = wh.read("marts.funding_costs", last, exchange=settings.perp_exchange)
+    rotation, hedges, _ = recommendations(regime, rs, index, costs, tokens, playbook, btc=btc)
+    daily, _, _, _ = evaluate(
+        rotation, hedges, wh.read("raw.ohlcv_1d", last, exchange=settings.exchange),
+        wh.read("marts.sector_weights", last, weighting=weighting),
+        wh.read("raw.funding_rates", last, exchange=settings.perp_exchange), regime, tokens, playbook)
+    return daily
+
+
+def rephased(regime: pl.DataFrame, phases: pl.DataFrame, config: AnalyticsConfig) -> pl.DataFrame:
+    """marts.market_regime with each day's phase (and the risk mode it implies) from `phases` (date,
+    phase), on the days the model has a phase: the bound trades the same days as the model."""
+    return regime.join(phases.rename({"phase": "_bound"}), on="date", how="left").with_columns(
+        phase=pl.when(pl.col("phase").is_not_null()).then("_bound")).drop("_bound").with_columns(
+        risk_mode=pl.when(pl.col("phase").is_null()).then(None)
+        .when(pl.col("phase").is_in(config.regime.risk_off_phases)).then(pl.lit("risk_off")).otherwise(pl.lit("risk_on")))
+
+
+def true_regimes(folder: Path) -> Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]:
+    """The synthetic market's generator's regime of each day (it knows them; no model can)."""
+    truth = pl.read_parquet(folder / "regimes_1d.parquet").select("date", "phase")
+    return lambda regime, btc: regime.select("date").join(truth, on="date", how="left")
+
+
+def hindsight_bears(regime: pl.DataFrame, btc: pl.DataFrame, depth: float = HINDSIGHT_FALL) -> pl.DataFrame:
+    """date, phase: `bear` on every day from a BTC peak to the trough of a fall of `depth` or more
+    (a peak is a high not exceeded until the trough; known only once the next high comes), the
+    model's phase on the other days, its own `bear` days read `btc_dominance`."""
+    dates, levels = btc.sort("date")["date"].to_list(), btc.sort("date")["level"].to_list()
+    bear: set = set()
+    peak = 0
+    while peak < len(levels):
+        trough = after = peak + 1
+        while after < len(levels) and levels[after] < levels[peak]:
+            trough = after if levels[after] < levels[trough] else trough
+            after += 1
+        if trough < len(levels) and levels[trough] <= (1 - depth) * levels[peak]:
+            bear.update(dates[peak:trough + 1])
+        peak = after
+    fell = pl.col("date").is_in(sorted(bear))
+    return regime.select("date", phase=pl.when(fell).then(pl.lit("bear"))
+                         .when(pl.col("phase") == "bear").then(pl.lit("btc_dominance")).otherwise("phase"))
 
 
 def compare(daily: pl.DataFrame, first: dt.date, last: dt.date) -> dict[str, dict[str, object]]:
@@ -92,13 +161,28 @@ def main() -> int:
     print("Resilience (issue 23): the playbook with its hedges vs BTC bought and held, the project's backtest "
           "(next-open execution, 10 bps spot / 5 bps perp fees + 5 bps slippage, recorded funding; today's "
           "universe: survivorship flatters the alts)")
-    lines, goal, years = real_history_lines(backtest_daily(real))
+    daily, hindsight = backtest_daily(real, hindsight_bears)
+    lines, goal, years = real_history_lines(daily)
     print(f"Real history ({real}):\n" + "\n".join("  " + line for line in lines))
-    lines, synthetic_goal = window_lines("all days", backtest_daily(synthetic), dt.date.min, dt.date.max)
+    daily, truth = backtest_daily(synthetic, true_regimes(synthetic))
+    lines, synthetic_goal = window_lines("all days", daily, dt.date.min, dt.date.max)
     print(f"Synthetic market ({synthetic}):\n" + "\n".join("  " + line for line in lines))
     print(f"Goal on the real history: {verdict(goal)}; in every year: {verdict(years)}; "
           f"on the synthetic market: {verdict(synthetic_goal)}")
+    print("Bounds: the same playbook fed a reading of the turn no model can have")
+    print("\n".join(hindsight_lines(hindsight)))
+    print("  synthetic market, its true regimes on the model's days (no confirmation, no error):")
+    print("\n".join("    " + line for line in window_lines("all days", truth, dt.date.min, dt.date.max)[0]))
     return 0
+
+
+def hindsight_lines(daily: pl.DataFrame) -> list[str]:
+    """The real history's bound (the README shows it as printed)."""
+    lines = [f"  real history, every BTC fall of {HINDSIGHT_FALL:.0%} or more read as bear from its peak to its trough (hindsight):"]
+    for name, first, last in (("all days", dt.date.min, dt.date.max), ("chosen on (in sample)", *CHOSEN_ON),
+                              ("out of sample", OUT_OF_SAMPLE_FROM, dt.date.max)):
+        lines += ["    " + line for line in window_lines(name, daily, first, last)[0]]
+    return lines
 
 
 if __name__ == "__main__":

@@ -160,13 +160,17 @@ def test_narrative_rotation_shorts_btc_for_10pct_and_a_positive_rate_is_income_f
     assert btc.funding_pct(30) == pytest.approx(10 * 0.12 * 30 / 365)  # shorts receive a positive rate
 
 
-def test_bear_shorts_30pct_and_50pct_when_btc_is_deep_below_its_average():
-    ev = day("bear", "risk_off", btc_trend_pct=-10.0)
-    (short,) = [h for h in plan_hedges(ev, _alloc("bear", ev), PLAYBOOK, PERPS, BTC_PERP, {}) if h.instrument == BTC_PERP]
-    assert short.notional_pct == pytest.approx(30) and short.funding_apr_pct is None and short.funding_pct(30) is None
-    deep = day("bear", "risk_off", btc_trend_pct=-35.0)
-    (short,) = [h for h in plan_hedges(deep, _alloc("bear", deep), PLAYBOOK, PERPS, BTC_PERP, {}) if h.instrument == BTC_PERP]
-    assert short.notional_pct == pytest.approx(50) and "deep" in short.rationale
+def test_bear_shorts_50pct_while_btc_is_below_its_average_and_30pct_when_the_posture_outlasts_it():
+    """Issue 23: the top of the 30-50% range from the first bear day below the trend (it used to wait
+    for BTC 30% below it: after most of 2022's fall), the bottom when the monthly review holds the
+    bear posture over a BTC back above its average."""
+    below = day("bear", "risk_off", btc_trend_pct=-3.0)
+    (short,) = [h for h in plan_hedges(below, _alloc("bear", below), PLAYBOOK, PERPS, BTC_PERP, {}) if h.instrument == BTC_PERP]
+    assert short.notional_pct == pytest.approx(50) and "-3.0% from its 200-day average" in short.rationale
+    assert short.funding_apr_pct is None and short.funding_pct(30) is None
+    held = day("btc_dominance", "risk_off", btc_trend_pct=4.0)  # the phase moved on, the posture is still bear
+    (short,) = [h for h in plan_hedges(held, _alloc("bear", held), PLAYBOOK, PERPS, BTC_PERP, {}) if h.instrument == BTC_PERP]
+    assert short.notional_pct == pytest.approx(30) and "bear posture: short BTC for 30%" in short.rationale
 
 
 def test_a_short_that_would_pay_an_excessive_rate_is_sized_down_and_says_so():

@@ -288,7 +288,7 @@ class Book:
         budget = self.cash - margin
         wanted = sum(o.notional_usd for o in buys) * (1 + self.costs.spot_fee_bps / 1e4)
         scale = min(1.0, max(budget, 0.0) / wanted) if wanted > 0 else 1.0
-        for order in buys:
+        for order in buys if scale > 0 else []:  # the margin took what the sells freed: nothing to buy with
             self._fill_spot(day, Order(order.instrument, "buy", order.quantity * scale, order.notional_usd * scale,
                                        order.price, order.reason), token_of[order.instrument], record)
         current = {p: pos.quantity * pos.mark for p, pos in self.perps.items()}

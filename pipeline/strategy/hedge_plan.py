@@ -63,8 +63,8 @@ def plan_hedges(
         deep = ev.btc_trend_pct is not None and ev.btc_trend_pct <= rules.bear_deep_trend_pct
         if posture.btc_short_max is not None and deep:
             pct = posture.btc_short_max
-            why = (f"{alloc.posture} posture, BTC {-ev.btc_trend_pct:.1f}% below its 200-day average "
-                   f"(deep at {rules.bear_deep_trend_pct:.0f}%): short BTC for {pct:.0%}")
+            why = (f"{alloc.posture} posture, BTC {ev.btc_trend_pct:+.1f}% from its 200-day average "
+                   f"(the range's top at {rules.bear_deep_trend_pct:+.0f}% or below): short BTC for {pct:.0%}")
         lines.append(_funded_short(hedge(btc_perp, pct * 100, rules), posture.strategy, why, funding_apr.get(btc_perp),
                                    playbook))
 

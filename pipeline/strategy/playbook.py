@@ -87,8 +87,10 @@ class Hedging(_Section):
     tactical_leverage_max: float = Field(5.0, ge=1, le=LEVERAGE_CEILING)
     # A tactical long of the leading sector's perp in a risk-on surge or rotation (0 turns them off)
     tactical_long: float = Field(0.05, ge=0, le=1)
-    # Bear: the BTC short goes from btc_short to btc_short_max when BTC is this far below its 200-day average
-    bear_deep_trend_pct: float = -30.0
+    # Bear: the BTC short is btc_short_max while BTC is at or below this % from its 200-day average (the
+    # evidence a bear reading rests on), btc_short while the posture is held over a BTC back above it.
+    # Was -30 (issue 23): the top of the range then came after most of 2022's fall (README, Resilience).
+    bear_deep_trend_pct: float = 0.0
 
     @model_validator(mode="after")
     def _ordered(self) -> Hedging:

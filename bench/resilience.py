@@ -33,7 +33,7 @@ from pipeline.evaluation.run import evaluate
 from pipeline.settings import Settings
 from pipeline.sources.replay import load_dataset
 from pipeline.sources.replay.synthetic import ensure_synthetic
-from pipeline.strategy.playbook import load_playbook
+from pipeline.strategy.playbook import Playbook, load_playbook
 from pipeline.strategy.recommend import recommendations
 from pipeline.transforms.config import AnalyticsConfig
 from pipeline.universe import load_universe
@@ -45,28 +45,34 @@ CHOSEN_ON = (dt.date(2020, 12, 1), dt.date(2023, 6, 30))  # the rules are chosen
 OUT_OF_SAMPLE_FROM = dt.date(2023, 7, 1)
 STRATEGY, BENCHMARK = "playbook", "btc_hold"
 HINDSIGHT_FALL = 0.20  # a bear market, by the usual definition: 20% or more off the peak
+GRID = (-30.0, -20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0)  # hedging.bear_deep_trend_pct around its default (0)
+Bound = Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]  # (marts.market_regime, BTC's level) -> date, phase
 
 
-def backtest_daily(folder: Path, bound: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(marts.backtest_daily of the whole dataset, from the assets on a temp warehouse; the daily rows
-    of the same backtest with the phases `bound(market_regime, btc_level)` returns (date, phase))."""
+def measured(folder: Path, bound: Bound) -> tuple[pl.DataFrame, pl.DataFrame, dict[float, pl.DataFrame]]:
+    """On a temp warehouse the assets fill from the whole dataset: (marts.backtest_daily as they wrote
+    it; the daily rows with the phases `bound` gives; the daily rows with each GRID value of
+    `hedging.bear_deep_trend_pct`)."""
     dataset = load_dataset(folder)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "resilience.duckdb"
         direct(folder, db, dataset.first_date, dataset.as_of, GROUPS)
-        wh = Warehouse(db)
-        return wh.query("select * from marts.backtest_daily order by strategy, date"), with_phases(wh, bound)
+        wh, playbook = Warehouse(db), load_playbook()
+        grid = {value: replayed(wh, playbook=playbook.model_copy(update={
+            "hedging": playbook.hedging.model_copy(update={"bear_deep_trend_pct": value})})) for value in GRID}
+        return wh.query("select * from marts.backtest_daily order by strategy, date"), replayed(wh, bound), grid
 
 
-def with_phases(wh: Warehouse, bound: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]) -> pl.DataFrame:
-    """The playbook's recommendations and backtest recomputed from the warehouse's marts, by the
-    functions the assets call, with each day's phase (and its risk mode) replaced by `bound`'s."""
-    settings, config, playbook = Settings.from_env(), AnalyticsConfig(), load_playbook()
+def replayed(wh: Warehouse, bound: Bound | None = None, playbook: Playbook | None = None) -> pl.DataFrame:
+    """marts.backtest_daily recomputed from the warehouse's marts by the functions the assets call,
+    with each day's phase (and its risk mode) replaced by `bound`'s, or with another playbook."""
+    settings, config, playbook = Settings.from_env(), AnalyticsConfig(), playbook or load_playbook()
     tokens, weighting, btc = load_universe().frame(), config.relative_strength.weighting, config.sector_index.btc
     last = wh.query("select max(date) as d from marts.market_regime")["d"][0]
     regime = wh.read("marts.market_regime", last)
     index = wh.read("marts.sector_index", last, weighting=weighting)
-    regime = rephased(regime, bound(regime, index.filter(pl.col("sector") == btc).select("date", "level")), config)
+    if bound is not None:
+        regime = rephased(regime, bound(regime, index.filter(pl.col("sector") == btc).select("date", "level")), config)
     rs = wh.read("marts.relative_strength", last)
     costs = wh.read("marts.funding_costs", last, exchange=settings.perp_exchange)
     rotation, hedges, _ = recommendations(regime, rs, index, costs, tokens, playbook, btc=btc)
@@ -86,7 +92,7 @@ def rephased(regime: pl.DataFrame, phases: pl.DataFrame, config: AnalyticsConfig
         .when(pl.col("phase").is_in(config.regime.risk_off_phases)).then(pl.lit("risk_off")).otherwise(pl.lit("risk_on")))
 
 
-def true_regimes(folder: Path) -> Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]:
+def true_regimes(folder: Path) -> Bound:
     """The synthetic market's generator's regime of each day (it knows them; no model can)."""
     truth = pl.read_parquet(folder / "regimes_1d.parquet").select("date", "phase")
     return lambda regime, btc: regime.select("date").join(truth, on="date", how="left")
@@ -161,11 +167,11 @@ def main() -> int:
     print("Resilience (issue 23): the playbook with its hedges vs BTC bought and held, the project's backtest "
           "(next-open execution, 10 bps spot / 5 bps perp fees + 5 bps slippage, recorded funding; today's "
           "universe: survivorship flatters the alts)")
-    daily, hindsight = backtest_daily(real, hindsight_bears)
+    daily, hindsight, grid = measured(real, hindsight_bears)
     lines, goal, years = real_history_lines(daily)
     print(f"Real history ({real}):\n" + "\n".join("  " + line for line in lines))
-    daily, truth = backtest_daily(synthetic, true_regimes(synthetic))
-    lines, synthetic_goal = window_lines("all days", daily, dt.date.min, dt.date.max)
+    synthetic_daily, truth, synthetic_grid = measured(synthetic, true_regimes(synthetic))
+    lines, synthetic_goal = window_lines("all days", synthetic_daily, dt.date.min, dt.date.max)
     print(f"Synthetic market ({synthetic}):\n" + "\n".join("  " + line for line in lines))
     print(f"Goal on the real history: {verdict(goal)}; in every year: {verdict(years)}; "
           f"on the synthetic market: {verdict(synthetic_goal)}")
@@ -173,7 +179,30 @@ def main() -> int:
     print("\n".join(hindsight_lines(hindsight)))
     print("  synthetic market, its true regimes on the model's days (no confirmation, no error):")
     print("\n".join("    " + line for line in window_lines("all days", truth, dt.date.min, dt.date.max)[0]))
+    print("The bear short's size (hedging.bear_deep_trend_pct: 50% at or below this % from BTC's 200-day average, "
+          "else 30%), the playbook's figures:")
+    print("\n".join(grid_table(grid, synthetic_grid)))
     return 0
+
+
+def grid_table(real: dict[float, pl.DataFrame], synthetic: dict[float, pl.DataFrame]) -> list[str]:
+    """A Markdown table (the README's): max drawdown, Sharpe and CAGR of the playbook in sample, out
+    of sample and on the synthetic market, with its turnover and net funding, for each value."""
+    def cells(daily: pl.DataFrame, first: dt.date, last: dt.date) -> list[str]:
+        row = compare(daily, first, last)[STRATEGY]
+        return [f"{row['max_drawdown']:+.1%}", f"{row['sharpe']:.2f}", f"{row['cagr']:+.1%}"]
+
+    lines = ["| % from the average | in sample: max DD | Sharpe | CAGR | out of sample: max DD | Sharpe | CAGR "
+             "| synthetic: max DD | Sharpe | CAGR | turnover a year (real) | net funding (real) |",
+             "|" + "---|" * 12]
+    for value in GRID:
+        whole = compare(real[value], dt.date.min, dt.date.max)[STRATEGY]
+        funding = whole["funding_received"] - whole["funding_paid"]
+        lines.append("| " + " | ".join([f"{value:+.0f}", *cells(real[value], *CHOSEN_ON),
+                                         *cells(real[value], OUT_OF_SAMPLE_FROM, dt.date.max),
+                                         *cells(synthetic[value], dt.date.min, dt.date.max),
+                                         f"{whole['turnover']:.1f}x", f"${funding / 1e3:+,.1f}k"]) + " |")
+    return lines
 
 
 def hindsight_lines(daily: pl.DataFrame) -> list[str]:

@@ -210,8 +210,9 @@ def test_one_engine_a_day_fed_to_the_backtest_and_to_the_users_orders_gives_the_
 # ------------------------------------------------------------------ the real history
 
 
-def _real_backtest(dataset, until=None, costs=None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The chain the nightly runs: marts, recommendations, then the backtest, on data up to `until`."""
+def _real_backtest(dataset, until=None, costs=None, bound=None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The chain the nightly runs: marts, recommendations, then the backtest, on data up to `until`
+    (with `bound`, bench/resilience.py's phases in place of the model's)."""
     from pipeline.evaluation.strategies import strategies
     from pipeline.strategy.recommend import recommendations
     from pipeline.transforms.chain import compute_marts
@@ -226,6 +227,10 @@ def _real_backtest(dataset, until=None, costs=None) -> tuple[pl.DataFrame, pl.Da
     raw = raw_frames(dataset, until=until)
     marts = compute_marts(raw, tokens, config)
     weighting = config.relative_strength.weighting
+    if bound is not None:
+        btc = marts["marts.sector_index"].filter((pl.col("weighting") == weighting) & (pl.col("sector") == config.sector_index.btc))
+        regime = marts["marts.market_regime"]
+        marts["marts.market_regime"] = _resilience().rephased(regime, bound(regime, btc.select("date", "level")), config)
     rotation, hedges, _ = recommendations(
         marts["marts.market_regime"], marts["marts.relative_strength"],
         marts["marts.sector_index"].filter(pl.col("weighting") == weighting), marts["marts.funding_costs"], tokens, PLAYBOOK)
@@ -314,20 +319,40 @@ def test_the_readme_shows_what_the_backtest_computes_on_the_real_history(real, r
         assert row in readme, row
 
 
-def test_the_readme_shows_the_resilience_verdicts_the_bench_prints_on_the_real_history(real_backtest):
-    """README, Resilience: bench/resilience.py's block for the real history, as it prints it now."""
+def _resilience():
+    """bench/resilience.py as a module (bench/ is not a package the tests import)."""
     import importlib.util
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("bench_resilience", root / "bench" / "resilience.py")
-    resilience = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(resilience)
+    spec = importlib.util.spec_from_file_location("bench_resilience", Path(__file__).resolve().parents[1] / "bench" / "resilience.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_shows_the_resilience_verdicts_the_bench_prints_on_the_real_history(real, real_backtest):
+    """README, Resilience: bench/resilience.py's block for the real history, and its hindsight bound,
+    as it prints them now."""
+    from pathlib import Path
+
+    resilience = _resilience()
     daily, _ = real_backtest
     lines, goal, years = resilience.real_history_lines(daily)
-    readme = (root / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "\n".join(lines) in readme
-    assert (goal, years) == (False, False)  # the baseline misses both, as the README says
+    assert (goal, years) == (False, False)  # the playbook misses both, as the README says
+    hindsight, _ = _real_backtest(real, bound=resilience.hindsight_bears)
+    assert "\n".join(resilience.hindsight_lines(hindsight)) in readme
+
+
+def test_hindsight_bears_run_from_a_peak_to_the_trough_of_a_fall_of_20pct_or_more():
+    """bench/resilience.py's hindsight reading: a fall of 25% is a bear from its peak (the last high
+    before it) to its trough; a 10% dip is not; the model's own bear days read btc_dominance."""
+    levels = [100, 110, 100, 99, 105, 120, 90, 95, 85, 100, 130, 125]
+    btc = pl.DataFrame({"date": [day(n) for n in range(len(levels))], "level": [float(x) for x in levels]})
+    regime = pl.DataFrame({"date": btc["date"], "phase": ["bear"] * 3 + ["altcoin_surge"] * 9})
+    phases = _resilience().hindsight_bears(regime, btc)["phase"].to_list()
+    assert phases == ["btc_dominance"] * 3 + ["altcoin_surge"] * 2 + ["bear"] * 4 + ["altcoin_surge"] * 3
 
 
 def test_a_night_resumes_from_the_stored_states_and_writes_what_a_replay_from_the_first_day_writes(real, history, tmp_path):

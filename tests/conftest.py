@@ -147,6 +147,14 @@ def materialise_directly(folder: Path, path: Path, first: dt.date, last: dt.date
 
 
 @pytest.fixture(scope="session")
+def reference_market(tmp_path_factory) -> Path:
+    """The embedded synthetic market the README's figures on it are of (seed 7, REFERENCE_AS_OF)."""
+    from pipeline.sources.replay.synthetic import REFERENCE_AS_OF, generate
+
+    return generate(tmp_path_factory.mktemp("reference") / "synthetic", REFERENCE_AS_OF, seed=7)
+
+
+@pytest.fixture(scope="session")
 def history(real, tmp_path_factory) -> Path:
     """A warehouse holding the real history up to 2025-07-29 (ingest and analytics); each test works on
     its own copy (`copy_of`)."""

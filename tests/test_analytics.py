@@ -106,11 +106,11 @@ def test_real_history_has_signals_for_every_sector_and_a_phase_every_day_after_w
 # ------------------------------------------------------------------ the synthetic market's true regimes
 
 
-def test_the_detected_phase_agrees_with_the_synthetic_markets_true_regime(tmp_path, capsys):
+def test_the_detected_phase_agrees_with_the_synthetic_markets_true_regime(reference_market, capsys):
     """The embedded market (seed 7, 3.5 years) records its true regime per day; the phase the
     pipeline reads from prices, dominance, TVL and funding must agree on a clear majority of days,
     and the README states the agreement and the confusion matrix this computes."""
-    folder = generate(tmp_path / "synthetic", dt.date(2026, 11, 21), seed=7)
+    folder = reference_market
     dataset = load_dataset(folder)
     regime = compute_marts(raw_frames(dataset), TOKENS, CONFIG)["marts.market_regime"]
     truth = pl.read_parquet(folder / "regimes_1d.parquet").rename({"phase": "true_phase"})

@@ -26,6 +26,10 @@ import polars as pl
 from pipeline.universe import Universe, load_universe
 
 SYNTHETIC_LABEL = "synthetic"
+# The embedded market the README's figures on it are of (seed 7, ending on this day). A market made
+# for another day is the same path shifted against the calendar, and its results differ (listings,
+# month ends): figures that are to be compared or checked use this one.
+REFERENCE_AS_OF = dt.date(2026, 11, 21)
 GENERATOR = "pipeline.sources.replay.synthetic v1"
 SPOT_EXCHANGE = "binance"
 PERP_EXCHANGE = "binanceusdm"

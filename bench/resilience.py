@@ -6,15 +6,16 @@ against quantstats by tests/test_backtest_metrics.py).
 
 Goals, each printed with PASS/MISS: max drawdown <= 0.6x BTC's, Sharpe >= BTC's, CAGR >= BTC's, on
 the real history (`../shared/data/real`, or ROTATION_REPLAY_DATA) and on the embedded synthetic
-market; and in every calendar year of the real history, the playbook's worst drawdown inside the
+market (the reference one: seed 7, up to REFERENCE_AS_OF, whatever today is); and in every calendar year of the real history, the playbook's worst drawdown inside the
 year no worse than BTC's. The real history is also shown in two halves: the playbook's rules are to
 be chosen on the first (2020-12 .. 2023-06); the second (2023-07 ..) is the out-of-sample check.
 
 Bounds, printed after the verdicts: the same backtest with the model's phase replaced by a reading
 no model can have, to tell a slow reading from a posture that cannot reach the goal at all: on the
-synthetic market its generator's true regime (recorded in regimes_1d.parquet) from the first day,
+synthetic market its generator's true regime (recorded in regimes_1d.parquet) on the model's days,
 with no confirmation and no error; on the real history every BTC fall of 20% or more read as `bear`
 from its peak to its trough (known only in hindsight), the model's phase on the other days.
+Last, the playbook's figures over a grid of the one parameter issue 23 changed (the README's table).
 Exits 0 whatever the verdicts: it measures, it does not gate."""
 
 from __future__ import annotations

@@ -13,14 +13,19 @@ be chosen on the first (2020-12 .. 2023-06); the second (2023-07 ..) is the out-
 Bounds, printed after the verdicts: the same backtest with the model's phase replaced by a reading
 no model can have, to tell a slow reading from a posture that cannot reach the goal at all: on the
 synthetic market its generator's true regime (recorded in regimes_1d.parquet) on the model's days,
-with no confirmation and no error; on the real history every BTC fall of 20% or more read as `bear`
-from its peak to its trough (known only in hindsight), the model's phase on the other days.
+with no confirmation and no error; on the real history every BTC fall of 20% or more from a record
+high read as `bear` from that high to its trough (known only in hindsight), the model's phase on the
+other days, also called 7 to 45 days after each high (and on the synthetic market too). All act as
+fast and as hedged as the playbook's rules allow (`generous`): the posture reviewed daily, every
+hedge at the top of its range.
 Last, the playbook's figures over a grid of the one parameter issue 23 changed (the README's table).
 Exits 0 whatever the verdicts: it measures, it does not gate."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -46,14 +51,15 @@ CHOSEN_ON = (dt.date(2020, 12, 1), dt.date(2023, 6, 30))  # the rules are chosen
 OUT_OF_SAMPLE_FROM = dt.date(2023, 7, 1)
 STRATEGY, BENCHMARK = "playbook", "btc_hold"
 HINDSIGHT_FALL = 0.20  # a bear market, by the usual definition: 20% or more off the peak
+LATE_DAYS = (0, 7, 14, 30, 45)  # the hindsight bound, called this many days after each record high
 GRID = (-30.0, -20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0)  # hedging.bear_deep_trend_pct around its default (0)
 Bound = Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]  # (marts.market_regime, BTC's level) -> date, phase
 
 
-def measured(folder: Path, bound: Bound) -> tuple[pl.DataFrame, pl.DataFrame, dict[float, pl.DataFrame]]:
+def measured(folder: Path, bounds: dict[str, Bound]) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], dict[float, pl.DataFrame]]:
     """On a temp warehouse the assets fill from the whole dataset: (marts.backtest_daily as they wrote
-    it; the daily rows with the phases `bound` gives; the daily rows with each GRID value of
-    `hedging.bear_deep_trend_pct`)."""
+    it; name -> the daily rows with the phases that bound gives, the playbook `generous`; the daily
+    rows with each GRID value of `hedging.bear_deep_trend_pct`)."""
     dataset = load_dataset(folder)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "resilience.duckdb"
@@ -61,7 +67,8 @@ def measured(folder: Path, bound: Bound) -> tuple[pl.DataFrame, pl.DataFrame, di
         wh, playbook = Warehouse(db), load_playbook()
         grid = {value: replayed(wh, playbook=playbook.model_copy(update={
             "hedging": playbook.hedging.model_copy(update={"bear_deep_trend_pct": value})})) for value in GRID}
-        return wh.query("select * from marts.backtest_daily order by strategy, date"), replayed(wh, bound), grid
+        bounded = {name: replayed(wh, bound, generous(playbook)) for name, bound in bounds.items()}
+        return wh.query("select * from marts.backtest_daily order by strategy, date"), bounded, grid
 
 
 def replayed(wh: Warehouse, bound: Bound | None = None, playbook: Playbook | None = None) -> pl.DataFrame:
@@ -84,10 +91,17 @@ def replayed(wh: Warehouse, bound: Bound | None = None, playbook: Playbook | Non
     return daily
 
 
+def generous(playbook: Playbook) -> Playbook:
+    """The playbook as fast and as hedged as its rules allow, for the bounds: the posture reviewed
+    daily, the bear short at 50% on every bear day, a weakening sector's hedge at 20% of it."""
+    hedging = playbook.hedging.model_copy(update={"bear_deep_trend_pct": math.inf, "sector_hedge": playbook.hedging.sector_hedge_max})
+    return playbook.model_copy(update={"cadence": playbook.cadence.model_copy(update={"posture": "daily"}), "hedging": hedging})
+
+
 def rephased(regime: pl.DataFrame, phases: pl.DataFrame, config: AnalyticsConfig) -> pl.DataFrame:
     """marts.market_regime with each day's phase (and the risk mode it implies) from `phases` (date,
     phase), on the days the model has a phase: the bound trades the same days as the model."""
-    return regime.join(phases.rename({"phase": "_bound"}), on="date", how="left").with_columns(
+    return regime.join(phases.rename({"phase": "_bound"}), on="date", how="left", maintain_order="left").with_columns(
         phase=pl.when(pl.col("phase").is_not_null()).then("_bound")).drop("_bound").with_columns(
         risk_mode=pl.when(pl.col("phase").is_null()).then(None)
         .when(pl.col("phase").is_in(config.regime.risk_off_phases)).then(pl.lit("risk_off")).otherwise(pl.lit("risk_on")))
@@ -96,13 +110,13 @@ def rephased(regime: pl.DataFrame, phases: pl.DataFrame, config: AnalyticsConfig
 def true_regimes(folder: Path) -> Bound:
     """The synthetic market's generator's regime of each day (it knows them; no model can)."""
     truth = pl.read_parquet(folder / "regimes_1d.parquet").select("date", "phase")
-    return lambda regime, btc: regime.select("date").join(truth, on="date", how="left")
+    return lambda regime, btc: regime.select("date").join(truth, on="date", how="left", maintain_order="left")
 
 
-def hindsight_bears(regime: pl.DataFrame, btc: pl.DataFrame, depth: float = HINDSIGHT_FALL) -> pl.DataFrame:
-    """date, phase: `bear` on every day from a BTC peak to the trough of a fall of `depth` or more
-    (a peak is a high not exceeded until the trough; known only once the next high comes), the
-    model's phase on the other days, its own `bear` days read `btc_dominance`."""
+def hindsight_bears(regime: pl.DataFrame, btc: pl.DataFrame, depth: float = HINDSIGHT_FALL, late_days: int = 0) -> pl.DataFrame:
+    """date, phase: `bear` on every day from a BTC record high (plus `late_days`) to the trough of a
+    fall of `depth` or more before the next record (known only once that record comes), the model's
+    phase on the other days, its own `bear` days read `btc_dominance`."""
     dates, levels = btc.sort("date")["date"].to_list(), btc.sort("date")["level"].to_list()
     bear: set = set()
     peak = 0
@@ -112,7 +126,7 @@ def hindsight_bears(regime: pl.DataFrame, btc: pl.DataFrame, depth: float = HIND
             trough = after if levels[after] < levels[trough] else trough
             after += 1
         if trough < len(levels) and levels[trough] <= (1 - depth) * levels[peak]:
-            bear.update(dates[peak:trough + 1])
+            bear.update(d for d in dates[peak:trough + 1] if (d - dates[peak]).days >= late_days)
         peak = after
     fell = pl.col("date").is_in(sorted(bear))
     return regime.select("date", phase=pl.when(fell).then(pl.lit("bear"))
@@ -168,20 +182,35 @@ def main() -> int:
     print("Resilience (issue 23): the playbook with its hedges vs BTC bought and held, the project's backtest "
           "(next-open execution, 10 bps spot / 5 bps perp fees + 5 bps slippage, recorded funding; today's "
           "universe: survivorship flatters the alts)")
-    daily, hindsight, grid = measured(real, hindsight_bears)
+    late = {f"+{days}": functools.partial(hindsight_bears, late_days=days) for days in LATE_DAYS}
+    daily, real_bounds, grid = measured(real, late)
     lines, goal, years = real_history_lines(daily)
     print(f"Real history ({real}):\n" + "\n".join("  " + line for line in lines))
-    synthetic_daily, truth, synthetic_grid = measured(synthetic, true_regimes(synthetic))
-    lines, synthetic_goal = synthetic_lines(synthetic_daily, truth)
+    synthetic_daily, synthetic_bounds, synthetic_grid = measured(synthetic, late | {"truth": true_regimes(synthetic)})
+    lines, synthetic_goal = synthetic_lines(synthetic_daily, synthetic_bounds["truth"])
     print(f"Synthetic market ({synthetic}):\n" + "\n".join(lines))
     print(f"Goal on the real history: {verdict(goal)}; in every year: {verdict(years)}; "
           f"on the synthetic market: {verdict(synthetic_goal)}")
     print("Bound on the real history: the same playbook fed a reading of the turn no model can have")
-    print("\n".join(hindsight_lines(hindsight)))
+    print("\n".join(hindsight_lines(real_bounds["+0"])))
+    print("The same hindsight reading, called some days after each record high (max drawdown vs BTC's, all days):")
+    print("\n".join(late_table(real_bounds, synthetic_bounds)))
     print("The bear short's size (hedging.bear_deep_trend_pct: 50% at or below this % from BTC's 200-day average, "
           "else 30%), the playbook's figures:")
     print("\n".join(grid_table(grid, synthetic_grid)))
     return 0
+
+
+def late_table(real: dict[str, pl.DataFrame], synthetic: dict[str, pl.DataFrame]) -> list[str]:
+    """A Markdown table (the README's): the hindsight bound's max drawdown and its ratio to BTC's, on
+    both markets, for each of LATE_DAYS."""
+    def cell(daily: pl.DataFrame) -> str:
+        rows = compare(daily, dt.date.min, dt.date.max)
+        ours, btc = rows[STRATEGY]["max_drawdown"], rows[BENCHMARK]["max_drawdown"]
+        return f"{ours:+.1%} ({ours / btc:.2f}x, {verdict(ours / btc <= DRAWDOWN_RATIO_GOAL)})"
+
+    return ["| called, days after the high | real history | synthetic market |", "|---|---|---|",
+            *[f"| {days} | {cell(real[f'+{days}'])} | {cell(synthetic[f'+{days}'])} |" for days in LATE_DAYS]]
 
 
 def grid_table(real: dict[float, pl.DataFrame], synthetic: dict[float, pl.DataFrame]) -> list[str]:
@@ -215,7 +244,8 @@ def synthetic_lines(daily: pl.DataFrame, truth: pl.DataFrame) -> tuple[list[str]
 
 def hindsight_lines(daily: pl.DataFrame) -> list[str]:
     """The real history's bound (the README shows it as printed)."""
-    lines = [f"  real history, every BTC fall of {HINDSIGHT_FALL:.0%} or more read as bear from its peak to its trough (hindsight):"]
+    lines = [f"  real history, every BTC fall of {HINDSIGHT_FALL:.0%} or more from a record high read as bear from that high "
+             "to its trough (hindsight):"]
     for name, first, last in (("all days", dt.date.min, dt.date.max), ("chosen on (in sample)", *CHOSEN_ON),
                               ("out of sample", OUT_OF_SAMPLE_FROM, dt.date.max)):
         lines += ["    " + line for line in window_lines(name, daily, first, last)[0]]

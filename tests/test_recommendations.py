@@ -171,6 +171,10 @@ def test_bear_shorts_50pct_while_btc_is_below_its_average_and_30pct_when_the_pos
     held = day("btc_dominance", "risk_off", btc_trend_pct=4.0)  # the phase moved on, the posture is still bear
     (short,) = [h for h in plan_hedges(held, _alloc("bear", held), PLAYBOOK, PERPS, BTC_PERP, {}) if h.instrument == BTC_PERP]
     assert short.notional_pct == pytest.approx(30) and "bear posture: short BTC for 30%" in short.rationale
+    for trend, pct in ((0.0, 50), (None, 30)):  # at the average: the top; no trend known: the bottom
+        ev = day("bear", "risk_off", btc_trend_pct=trend)
+        (short,) = [h for h in plan_hedges(ev, _alloc("bear", ev), PLAYBOOK, PERPS, BTC_PERP, {}) if h.instrument == BTC_PERP]
+        assert short.notional_pct == pytest.approx(pct)
 
 
 def test_a_short_that_would_pay_an_excessive_rate_is_sized_down_and_says_so():

@@ -29,6 +29,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -65,29 +66,48 @@ def measured(folder: Path, bounds: dict[str, Bound]) -> tuple[pl.DataFrame, dict
         db = Path(tmp) / "resilience.duckdb"
         direct(folder, db, dataset.first_date, dataset.as_of, GROUPS)
         wh, playbook = Warehouse(db), load_playbook()
-        grid = {value: replayed(wh, playbook=playbook.model_copy(update={
+        frames = Inputs.read(wh)
+        grid = {value: replayed(frames, playbook=playbook.model_copy(update={
             "hedging": playbook.hedging.model_copy(update={"bear_deep_trend_pct": value})})) for value in GRID}
-        bounded = {name: replayed(wh, bound, generous(playbook)) for name, bound in bounds.items()}
+        bounded = {name: replayed(frames, bound, generous(playbook)) for name, bound in bounds.items()}
         return wh.query("select * from marts.backtest_daily order by strategy, date"), bounded, grid
 
 
-def replayed(wh: Warehouse, bound: Bound | None = None, playbook: Playbook | None = None) -> pl.DataFrame:
+@dataclass(frozen=True)
+class Inputs:
+    """What the recommendations and the backtest read from a filled warehouse, read once for every replay."""
+
+    regime: pl.DataFrame
+    index: pl.DataFrame
+    rs: pl.DataFrame
+    costs: pl.DataFrame
+    ohlcv: pl.DataFrame
+    weights: pl.DataFrame
+    funding: pl.DataFrame
+
+    @classmethod
+    def read(cls, wh: Warehouse) -> Inputs:
+        settings, weighting = Settings.from_env(), AnalyticsConfig().relative_strength.weighting
+        last = wh.query("select max(date) as d from marts.market_regime")["d"][0]
+        return cls(
+            regime=wh.read("marts.market_regime", last), index=wh.read("marts.sector_index", last, weighting=weighting),
+            rs=wh.read("marts.relative_strength", last),
+            costs=wh.read("marts.funding_costs", last, exchange=settings.perp_exchange),
+            ohlcv=wh.read("raw.ohlcv_1d", last, exchange=settings.exchange),
+            weights=wh.read("marts.sector_weights", last, weighting=weighting),
+            funding=wh.read("raw.funding_rates", last, exchange=settings.perp_exchange))
+
+
+def replayed(frames: Inputs, bound: Bound | None = None, playbook: Playbook | None = None) -> pl.DataFrame:
     """marts.backtest_daily recomputed from the warehouse's marts by the functions the assets call,
     with each day's phase (and its risk mode) replaced by `bound`'s, or with another playbook."""
-    settings, config, playbook = Settings.from_env(), AnalyticsConfig(), playbook or load_playbook()
-    tokens, weighting, btc = load_universe().frame(), config.relative_strength.weighting, config.sector_index.btc
-    last = wh.query("select max(date) as d from marts.market_regime")["d"][0]
-    regime = wh.read("marts.market_regime", last)
-    index = wh.read("marts.sector_index", last, weighting=weighting)
+    config, playbook, tokens = AnalyticsConfig(), playbook or load_playbook(), load_universe().frame()
+    regime, btc = frames.regime, config.sector_index.btc
     if bound is not None:
-        regime = rephased(regime, bound(regime, index.filter(pl.col("sector") == btc).select("date", "level")), config)
-    rs = wh.read("marts.relative_strength", last)
-    costs = wh.read("marts.funding_costs", last, exchange=settings.perp_exchange)
-    rotation, hedges, _ = recommendations(regime, rs, index, costs, tokens, playbook, btc=btc)
-    daily, _, _, _ = evaluate(
-        rotation, hedges, wh.read("raw.ohlcv_1d", last, exchange=settings.exchange),
-        wh.read("marts.sector_weights", last, weighting=weighting),
-        wh.read("raw.funding_rates", last, exchange=settings.perp_exchange), regime, tokens, playbook)
+        levels = frames.index.filter(pl.col("sector") == btc).select("date", "level")
+        regime = rephased(regime, bound(regime, levels), config)
+    rotation, hedges, _ = recommendations(regime, frames.rs, frames.index, frames.costs, tokens, playbook, btc=btc)
+    daily, _, _, _ = evaluate(rotation, hedges, frames.ohlcv, frames.weights, frames.funding, regime, tokens, playbook)
     return daily
 
 
@@ -117,7 +137,8 @@ def hindsight_bears(regime: pl.DataFrame, btc: pl.DataFrame, depth: float = HIND
     """date, phase: `bear` on every day from a BTC record high (plus `late_days`) to the trough of a
     fall of `depth` or more before the next record (known only once that record comes), the model's
     phase on the other days, its own `bear` days read `btc_dominance`."""
-    dates, levels = btc.sort("date")["date"].to_list(), btc.sort("date")["level"].to_list()
+    btc = btc.sort("date")
+    dates, levels = btc["date"].to_list(), btc["level"].to_list()
     bear: set = set()
     peak = 0
     while peak < len(levels):

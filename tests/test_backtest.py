@@ -321,6 +321,7 @@ def test_the_readme_shows_what_the_backtest_computes_on_the_real_history(real, r
         assert row in readme, row
 
 
+@functools.cache
 def _resilience():
     """bench/resilience.py as a module (bench/ is not a package the tests import)."""
     import importlib.util
@@ -368,7 +369,8 @@ def test_the_readme_shows_the_resilience_verdicts_the_bench_prints_on_the_synthe
         materialise_directly(reference_market, path, dataset.first_date, dataset.as_of, model=model)
     wh = Warehouse(path)
     daily = wh.query("select * from marts.backtest_daily order by strategy, date")
-    truth = resilience.replayed(wh, resilience.true_regimes(reference_market), resilience.generous(PLAYBOOK))
+    frames = resilience.Inputs.read(wh)
+    truth = resilience.replayed(frames, resilience.true_regimes(reference_market), resilience.generous(PLAYBOOK))
     lines, goal = resilience.synthetic_lines(daily, truth)
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     bound = lines.index(next(line for line in lines if line.startswith("bound:")))
@@ -378,14 +380,14 @@ def test_the_readme_shows_the_resilience_verdicts_the_bench_prints_on_the_synthe
     # regimes' path (runs moved its CAGR by up to 2 points; the model's path did not move).
     block = readme[readme.index(lines[bound]):]
     printed = re.search(r"max drawdown ([-+\d.]+)%.*: ([\d.]+)x.*(MISS|PASS)\n.*Sharpe ([\d.]+).*\n.*CAGR ([-+\d.]+)%", block).groups()
-    ours = resilience.compare(truth, dt.date.min, dt.date.max)[resilience.STRATEGY]
-    btc = resilience.compare(truth, dt.date.min, dt.date.max)[resilience.BENCHMARK]
+    rows = resilience.compare(truth, dt.date.min, dt.date.max)
+    ours, btc = rows[resilience.STRATEGY], rows[resilience.BENCHMARK]
     ratio = ours["max_drawdown"] / btc["max_drawdown"]
     assert ratio > resilience.DRAWDOWN_RATIO_GOAL and printed[2] == "MISS"  # even the true regimes miss the goal
     assert ours["max_drawdown"] * 100 == pytest.approx(float(printed[0]), abs=1.5) and ratio == pytest.approx(float(printed[1]), abs=0.03)
     assert ours["sharpe"] == pytest.approx(float(printed[3]), abs=0.1) and ours["cagr"] * 100 == pytest.approx(float(printed[4]), abs=5)
     # README: "called 7 days after the high the bound already misses" on this market
-    late = resilience.replayed(wh, functools.partial(resilience.hindsight_bears, late_days=7), resilience.generous(PLAYBOOK))
+    late = resilience.replayed(frames, functools.partial(resilience.hindsight_bears, late_days=7), resilience.generous(PLAYBOOK))
     rows = resilience.compare(late, dt.date.min, dt.date.max)
     assert rows[resilience.STRATEGY]["max_drawdown"] / rows[resilience.BENCHMARK]["max_drawdown"] > resilience.DRAWDOWN_RATIO_GOAL
 

@@ -305,6 +305,31 @@ def real_recs(real):
     return marts, *_recommend(marts)
 
 
+def test_the_readmes_account_of_the_bear_short_on_the_real_history_is_what_the_model_does(real_recs):
+    """README, Resilience: its SQL over marts.hedge_recommendation and marts.market_regime counts the
+    days the change of the bear short's range moved (the README states the count), and the 2022
+    postures it describes: the rallies read btc_dominance (no BTC short), the legs down after them too."""
+    import duckdb
+
+    marts, rotation, hedges = real_recs
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("select strftime(h.as_of, '%Y-%m') as month")
+    query = readme[start:readme.index("```", start)]
+    with duckdb.connect() as con:
+        con.sql("create schema marts")
+        con.register("hedge_rows", hedges)
+        con.register("regime_rows", marts["marts.market_regime"])
+        con.sql("create table marts.hedge_recommendation as select * from hedge_rows")
+        con.sql("create table marts.market_regime as select * from regime_rows")
+        days = int(con.sql(query).pl()["days"].sum())
+    assert days > 100 and f"to 50% on {days} days" in readme
+    posture = dict(rotation.group_by("as_of").agg(pl.col("posture").first()).iter_rows())
+    rallies_and_legs = [dt.date(2022, 3, 15), dt.date(2022, 4, 15), dt.date(2022, 7, 25), dt.date(2022, 8, 25),
+                        dt.date(2022, 10, 15), dt.date(2022, 11, 8)]
+    assert {posture[d] for d in rallies_and_legs} == {"btc_dominance"}
+    assert {posture[d] for d in (dt.date(2022, 2, 15), dt.date(2022, 6, 15), dt.date(2022, 9, 15), dt.date(2022, 11, 25))} == {"bear"}
+
+
 def test_real_history_weights_sum_to_one_within_the_bands_and_hedges_within_the_caps(real_recs):
     marts, rotation, hedges = real_recs
     phased = marts["marts.market_regime"].filter(pl.col("phase").is_not_null())

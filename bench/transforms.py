@@ -10,11 +10,13 @@ Goals: pandas / polars >= 10x; polars / bare scan <= 3x, where the bare scan is 
 path with nothing in it (DuckDB scans the rows into Polars, Polars groups them by symbol); peak RSS
 of one chain run in its own process <= 1 GiB. DuckDB's in-engine group-by, whose rows never leave
 DuckDB, is printed beside it for reference. Exits non-zero only when the pandas reference
-disagrees with the Polars marts, never on a timing.
+disagrees with the Polars marts, never on a timing. `--quick`: 60 symbols x 1,000 days, one round,
+the same equality check.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import math
 import resource
@@ -43,8 +45,6 @@ from pipeline.transforms.membership import membership
 from pipeline.transforms.relative_strength import MOMENTUM_DAYS, relative_strength
 from pipeline.transforms.sector_index import sector_assignments, sector_days, sector_index
 
-N_SYMBOLS = 1_000
-N_DAYS = 2_000
 FIRST_DAY = dt.date(2019, 1, 1)
 SEED = 20_260_101
 SECTORS = ("Core", "Layer-1", "Layer-2", "DeFi", "Infrastructure", "AI", "Gaming", "Memes")
@@ -53,9 +53,22 @@ PERP_TOKENS = {"BTC": 8, "ETH": 8, "T0010": 8, "T0020": 4, "T0030": 4, "T0040": 
 MOVED_TO_4H = "T0030"
 MISSING_SETTLEMENTS = 0.01  # share of funding rows left out, as if quarantined
 CHAINS = ("ethereum", "solana", "bsc", "arbitrum", "avalanche")
-ROUNDS, PANDAS_RUNS, STEP_RUNS = 9, 2, 3
 RTOL = 1e-9  # pandas vs Polars floats: |a - b| / max(|a|, 1) at most this
 GOAL_PANDAS_RATIO, GOAL_SCAN_RATIO, GOAL_RSS_BYTES = 10.0, 3.0, 1 << 30
+
+
+@dataclass(frozen=True)
+class Sizes:
+    symbols: int
+    days: int  # > 900: chains launch up to 900 days in
+    rounds: int  # interleaved timing rounds (after one warm-up)
+    pandas_runs: int
+    step_runs: int
+
+
+FULL = Sizes(symbols=1_000, days=2_000, rounds=9, pandas_runs=2, step_runs=3)
+# Every mart and both comparisons on a market small enough for seconds; its timings mean nothing.
+QUICK = Sizes(symbols=60, days=1_000, rounds=1, pandas_runs=1, step_runs=1)
 
 
 # --- the synthetic market ------------------------------------------------------------------------
@@ -83,13 +96,13 @@ class Market:
         return {name: frame.with_columns(dates_as_datetimes).to_pandas() for name, frame in vars(self).items()}
 
 
-def synthetic_market(rng: np.random.Generator) -> tuple[pl.DataFrame, Market]:
+def synthetic_market(rng: np.random.Generator, n_symbols: int, n_days: int) -> tuple[pl.DataFrame, Market]:
     """Candles (symbol, date, close, volume) and the rest of a factor market: each token = market +
     its sector + its own noise. Some tokens list late, delist early, pause (stale gaps), miss single
     days, or trade too little to be members."""
-    names = ["BTC", "ETH", "USDC", "WBTC", *[f"T{i:04d}" for i in range(4, N_SYMBOLS)]]
-    sectors = np.array(["Core"] * 4 + [SECTORS[1 + i % (len(SECTORS) - 1)] for i in range(4, N_SYMBOLS)])
-    buckets = np.where(np.arange(N_SYMBOLS) < 4, "core", np.where(rng.random(N_SYMBOLS) < 0.4, "mid", "speculative"))
+    names = ["BTC", "ETH", "USDC", "WBTC", *[f"T{i:04d}" for i in range(4, n_symbols)]]
+    sectors = np.array(["Core"] * 4 + [SECTORS[1 + i % (len(SECTORS) - 1)] for i in range(4, n_symbols)])
+    buckets = np.where(np.arange(n_symbols) < 4, "core", np.where(rng.random(n_symbols) < 0.4, "mid", "speculative"))
     tokens = pl.DataFrame(
         {
             "token": names,
@@ -103,31 +116,31 @@ def synthetic_market(rng: np.random.Generator) -> tuple[pl.DataFrame, Market]:
 
     # Prices: daily log returns = beta * market + sector factor + idiosyncratic noise.
     sector_of = np.array([SECTORS.index(s) for s in sectors])
-    market = rng.normal(0.0005, 0.035, N_DAYS)
-    sector_factor = rng.normal(0.0, 0.02, (N_DAYS, len(SECTORS)))
-    beta = rng.uniform(0.6, 1.6, N_SYMBOLS)
-    noise = rng.normal(0.0, 1.0, (N_DAYS, N_SYMBOLS)) * rng.uniform(0.01, 0.06, N_SYMBOLS)
+    market = rng.normal(0.0005, 0.035, n_days)
+    sector_factor = rng.normal(0.0, 0.02, (n_days, len(SECTORS)))
+    beta = rng.uniform(0.6, 1.6, n_symbols)
+    noise = rng.normal(0.0, 1.0, (n_days, n_symbols)) * rng.uniform(0.01, 0.06, n_symbols)
     log_ret = market[:, None] * beta + sector_factor[:, sector_of] + noise
     log_ret[:, :4] = market[:, None] * [1.0, 1.2, 0.0, 1.0] + noise[:, :4] * [0.0, 0.3, 0.002, 0.05]
-    close = np.exp(rng.normal(0.0, 2.0, N_SYMBOLS) + np.cumsum(log_ret, axis=0))
+    close = np.exp(rng.normal(0.0, 2.0, n_symbols) + np.cumsum(log_ret, axis=0))
     # Dollar volume: a per-token level (a sixth of tokens sit below the $1M membership bar) x daily noise.
-    dollar_volume = np.exp(rng.normal(np.log(6e6), 1.6, N_SYMBOLS) + rng.normal(0.0, 0.6, (N_DAYS, N_SYMBOLS)))
+    dollar_volume = np.exp(rng.normal(np.log(6e6), 1.6, n_symbols) + rng.normal(0.0, 0.6, (n_days, n_symbols)))
     dollar_volume[:, :4] *= 1_000.0
     volume = dollar_volume / close
 
     # Which (day, token) candles exist: late listings, early delistings, stale pauses, missing days.
-    traded = np.ones((N_DAYS, N_SYMBOLS), dtype=bool)
-    late = rng.random(N_SYMBOLS) < 0.3
-    start = np.where(late, rng.integers(1, N_DAYS - 300, N_SYMBOLS), 0)
-    delisted = rng.random(N_SYMBOLS) < 0.1
-    end = np.where(delisted, start + rng.integers(120, N_DAYS, N_SYMBOLS), N_DAYS).clip(max=N_DAYS)
-    day = np.arange(N_DAYS)[:, None]
+    traded = np.ones((n_days, n_symbols), dtype=bool)
+    late = rng.random(n_symbols) < 0.3
+    start = np.where(late, rng.integers(1, n_days - 300, n_symbols), 0)
+    delisted = rng.random(n_symbols) < 0.1
+    end = np.where(delisted, start + rng.integers(120, n_days, n_symbols), n_days).clip(max=n_days)
+    day = np.arange(n_days)[:, None]
     traded &= (day >= start) & (day < end)
-    for sym in np.flatnonzero(rng.random(N_SYMBOLS) < 0.08):  # pauses of 2..10 missing days
+    for sym in np.flatnonzero(rng.random(n_symbols) < 0.08):  # pauses of 2..10 missing days
         for _ in range(rng.integers(1, 4)):
-            first = rng.integers(0, N_DAYS - 12)
+            first = rng.integers(0, n_days - 12)
             traded[first : first + rng.integers(2, 11), sym] = False
-    traded &= rng.random((N_DAYS, N_SYMBOLS)) > 0.002  # the odd single missing candle
+    traded &= rng.random((n_days, n_symbols)) > 0.002  # the odd single missing candle
     traded[:, :2] = True  # BTC and ETH trade every day
 
     syms, days = np.nonzero(traded.T)  # symbol-major order
@@ -141,15 +154,15 @@ def synthetic_market(rng: np.random.Generator) -> tuple[pl.DataFrame, Market]:
         }
     )
 
-    all_dates = np.datetime64(FIRST_DAY, "D") + np.arange(N_DAYS)
+    all_dates = np.datetime64(FIRST_DAY, "D") + np.arange(n_days)
     funding_parts = []
     for i, (name, interval) in enumerate(PERP_TOKENS.items()):
         listed = 0 if i < 2 else int(rng.integers(0, 600))
-        start, switch = np.datetime64(FIRST_DAY, "h"), (N_DAYS // 2) * 24
+        start, switch = np.datetime64(FIRST_DAY, "h"), (n_days // 2) * 24
         if name == MOVED_TO_4H:
-            times = start + np.concatenate([np.arange(listed * 24, switch, 8), np.arange(switch, N_DAYS * 24, 4)])
+            times = start + np.concatenate([np.arange(listed * 24, switch, 8), np.arange(switch, n_days * 24, 4)])
         else:
-            times = start + np.arange(listed * 24, N_DAYS * 24, interval or 8)
+            times = start + np.arange(listed * 24, n_days * 24, interval or 8)
         times = times[rng.random(len(times)) >= MISSING_SETTLEMENTS]
         rate = 0.0001 + np.cumsum(rng.normal(0.0, 0.00004, len(times))) * 0.05 + rng.normal(0.0, 0.0002, len(times))
         funding_parts.append(
@@ -167,12 +180,12 @@ def synthetic_market(rng: np.random.Generator) -> tuple[pl.DataFrame, Market]:
     tvl_parts = []
     for i, chain in enumerate(CHAINS):
         launch = 0 if i < 2 else int(rng.integers(100, 900))
-        keep = rng.random(N_DAYS - launch) > 0.01  # DefiLlama misses a day now and then
-        level = 1e9 * np.exp(np.cumsum(rng.normal(0.001, 0.03, N_DAYS - launch)))
+        keep = rng.random(n_days - launch) > 0.01  # DefiLlama misses a day now and then
+        level = 1e9 * np.exp(np.cumsum(rng.normal(0.001, 0.03, n_days - launch)))
         tvl_parts.append(
             pl.DataFrame({"scope": "chain", "name": chain, "date": all_dates[launch:][keep], "tvl_usd": level[keep]})
         )
-    dominance = 55.0 + 10.0 * np.sin(np.arange(N_DAYS) / 200.0) + np.cumsum(rng.normal(0.0, 0.1, N_DAYS))
+    dominance = 55.0 + 10.0 * np.sin(np.arange(n_days) / 200.0) + np.cumsum(rng.normal(0.0, 0.1, n_days))
     return candles, Market(
         tokens=tokens,
         funding=pl.concat(funding_parts),
@@ -205,12 +218,12 @@ def polars_chain(db: Path, market: Market, cfg: AnalyticsConfig) -> dict[str, pl
     return compute_marts(raw, market.tokens, cfg)
 
 
-def polars_steps(db: Path, market: Market, cfg: AnalyticsConfig) -> dict[str, float]:
-    """The chain's steps one at a time, as `compute_marts` collects them (each best of STEP_RUNS)."""
+def polars_steps(db: Path, market: Market, cfg: AnalyticsConfig, runs: int) -> dict[str, float]:
+    """The chain's steps one at a time, as `compute_marts` collects them (each best of `runs`)."""
     seconds: dict[str, float] = {}
 
     def timed(step: str, fn: Callable[[], pl.DataFrame]) -> pl.DataFrame:
-        seconds[step], out = best_of(STEP_RUNS, fn)
+        seconds[step], out = best_of(runs, fn)
         return out
 
     def read() -> pl.DataFrame:
@@ -525,7 +538,8 @@ def pd_market_regime(index: pd.DataFrame, season: pd.DataFrame, rs: pd.DataFrame
         | (f["tvl_growth_30d"] <= r.tvl_outflow_30d)
     )
     whipsaw = above_trend & (f["btc_volatility_pct"] >= r.peak_volatility_pct)
-    winning = (alts >= r.alts_outperform_pct) | (f["altseason_index"] >= r.breadth_wide)
+    # alts beating BTC while BTC is below its trend is a bear-market rally, not an alt season
+    winning = above_trend & ((alts >= r.alts_outperform_pct) | (f["altseason_index"] >= r.breadth_wide))
     losing = (alts <= r.alts_underperform_pct) | (f["btc_dominance_trend"] >= r.dominance_rising_pp)
     platform_leads = (f["platform_lead_pct"] >= 0) | f["platform_lead_pct"].isna()
     f["raw_phase"] = pd.Series(
@@ -680,9 +694,9 @@ def polars_once(folder: Path) -> None:
     polars_chain(folder / "candles.duckdb", Market.load(folder), AnalyticsConfig())
 
 
-def main() -> int:
-    cfg = AnalyticsConfig()
-    candles, market = synthetic_market(np.random.default_rng(SEED))
+def main(quick: bool = False) -> int:
+    cfg, sizes = AnalyticsConfig(), QUICK if quick else FULL
+    candles, market = synthetic_market(np.random.default_rng(SEED), sizes.symbols, sizes.days)
     rows = candles.height
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -695,29 +709,32 @@ def main() -> int:
 
         polars_marts = polars_chain(db, market, cfg)
         timed = rounds(
-            ROUNDS,
+            sizes.rounds,
             {
                 "polars": lambda: polars_chain(db, market, cfg),
                 "scan": lambda: polars_scan(db),
                 "duckdb": lambda: duckdb_scan(db),
             },
         )
-        steps = polars_steps(db, market, cfg)
+        steps = polars_steps(db, market, cfg, sizes.step_runs)
         rss_polars = peak_rss_bytes()
         market_pd = market.to_pandas()
-        pandas_s, pandas_marts = best_of(PANDAS_RUNS, lambda: pandas_chain(db, market_pd, cfg))
+        pandas_s, pandas_marts = best_of(sizes.pandas_runs, lambda: pandas_chain(db, market_pd, cfg))
     check = differences(polars_marts, pandas_marts)
     polars_s, scan_s, duckdb_s = (statistics.median(timed[name]) for name in ("polars", "scan", "duckdb"))
     pandas_ratio = pandas_s / min(timed["polars"])  # best of each: pandas runs too long to interleave
     scan_ratio, scan_low, scan_high = ratio(timed["polars"], timed["scan"])
     duckdb_ratio, *_ = ratio(timed["polars"], timed["duckdb"])
 
-    print(f"synthetic market: {N_SYMBOLS:,} symbols x {N_DAYS:,} days, {rows:,} candle rows in DuckDB "
+    if quick:
+        print("quick mode: a small market, to check that the bench runs and the pandas reference agrees;"
+              " its timings and goals mean nothing")
+    print(f"synthetic market: {sizes.symbols:,} symbols x {sizes.days:,} days, {rows:,} candle rows in DuckDB "
           f"(+{market.funding.height:,} funding, {market.defi_tvl.height:,} tvl, {market.btc_dominance.height:,} dominance)")
     print(f"polars {pl.__version__} (default engine, {pl.thread_pool_size()} threads), pandas {pd.__version__},"
-          f" duckdb {duckdb.__version__}; {ROUNDS} interleaved rounds, medians")
+          f" duckdb {duckdb.__version__}; {sizes.rounds} interleaved rounds, medians")
     print(f"polars     duckdb -> compute_marts              {polars_s:7.3f} s   (best {min(timed['polars']):.3f} s)")
-    print(f"pandas     duckdb -> same math (best of {PANDAS_RUNS})     {pandas_s:7.3f} s")
+    print(f"pandas     duckdb -> same math (best of {sizes.pandas_runs})     {pandas_s:7.3f} s")
     print(f"bare scan  duckdb -> polars, group_by symbol    {scan_s:7.3f} s")
     print(f"           duckdb group by symbol -> polars     {duckdb_s:7.3f} s   (for reference)")
     print(f"pandas / polars     {pandas_ratio:7.1f}x   goal >= {GOAL_PANDAS_RATIO:.0f}x   {verdict(pandas_ratio >= GOAL_PANDAS_RATIO)}"
@@ -730,7 +747,7 @@ def main() -> int:
           f"   {verdict(rss <= GOAL_RSS_BYTES)}")
     print(f"peak RSS, this process: {rss_polars / 2**20:.0f} MiB after the data and every Polars run,"
           f" {peak_rss_bytes() / 2**20:.0f} MiB after pandas")
-    print(f"polars chain, one step collected at a time (best of {STEP_RUNS}):")
+    print(f"polars chain, one step collected at a time (best of {sizes.step_runs}):")
     for step, seconds in steps.items():
         print(f"  {step:<34} {seconds:7.3f} s")
     print(f"equality, pandas reference vs polars marts (rtol {RTOL:g}):")
@@ -743,7 +760,11 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--polars-once"]:
-        polars_once(Path(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, seconds: errors and wrong results still fail")
+    parser.add_argument("--polars-once", type=Path, metavar="FOLDER", help=argparse.SUPPRESS)  # the RSS child
+    args = parser.parse_args()
+    if args.polars_once:
+        polars_once(args.polars_once)
     else:
-        sys.exit(main())
+        sys.exit(main(quick=args.quick))

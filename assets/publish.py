@@ -46,7 +46,8 @@ def read_snapshot(
     owners=["team:quant"],
     kinds={"html"},
     deps=[read_snapshot],
-    description="The static report warehouse/report/index.html: the newest day's phase, recommendation "
+    description="The static report warehouse/report/index.html (another warehouse's: <name>_report/index.html "
+    "beside it): the newest day's phase, recommendation "
     "and evidence, the orders for your portfolio, every chart, the backtest table, the quality verdicts and "
     "the inputs' date ranges. One self-contained page that opens offline.",
 )

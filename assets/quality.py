@@ -3,7 +3,7 @@
 The asset validates what it is about to write (raw: with the rows its table holds around the
 window; marts: the window's rows) and reports the result as its `quality` check, so a failure stops
 everything downstream in the run. Raw rows are written, withheld and quarantined in one transaction.
-Each result is also written as a static HTML page under `<warehouse dir>/quality/`.
+Each result is also written as a static HTML page in the warehouse's `quality_folder`.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def _failure_table(report: QualityReport) -> pl.DataFrame:
 
 def _publish(wh: Warehouse, report: QualityReport, run_id: str, span: str, quarantined: int) -> Path:
     """Write the table's page and refresh the index (each replaced atomically)."""
-    folder = wh.path.parent / "quality"
+    folder = wh.quality_folder
     folder.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     page = folder / f"{report.table}.html"

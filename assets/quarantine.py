@@ -35,7 +35,7 @@ def quarantine(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     )
     rows = int(this_run["rows"].sum()) if this_run.height else 0
     context.log.info(f"{rows} row(s) quarantined by this run; {int(totals['rows'].sum()) if totals.height else 0} in all")
-    report = wh.path.parent / "quality" / "index.html"
+    report = wh.quality_folder / "index.html"
     return dg.MaterializeResult(metadata={
         "rows_this_run": rows,
         "this_run": dg.MetadataValue.md(md_table(this_run, max_rows=50) if this_run.height else "nothing quarantined"),

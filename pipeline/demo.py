@@ -13,7 +13,7 @@ from assets.partitions import month_key, monthly
 from pipeline.settings import Settings
 from pipeline.sources.replay.dataset import ReplayInfo
 from pipeline.sources.replay.synthetic import SYNTHETIC_LABEL, ensure_synthetic
-from warehouse import Warehouse
+from warehouse import Warehouse, WarehouseBusy
 from warehouse.db import TABLES, TIME_COLUMN, quoted_column, quoted_table
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,16 @@ def published_run(instance: dg.DagsterInstance, tags: dict[str, str], as_of: dt.
 
 
 def run_demo(rerun: bool = False) -> int:
+    """The demo under the warehouse's writer lock, from its first look at the warehouse to its
+    summary: a second demo or run on the same file waits, then stops with who holds it."""
+    try:
+        with Warehouse(Settings.from_env().warehouse_path).writing():
+            return _replay(rerun)
+    except WarehouseBusy as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def _replay(rerun: bool) -> int:
     from assets.recommendations import portfolio_orders_asset
     from pipeline.definitions import defs
     from pipeline.fingerprint import fingerprint
@@ -212,7 +222,7 @@ def print_checks(evaluations, warehouse: Warehouse) -> None:
         rows = check.metadata.get("rows_validated")
         print(f"  {verdict:<7}{check.asset_key.to_user_string():<32}{rows.value if rows else 0:>9,} rows"
               f"  {(check.description or '').splitlines()[0]}")
-    print(f"  report: {warehouse.path.parent / 'quality' / 'index.html'}")
+    print(f"  report: {warehouse.quality_folder / 'index.html'}")
 
 
 def print_summary(warehouse: Warehouse, before: dict[str, tuple] | None = None, run_id: str | None = None,

@@ -1,4 +1,5 @@
-"""The static report: one self-contained page, `warehouse/report/index.html`, with the day's phase and
+"""The static report: one self-contained page, `warehouse/report/index.html` (of another warehouse:
+`Warehouse.report_folder`), with the day's phase and
 recommendation and their evidence, the orders for the user's portfolio, every chart, the backtest
 table, the quality gate's verdicts and the date range of each input. It opens offline: the charts'
 Vega-Lite specs carry their data, and Vega's JavaScript (from vl-convert) is inlined once.
@@ -39,7 +40,6 @@ from warehouse.db import TIME_COLUMN
 
 log = logging.getLogger(__name__)
 
-FOLDER = "report"
 # Days of history the time-series charts show (the phases, allocation and equity charts show all).
 WINDOW_DAYS = 365
 EVIDENCE = ("btc_trend_pct", "btc_momentum_pct", "btc_volatility_pct", "btc_dominance_pct", "btc_dominance_trend",
@@ -75,8 +75,9 @@ class Chart:
 
 
 def report_path(warehouse_path: Path, as_of: dt.date | None = None) -> Path:
-    """warehouse/report/index.html; the page of an earlier day beside it, as <day>.html."""
-    folder = warehouse_path.parent / FOLDER
+    """warehouse/report/index.html (in the warehouse's own `report_folder`); the page of an earlier
+    day beside it, as <day>.html."""
+    folder = Warehouse(warehouse_path).report_folder
     return folder / ("index.html" if as_of is None else f"{as_of.isoformat()}.html")
 
 
@@ -91,8 +92,8 @@ def write_report(settings: Settings, as_of: dt.date | None = None, out: Path | N
     if unknown:  # before anything is written
         raise ValueError(f"no chart {sorted(unknown)} on the page; it has {[c.key for c in charts]}")
     out = out or report_path(settings.warehouse_path, as_of)
-    html = render(context, charts, quality_link=os.path.relpath(settings.warehouse_path.parent / "quality" / "index.html",
-                                                                 out.parent))
+    quality_page = Warehouse(settings.warehouse_path).quality_folder / "index.html"
+    html = render(context, charts, quality_link=os.path.relpath(quality_page, out.parent))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(out.name + ".tmp")
     staging.write_text(html, encoding="utf-8")
@@ -142,7 +143,7 @@ def gather(wh: Warehouse, settings: Settings, as_of: dt.date | None) -> tuple[Mo
         "assumptions": assumptions(playbook.backtest),
         "biases": BIASES,
         "descriptions": DESCRIPTIONS,
-        "quality": sorted(read_statuses(settings.warehouse_path.parent / "quality").items()),
+        "quality": sorted(read_statuses(Warehouse(settings.warehouse_path).quality_folder).items()),
         "inputs": wh.spans(sorted(TIME_COLUMN), day).to_dicts(),
     }
     return model, charts, context

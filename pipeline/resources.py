@@ -6,9 +6,11 @@ duration of the run, so the very same ccxt/requests clients run offline.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import ccxt
@@ -33,12 +35,22 @@ log = logging.getLogger(__name__)
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (default: ROTATION_WAREHOUSE or warehouse/rotation.duckdb)."""
+    """The DuckDB warehouse file (default: ROTATION_WAREHOUSE or warehouse/rotation.duckdb).
+
+    A run holds the warehouse's writer lock from its first step to its last (`Warehouse.writing`):
+    a second run on the same file waits up to `wait_s` (default ROTATION_WAREHOUSE_WAIT_S, 60 s)
+    and then fails, naming this run, before it touches the file."""
 
     path: str | None = None
+    wait_s: float | None = Field(None, ge=0)
 
     def get(self) -> Warehouse:
-        return Warehouse(self.path or Settings.from_env().warehouse_path)
+        return Warehouse(self.path or Settings.from_env().warehouse_path, wait_s=self.wait_s)
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
+        with self.get().writing(run_id=context.run.run_id if context.run else None):
+            yield self
 
 
 class AnalyticsSettings(dg.ConfigurableResource):

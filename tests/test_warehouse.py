@@ -1,11 +1,21 @@
-"""Warehouse writes: upserts replace on the key, are idempotent, and are all-or-nothing."""
+"""Warehouse writes: upserts replace on the key, are idempotent, and are all-or-nothing; one
+process writes a warehouse at a time, and a second one waits or is told which run holds it."""
 
 import datetime as dt
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import polars as pl
 import pytest
 
-from warehouse import Warehouse, WarehouseError
+from warehouse import Warehouse, WarehouseBusy, WarehouseError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 NOW = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
@@ -152,3 +162,92 @@ def test_sql_names_only_registered_tables_and_columns_and_spans_report_each_tabl
     with pytest.raises(WarehouseError):
         wh.changes("raw.ohlcv_1d", candles(1).rename({"volume": "volume; drop table raw.ohlcv_1d"}))
     assert wh.query("select count(*) n from raw.ohlcv_1d").item() == 3
+
+
+# ------------------------------------------------------------------ one writer at a time
+
+# A writer in another process, as a run is: it holds the warehouse (`writing`, what a run's
+# warehouse resource does) across two writes, and waits for a line on stdin between them.
+HOLDER = """
+import sys, polars as pl
+from warehouse import Warehouse
+path, first, second = sys.argv[1:4]
+wh = Warehouse(path)
+with wh.writing(run_id="run-one"):
+    wh.upsert({"raw.ohlcv_1d": pl.read_parquet(first)})
+    print("holding", flush=True)
+    sys.stdin.readline()
+    wh.upsert({"raw.ohlcv_1d": pl.read_parquet(second)})
+print("done", flush=True)
+"""
+
+
+def start_holder(warehouse_path: Path, tmp_path: Path) -> subprocess.Popen:
+    """The writer above, once it holds the warehouse with BTC's candles written; ETH's follow on a line."""
+    first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
+    candles(3).write_parquet(first)
+    candles(3, symbol="ETH/USDT").write_parquet(second)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(warehouse_path), str(first), str(second)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    line = holder.stdout.readline().strip()
+    if line != "holding":
+        holder.kill()
+        raise AssertionError(holder.stderr.read())
+    return holder
+
+
+def symbols(wh: Warehouse) -> list[tuple[str, int]]:
+    return wh.query("select symbol, count(*) from raw.ohlcv_1d group by symbol order by symbol").rows()
+
+
+def test_a_second_writer_is_refused_naming_the_run_that_holds_the_warehouse_and_the_first_completes(warehouse_path, tmp_path):
+    holder = start_holder(warehouse_path, tmp_path)
+    try:
+        second = Warehouse(warehouse_path, wait_s=0.3)
+        asked = time.monotonic()
+        with pytest.raises(WarehouseBusy) as refused:
+            second.upsert({"raw.ohlcv_1d": candles(3, symbol="SOL/USDT")})
+        assert time.monotonic() - asked >= 0.3  # it waited that long first
+        out, err = holder.communicate("\n", timeout=60)
+    finally:
+        holder.kill()
+    assert re.match(rf"{re.escape(str(warehouse_path))} is being written by run run-one \(pid {holder.pid}, "
+                    r"`-c .*`, started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\): wait for it to end", str(refused.value))
+    assert "ROTATION_WAREHOUSE_WAIT_S" in str(refused.value)
+    assert holder.returncode == 0, err
+    assert out.split() == ["done"]
+    assert symbols(second) == [("BTC/USDT", 3), ("ETH/USDT", 3)]  # the first's writes, all; none of the refused
+    second.upsert({"raw.ohlcv_1d": candles(3, symbol="SOL/USDT")})  # the first is done: the second writes
+    assert symbols(second)[-1] == ("SOL/USDT", 3)
+
+
+def test_a_second_writer_waits_for_the_first_to_end_and_then_writes(warehouse_path, tmp_path):
+    holder = start_holder(warehouse_path, tmp_path)
+    try:
+        threading.Timer(0.5, lambda: holder.communicate("\n", timeout=60)).start()
+        asked = time.monotonic()
+        Warehouse(warehouse_path, wait_s=60).upsert({"raw.ohlcv_1d": candles(3, symbol="SOL/USDT")})
+        waited = time.monotonic() - asked
+        holder.wait(timeout=60)
+    finally:
+        holder.kill()
+    assert holder.returncode == 0
+    assert 0.5 <= waited < 30
+    assert symbols(Warehouse(warehouse_path)) == [("BTC/USDT", 3), ("ETH/USDT", 3), ("SOL/USDT", 3)]
+
+
+def test_a_writer_killed_while_it_holds_the_warehouse_does_not_block_the_next(warehouse_path, tmp_path):
+    holder = start_holder(warehouse_path, tmp_path)
+    holder.kill()  # SIGKILL: no code of its own runs; the kernel drops its lock
+    holder.wait(timeout=60)
+    Warehouse(warehouse_path, wait_s=0).upsert({"raw.ohlcv_1d": candles(3, symbol="SOL/USDT")})
+    assert symbols(Warehouse(warehouse_path)) == [("BTC/USDT", 3), ("SOL/USDT", 3)]
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_a_wait_that_is_not_seconds_is_refused_by_name(warehouse_path, monkeypatch, value):
+    monkeypatch.setenv("ROTATION_WAREHOUSE_WAIT_S", value)
+    with pytest.raises(WarehouseError, match=f"ROTATION_WAREHOUSE_WAIT_S='{value}': not a number of seconds >= 0"):
+        Warehouse(warehouse_path).upsert({"raw.ohlcv_1d": candles(1)})
+    assert not warehouse_path.exists()

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
+import json
+import logging
 import os
 import shutil
+import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -19,6 +25,10 @@ import polars as pl
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
 DEFAULT_PATH = Path(__file__).with_name("rotation.duckdb")
+# How long a writer waits for another process's run on the same warehouse before it refuses.
+WAIT_ENV, DEFAULT_WAIT_S = "ROTATION_WAREHOUSE_WAIT_S", 60.0
+
+log = logging.getLogger(__name__)
 
 
 def _registry() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
@@ -47,6 +57,10 @@ class WarehouseError(RuntimeError):
     """A write was refused (unknown table, missing columns, duplicate keys); nothing was written."""
 
 
+class WarehouseBusy(WarehouseError):
+    """Another process holds the warehouse's writer lock: this one did not open it, nothing was written."""
+
+
 def quoted_table(table: str) -> str:
     """`table` as SQL text: only a table of the registry (TABLES), quoted."""
     if table not in TABLES:
@@ -65,22 +79,71 @@ def default_path() -> Path:
     return Path(os.environ.get("ROTATION_WAREHOUSE") or DEFAULT_PATH)
 
 
+def default_wait_s() -> float:
+    """ROTATION_WAREHOUSE_WAIT_S, else DEFAULT_WAIT_S: seconds a writer waits for another's run."""
+    value = os.environ.get(WAIT_ENV)
+    if not value:
+        return DEFAULT_WAIT_S
+    try:
+        wait_s = float(value)
+    except ValueError:
+        wait_s = -1.0
+    if not wait_s >= 0:  # also NaN
+        raise WarehouseError(f"{WAIT_ENV}={value!r}: not a number of seconds >= 0")
+    return wait_s
+
+
 class Warehouse:
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, wait_s: float | None = None):
         self.path = Path(path) if path else default_path()
+        self.wait_s = wait_s
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.path), read_only=read_only)
+        """A connection; a read-write one under the writer lock (`writing`), so that a second
+        writer waits or gets WarehouseBusy, never DuckDB's own lock error."""
+        with contextlib.nullcontext() if read_only else self.writing():
+            con = duckdb.connect(str(self.path), read_only=read_only)
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                if not read_only:
+                    apply_schema(con)
+                yield con
+            finally:
+                con.close()
+
+    @property
+    def lock_path(self) -> Path:
+        """rotation.duckdb -> rotation.duckdb.lock, beside it: who writes the warehouse."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    @contextlib.contextmanager
+    def writing(self, run_id: str | None = None) -> Iterator[None]:
+        """Hold the warehouse's writer lock: a run holds it from its first step to its last, so
+        nobody else writes between them and its snapshot is of its own writes alone.
+
+        An exclusive `flock` on `lock_path`, which records the holder (run id, pid, command, start)
+        for the refusal message of the next writer. That one waits up to `wait_s` (default
+        ROTATION_WAREHOUSE_WAIT_S) and then raises WarehouseBusy. The kernel releases the lock when
+        its process ends, however it ends: a killed run never blocks the next. Re-entrant within a
+        process (the connections of a run, a run inside `make demo`), as DuckDB itself is: one
+        database instance per file and process. Readers of the snapshot take no lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        key = self.lock_path.resolve()
+        wait_s = default_wait_s() if self.wait_s is None else self.wait_s
+        deadline, waiting = time.monotonic() + wait_s, False
+        while not _take(key, run_id):
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"{self.path} is being written by {_holder(key)}: wait for it to end, or stop it; "
+                                    f"a writer waits up to {wait_s:g} s ({WAIT_ENV})")
+            if not waiting:
+                log.warning("%s is being written by %s; waiting up to %g s", self.path, _holder(key), wait_s)
+                waiting = True
+            time.sleep(0.1)
         try:
-            con.execute("SET TimeZone = 'UTC'")
-            if not read_only:
-                apply_schema(con)
-            yield con
+            yield
         finally:
-            con.close()
+            _release(key)
 
     def upsert(self, frames: Mapping[str, pl.DataFrame], delete: Mapping[str, pl.DataFrame] | None = None) -> dict[str, int]:
         """Insert-or-replace every frame into its table, all in one transaction; rows per table.
@@ -259,6 +322,22 @@ class Warehouse:
         """The read-only copy readers use: rotation.duckdb -> rotation_read.duckdb, beside it."""
         return self.path.with_name(self.path.stem + "_read" + self.path.suffix)
 
+    @property
+    def report_folder(self) -> Path:
+        """Where this warehouse's report pages go: `report/` beside the default rotation.duckdb,
+        `<name>_report/` beside any other (real.duckdb -> real_report/), so that two warehouses in
+        one folder never show each other's pages."""
+        return self._pages("report")
+
+    @property
+    def quality_folder(self) -> Path:
+        """Where this warehouse's quality pages and verdicts go: `quality/`, or `<name>_quality/`."""
+        return self._pages("quality")
+
+    def _pages(self, kind: str) -> Path:
+        stem = self.path.stem
+        return self.path.with_name(kind if stem == DEFAULT_PATH.stem else f"{stem}_{kind}")
+
     def publish_snapshot(self) -> Path:
         """Copy the whole warehouse into a new file beside it and rename that over the snapshot.
 
@@ -286,6 +365,54 @@ class Warehouse:
     def query(self, sql: str, params: list | dict | None = None) -> pl.DataFrame:
         with self.connect(read_only=self.path.exists()) as con:
             return con.sql(sql, params=params or None).pl()
+
+
+# lock file -> [its descriptor, depth, its record]: the writer locks this process holds (re-entrant, any thread)
+_HELD: dict[Path, list] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def _take(lock: Path, run_id: str | None) -> bool:
+    """Take the writer lock `lock` (or go one deeper into this process's hold); False when another
+    process holds it. A run id given by an inner hold (a run inside `make demo`) joins the record."""
+    with _HELD_GUARD:
+        held = _HELD.get(lock)
+        if held is None:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            record = {"run_id": None, "pid": os.getpid(), "command": " ".join(sys.argv)[:300],
+                      "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
+            held = _HELD[lock] = [fd, 0, record]
+        fd, depth, record = held
+        held[1] = depth + 1
+        if depth == 0 or run_id and record["run_id"] != run_id:
+            record["run_id"] = run_id or record["run_id"]
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+        return True
+
+
+def _release(lock: Path) -> None:
+    with _HELD_GUARD:
+        held = _HELD[lock]
+        held[1] -= 1
+        if not held[1]:
+            del _HELD[lock]
+            os.close(held[0])  # closing the only descriptor releases the flock
+
+
+def _holder(lock: Path) -> str:
+    """Who holds the writer lock, as its record says: "run <id> (pid <pid>, `<command>`, started <time>)"."""
+    try:
+        record = json.loads(lock.read_text())
+    except (OSError, ValueError):  # written just now, or by nothing yet
+        return "another process"
+    who = f"run {record['run_id']}" if record.get("run_id") else "a process"
+    return f"{who} (pid {record.get('pid')}, `{record.get('command')}`, started {record.get('started')})"
 
 
 def _up_to(table: str, until: dt.date, since: dt.date | None, equals: Mapping[str, str]) -> tuple[str, list]:

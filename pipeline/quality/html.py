@@ -1,5 +1,6 @@
 """The quality gate's human-readable report: one static HTML page per table (its latest validation)
-and an index, written next to the warehouse so anyone can open them without Dagster or GX."""
+and an index, written beside the warehouse (in its own `Warehouse.quality_folder`) so anyone can
+open them without Dagster or GX."""
 
 from __future__ import annotations
 

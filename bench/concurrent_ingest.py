@@ -7,14 +7,14 @@ no client with the limiter on can beat. Both runs must store the same rows (the 
 Goals: >= 8x faster than one after another, and <= 1.3x the rate-limit bound.
 
 The universe has fewer than 100 tokens, so the bench writes one (the universe's tokens, each with a
-perp, and made-up ones up to 100) and a synthetic market for it into a temp dir. BENCH_P4_SYMBOLS,
-BENCH_P4_YEARS and BENCH_P4_LATENCY_MS change the sizes (the test suite runs it small)."""
+perp, and made-up ones up to 100) and a synthetic market for it into a temp dir. `--quick`: 8
+symbols, 0.3 years, 10 ms latency, the same comparison of the stored rows."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -36,9 +36,7 @@ from warehouse import Warehouse
 
 SPEEDUP_GOAL = 8.0
 BOUND_GOAL = 1.3
-SYMBOLS = int(os.environ.get("BENCH_P4_SYMBOLS", 100))
-YEARS = float(os.environ.get("BENCH_P4_YEARS", 2.0))
-LATENCY_MS = float(os.environ.get("BENCH_P4_LATENCY_MS", 100))
+FULL, QUICK = (100, 2.0, 100.0), (8, 0.3, 10.0)  # symbols, years of history, replay latency in ms
 AS_OF = dt.date(2025, 6, 30)
 ROWS = {  # what each asset stores, to compare the two runs
     "raw.ohlcv_1d": "select exchange, symbol, date, open, high, low, close, volume from raw.ohlcv_1d order by all",
@@ -81,10 +79,11 @@ def spacing_ms(exchange, path: str, query: dict[str, str]) -> float:
     raise LookupError(f"{exchange.id}: no ccxt endpoint for {path}")
 
 
-def cold_ingest(folder: Path, universe: Path, db: Path, in_flight: int) -> dict[str, tuple[float, float, int]]:
+def cold_ingest(folder: Path, universe: Path, db: Path, in_flight: int, latency_ms: float
+                ) -> dict[str, tuple[float, float, int]]:
     """Each asset over the dataset's whole range into an empty warehouse: (seconds, bound seconds, requests)."""
     sources = MarketSources(replay_data=str(folder), universe_path=str(universe), symbols_in_flight=in_flight,
-                            faults=[f"latency={LATENCY_MS / 1000}"])
+                            faults=[f"latency={latency_ms / 1000}"])
     resources = {"sources": sources, "warehouse": WarehouseResource(path=str(db)), "quality": QualitySettings()}
     dataset = load_dataset(folder)
     keys = dg.PartitionKeyRange(dataset.first_date.isoformat(), dataset.as_of.isoformat())
@@ -104,27 +103,31 @@ def cold_ingest(folder: Path, universe: Path, db: Path, in_flight: int) -> dict[
     return timings
 
 
-def main() -> int:
+def main(quick: bool = False) -> int:
     logging.disable(logging.INFO)  # not 2 x 200 progress lines (retries, if any, still show)
+    if quick:
+        print("quick mode: a small ingest, to check that the bench runs and both paths store the same rows;"
+              " its timings mean nothing")
     try:
-        return report()
+        return report(*(QUICK if quick else FULL))
     finally:
         logging.disable(logging.NOTSET)
 
 
-def report() -> int:
+def report(symbols: int, years: float, latency_ms: float) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        universe = bench_universe(tmp / "universe.yaml", SYMBOLS)
-        folder = generate(tmp / "market", AS_OF, seed=21, years=YEARS, universe=load_universe(universe))
-        sequential = cold_ingest(folder, universe, tmp / "sequential.duckdb", in_flight=1)
-        concurrent = cold_ingest(folder, universe, tmp / "concurrent.duckdb", in_flight=SYMBOLS_IN_FLIGHT)
+        universe = bench_universe(tmp / "universe.yaml", symbols)
+        folder = generate(tmp / "market", AS_OF, seed=21, years=years, universe=load_universe(universe))
+        sequential = cold_ingest(folder, universe, tmp / "sequential.duckdb", in_flight=1, latency_ms=latency_ms)
+        concurrent = cold_ingest(folder, universe, tmp / "concurrent.duckdb", in_flight=SYMBOLS_IN_FLIGHT,
+                                 latency_ms=latency_ms)
         stored = {name: [Warehouse(tmp / f"{run}.duckdb").query(q) for run in ("sequential", "concurrent")]
                   for name, q in ROWS.items()}
     same = all(a.equals(b) and a.height > 0 for a, b in stored.values())
 
-    print(f"P4 concurrent ingest: cold ingest of {SYMBOLS} symbols' candles and perp funding, "
-          f"{YEARS:g} years of synthetic history, {LATENCY_MS:.0f} ms replay latency per answer")
+    print(f"P4 concurrent ingest: cold ingest of {symbols} symbols' candles and perp funding, "
+          f"{years:g} years of synthetic history, {latency_ms:.0f} ms replay latency per answer")
     total = {"sequential": 0.0, "concurrent": 0.0, "bound": 0.0}
     for name in sequential:
         seq_s, _, seq_requests = sequential[name]
@@ -148,11 +151,13 @@ def report() -> int:
     if ceiling < SPEEDUP_GOAL:
         spacings = ", ".join(f"{name} {1000 * bound / requests:.0f} ms" for name, (_, bound, requests) in concurrent.items())
         print(f"  why: with ccxt's limiter on, {SPEEDUP_GOAL:.0f}x cannot be had here: at best {ceiling:.1f}x. One after "
-              f"another, a request costs about the {LATENCY_MS:.0f} ms latency; concurrently, requests start no closer "
+              f"another, a request costs about the {latency_ms:.0f} ms latency; concurrently, requests start no closer "
               f"than ccxt's rateLimit x the endpoint's cost (on average {spacings}): {SPEEDUP_GOAL:.0f}x would need "
               f"a latency of {SPEEDUP_GOAL:.0f}x those spacings")
     return 0 if same else 1
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, seconds: errors and wrong results still fail")
+    raise SystemExit(main(quick=parser.parse_args().quick))

@@ -1,14 +1,41 @@
-"""The benchmark scripts stay runnable: `make bench` is not in CI, so what it wires is checked here."""
+"""The benchmark scripts stay runnable: `make bench` is not in CI, so every script runs here in its
+quick mode (small sizes, its correctness checks on), and what the full runs wire is checked here."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from assets.ingest import ingest_assets
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+# Besides exiting 0 and saying it ran quick: the lines that show a script checked its results.
+QUICK_RESULTS = {
+    "transforms.py": ["ok   marts.market_regime", "ok   marts.sector_index"],
+    "quality.py": ["clean rows pass: yes; the failing rows are exactly the broken ones: yes -> correct"],
+    "load.py": ["20,000 rows, 20,000 keys, 20,000 with the new values, 0 overlapping rows not replaced -> correct"],
+    "concurrent_ingest.py": ["the same in both runs -> correct", "(goal >= 8x)", "(goal <= 1.3x)", "rate-limit bound"],
+}
+
+
+@pytest.mark.parametrize("script", sorted(BENCH.glob("*.py")), ids=lambda path: path.name)
+def test_every_bench_script_runs_in_its_quick_mode_without_an_error_or_a_wrong_result(script):
+    """As `make bench` runs it (its own process, the repo as working directory), with `--quick`: a
+    script without a quick mode fails here (it rejects the flag, or never says it ran quick)."""
+    run = subprocess.run([sys.executable, str(script), "--quick"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=300)
+    output = f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, output
+    assert "quick mode" in run.stdout, output
+    for line in QUICK_RESULTS.get(script.name, []):
+        assert line in run.stdout, output
 
 
 def load(name: str):
@@ -23,14 +50,6 @@ def test_the_ingest_bench_gives_the_ingest_assets_every_resource_they_require(tm
     for asset in ingest_assets:
         missing = asset.required_resource_keys - provided
         assert not missing, f"{asset.key.to_user_string()} also needs {sorted(missing)}"
-
-
-def test_the_load_bench_upserts_through_the_write_path_and_checks_the_result(monkeypatch, capsys):
-    monkeypatch.setenv("BENCH_LOAD_ROWS", "20000")
-    monkeypatch.setenv("BENCH_LOAD_SAMPLE", "300")
-    assert load("load").main() == 0
-    out = capsys.readouterr().out
-    assert "20,000 rows, 20,000 keys, 20,000 with the new values, 0 overlapping rows not replaced -> correct" in out
 
 
 def test_the_first_run_baseline_calls_every_asset_of_the_demo_but_the_publishing_ones():
@@ -65,16 +84,6 @@ def test_the_incremental_bench_gives_the_assets_every_resource_and_sorts_request
                        "/v2/historicalChainTvl/Ethereum": "defillama", "/protocol/aave": "defillama",
                        "/api/v3/global/market_cap_chart": "dominance", "/fapi/v1/exchangeInfo": "markets",
                        "/api/v3/ping": "other /api/v3/ping"}
-
-
-def test_the_concurrent_ingest_bench_compares_both_paths_on_the_same_rows(monkeypatch, capsys):
-    monkeypatch.setenv("BENCH_P4_SYMBOLS", "8")
-    monkeypatch.setenv("BENCH_P4_YEARS", "0.3")
-    monkeypatch.setenv("BENCH_P4_LATENCY_MS", "10")
-    assert load("concurrent_ingest").main() == 0
-    out = capsys.readouterr().out
-    assert "the same in both runs -> correct" in out
-    assert "(goal >= 8x)" in out and "(goal <= 1.3x)" in out and "rate-limit bound" in out
 
 
 def test_the_spacings_the_readme_gives_for_the_p4_bound_are_ccxts():

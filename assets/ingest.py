@@ -1,8 +1,10 @@
 """Ingestion assets: the four raw tables, one monthly-partitioned asset per source.
 
-Each asset reads what the warehouse already holds for its partition window, fetches only newer
-data, passes it through the quality gate (its blocking `quality` check) and writes it in one
-transaction at the end, so a failure writes nothing.
+Each asset reads what the warehouse already holds for its partition window, fetches each series
+from its first hole in the window (a row the gate rejected) or else after its newest row
+(`pipeline.sources.resume`), keeps only the rows the table lacks, passes them through the quality
+gate (its blocking `quality` check) and writes them in one transaction at the end, so a failure
+writes nothing.
 """
 
 import datetime as dt
@@ -23,8 +25,9 @@ from pipeline.sources.concurrent import fetch_symbols, once
 from pipeline.sources.errors import NotAvailable, PayloadError, SourceError, SymbolNotListed
 from pipeline.sources.funding import fetch_funding_history, funding_intervals
 from pipeline.sources.prices import fetch_daily_candles
+from pipeline.sources.resume import DAY, resume_after
 from warehouse import Warehouse
-from warehouse.db import TIME_COLUMN
+from warehouse.db import TABLES, TIME_COLUMN
 
 _settings = Settings.from_env()
 COMMON = dict(
@@ -65,6 +68,24 @@ def _window(context: dg.AssetExecutionContext, sources: MarketSources) -> tuple[
     return first, min(last, sources.as_of())
 
 
+def _held(wh: Warehouse, quality: QualitySettings, table: str, window: tuple[dt.date, dt.date], **equals: str) -> pl.DataFrame:
+    """The table's rows of the window and of the quality gate's lookback before it: a hole at the
+    window's first day shows against the rows before it, as the gate's `no_gap` sees it."""
+    if not wh.path.exists():
+        return pl.DataFrame()
+    since = window[0] - dt.timedelta(days=quality.config.freshness_lookback_days)
+    return wh.read(table, window[1], since=since, **equals)
+
+
+def _lacking(rows: pl.DataFrame, held: pl.DataFrame, table: str) -> pl.DataFrame:
+    """The fetched rows whose key the table does not hold: a fetch resuming at a hole gets the days
+    after it again, and those stay as they are."""
+    if rows.is_empty() or held.is_empty():
+        return rows
+    key = list(TABLES[table])
+    return rows.join(held.select(key).cast({c: rows.schema[c] for c in key}), on=key, how="anti", maintain_order="left")
+
+
 def _stamp(frame: pl.DataFrame, source: str, **keys: str) -> pl.DataFrame:
     now = dt.datetime.now(dt.UTC)
     return frame.with_columns(
@@ -91,7 +112,7 @@ def _write(
     return dg.MaterializeResult(metadata=meta, check_results=[check])
 
 
-# fetch(symbol, newest time held in the window or None, window's first day, last day) -> new rows, None = up to date
+# fetch(symbol, held time to resume after or None, window's first day, last day) -> rows, None = up to date
 Fetch = Callable[[str, object, dt.date, dt.date], Awaitable[pl.DataFrame | None]]
 
 
@@ -104,9 +125,10 @@ def _ingest_symbols(
     exchange: ccxt.Exchange | ccxt.async_support.Exchange,
     symbols: list[str],
     fetch: Fetch,
+    step: pl.Expr,
 ) -> dg.MaterializeResult:
-    """Fetch every symbol of the run's window from after the newest row the table holds of it,
-    concurrently through `exchange`, which is closed after, with a progress log as each one
+    """Fetch every symbol of the run's window from its first hole (rows more than 1.5 `step`s apart)
+    or else after the newest row the table holds of it, keeping the rows the table lacks, concurrently through `exchange`, which is closed after, with a progress log as each one
     finishes; then write all in one transaction.
 
     Symbols the exchange does not list are logged and skipped; any other error fails the asset
@@ -114,7 +136,8 @@ def _ingest_symbols(
     """
     start, last = _window(context, sources)
     wh = warehouse.get()
-    held = wh.newest_in_window(table, ("symbol",), start, last, exchange=exchange.id)
+    held = _held(wh, quality, table, (start, last), exchange=exchange.id)
+    after = resume_after(held, ["symbol"], TIME_COLUMN[table], start, step)
 
     def progress(done: int, symbol: str, result: pl.DataFrame | SymbolNotListed | None) -> None:
         if isinstance(result, SymbolNotListed):
@@ -122,10 +145,10 @@ def _ingest_symbols(
         elif result is None:
             context.log.info(f"[{done}/{len(symbols)}] {symbol}: up to date")
         else:
-            context.log.info(f"[{done}/{len(symbols)}] {symbol}: {result.height} new rows")
+            context.log.info(f"[{done}/{len(symbols)}] {symbol}: {result.height} rows fetched")
 
     def resumed(symbol: str) -> Awaitable[pl.DataFrame | None]:
-        return fetch(symbol, held.get((symbol,)), start, last)
+        return fetch(symbol, after.get((symbol,)), start, last)
 
     results = fetch_symbols(exchange, symbols, resumed, progress, sources.symbols_in_flight)
     skipped = [s for s, r in zip(symbols, results) if isinstance(r, SymbolNotListed)]
@@ -133,8 +156,8 @@ def _ingest_symbols(
         _stamp(r, sources.source(exchange.id), exchange=exchange.id, symbol=s)
         for s, r in zip(symbols, results) if isinstance(r, pl.DataFrame)
     ]
-    rows = pl.concat(frames) if frames else pl.DataFrame()
-    del results, frames  # held once, in `rows`, through the gate and the write (GBs at 5,000 symbols)
+    rows = _lacking(pl.concat(frames) if frames else pl.DataFrame(), held, table)
+    del results, frames, held  # held once, in `rows`, through the gate and the write (GBs at 5,000 symbols)
     return _write(
         context, wh, quality, table, rows, (start, last), TIME_COLUMN[table], exchange=exchange.id,
         skipped_symbols=", ".join(skipped) or "none", dataset=sources.dataset_label or "live",
@@ -157,7 +180,8 @@ def ohlcv_1d(
         since = newest + dt.timedelta(days=1) if newest else start
         return None if since > last else await fetch_daily_candles(exchange, symbol, since, last)
 
-    return _ingest_symbols(context, sources, quality, warehouse, "raw.ohlcv_1d", exchange, sources.universe.spot_symbols, fetch)
+    return _ingest_symbols(context, sources, quality, warehouse, "raw.ohlcv_1d", exchange, sources.universe.spot_symbols,
+                           fetch, DAY)
 
 
 @dg.asset(
@@ -179,8 +203,9 @@ def funding_rates(
             return None
         return await fetch_funding_history(exchange, symbol, since, last, (await intervals()).get(symbol))
 
+    # a perp settles every `interval_hours` (as the exchange gives it now; 8h unless it says otherwise)
     return _ingest_symbols(context, sources, quality, warehouse, "raw.funding_rates", exchange, sources.universe.perp_symbols,
-                           fetch)
+                           fetch, pl.duration(hours="interval_hours"))
 
 
 @dg.asset(
@@ -197,7 +222,8 @@ def defi_tvl(
     llama = sources.defillama()
     universe = sources.universe
     wh = warehouse.get()
-    held = wh.newest_in_window("raw.defi_tvl", ("scope", "name"), start, last)
+    held = _held(wh, quality, "raw.defi_tvl", (start, last))
+    after = resume_after(held, ["scope", "name"], "date", start)
     series = [("total", "all", llama.total_tvl)]
     series += [("chain", c.lower(), lambda c=c: llama.chain_tvl(c)) for c in universe.tvl_chains]
     series += [("protocol", s, lambda s=s: llama.protocol_tvl(s)) for s in universe.protocol_slugs]
@@ -209,11 +235,11 @@ def defi_tvl(
             context.log.warning(f"[{i}/{len(series)}] {scope} {name}: not available ({exc})")
             unavailable.append(f"{scope}:{name}")
             continue
-        newer_than = held.get((scope, name), start - dt.timedelta(days=1))
-        points = points.filter(pl.col("date").is_between(newer_than + dt.timedelta(days=1), last))
-        context.log.info(f"[{i}/{len(series)}] {scope} {name}: {points.height} new days")
+        since = after[scope, name] + dt.timedelta(days=1) if (scope, name) in after else start
+        points = points.filter(pl.col("date").is_between(since, last))
+        context.log.info(f"[{i}/{len(series)}] {scope} {name}: {points.height} days from {since}")
         frames.append(_stamp(points, sources.source("defillama"), scope=scope, name=name))
-    rows = pl.concat(frames) if frames else pl.DataFrame()
+    rows = _lacking(pl.concat(frames) if frames else pl.DataFrame(), held, "raw.defi_tvl")
     return _write(
         context, wh, quality, "raw.defi_tvl", rows, (start, last), "date",
         unavailable=", ".join(unavailable) or "none", dataset=sources.dataset_label or "live",
@@ -234,8 +260,9 @@ def btc_dominance(
     start, last = _window(context, sources)
     gecko = sources.coingecko()
     wh = warehouse.get()
-    newest = wh.newest_in_window("raw.btc_dominance", (), start, last).get(())
-    first_missing = newest + dt.timedelta(days=1) if newest else start
+    held = _held(wh, quality, "raw.btc_dominance", (start, last))
+    after = resume_after(held, [], "date", start).get(())
+    first_missing = after + dt.timedelta(days=1) if after else start
     if first_missing > last:
         context.log.info("up to date")
         return _write(context, wh, quality, "raw.btc_dominance", pl.DataFrame(), (start, last), "date")
@@ -248,7 +275,7 @@ def btc_dominance(
         points = gecko.global_snapshot()
         source = "coingecko:global"
     points = points.filter(pl.col("date").is_between(first_missing, last))
-    rows = _stamp(points, sources.source(source))
+    rows = _lacking(_stamp(points, sources.source(source)), held, "raw.btc_dominance")
     return _write(context, wh, quality, "raw.btc_dominance", rows, (start, last), "date", source=sources.source(source))
 
 

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from assets.ingest import defi_tvl, ingest_assets, ohlcv_1d
+from assets.ingest import btc_dominance, defi_tvl, funding_rates, ingest_assets, ohlcv_1d
 from assets.partitions import month_key
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.sources.errors import SourceError
@@ -306,3 +306,72 @@ def test_a_dagster_run_materialises_a_range_of_months(synthetic_dir, warehouse_p
                             for month in ("2025-05-01", "2025-06-01")}
     wh = Warehouse(warehouse_path)
     assert wh.query("select min(date), max(date) from raw.ohlcv_1d").row(0) == (dt.date(2025, 5, 1), SYNTH_AS_OF)
+
+
+# ------------------------------------------------------------------ a rejected row's hole
+
+HOLE_DAY = dt.date(2025, 6, 10)
+
+
+def small_real_dataset(folder: Path, data: Path, edit: tuple[str, pl.Expr, str, object] | None = None) -> Path:
+    """May and June 2025 of the real history for BTC, ETH and SOL (candles, perps), Ethereum's TVL and
+    dominance, written as a dataset folder of its own; `edit` = (file, rows, column, value) sets
+    `column` to `value` on the file's `rows`, as a source that sent one bad value."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keep = {
+        "ohlcv_1d": pl.col("symbol").is_in(["BTC/USDT", "ETH/USDT", "SOL/USDT"]),
+        "funding_8h": pl.col("symbol").is_in(["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]),
+        "chain_tvl_1d": pl.col("chain") == "ethereum",
+        "btc_dominance_1d": pl.lit(True),
+    }
+    for name, rows in keep.items():
+        frame = pl.read_parquet(data / f"{name}.parquet")
+        when = pl.col("ts").dt.date() if name == "funding_8h" else pl.col("date")
+        frame = frame.filter(rows & when.is_between(dt.date(2025, 5, 1), dt.date(2025, 6, 30)))
+        if edit is not None and edit[0] == name:
+            frame = frame.with_columns(pl.when(edit[1]).then(pl.lit(edit[3])).otherwise(pl.col(edit[2])).alias(edit[2]))
+        frame.write_parquet(folder / f"{name}.parquet")
+    return folder
+
+
+# (raw asset, dataset file, the bad row, column, bad value, table, the row's key there)
+BAD_ROWS = {
+    "a candle with its high below its low": (
+        ohlcv_1d, "ohlcv_1d", (pl.col("symbol") == "SOL/USDT") & (pl.col("date") == HOLE_DAY), "high", 1.0,
+        "raw.ohlcv_1d", {"symbol": "SOL/USDT", "date": HOLE_DAY}),
+    "a funding rate given in percent": (
+        funding_rates, "funding_8h", (pl.col("symbol") == "BTC/USDT:USDT") & (pl.col("ts").dt.date() == HOLE_DAY)
+        & (pl.col("ts").dt.hour() == 8), "funding_rate", 0.5,
+        "raw.funding_rates", {"symbol": "BTC/USDT:USDT", "funding_time": dt.datetime(2025, 6, 10, 8, tzinfo=dt.UTC)}),
+    "a negative TVL": (
+        defi_tvl, "chain_tvl_1d", pl.col("date") == HOLE_DAY, "tvl_usd", -1.0,
+        "raw.defi_tvl", {"scope": "chain", "name": "ethereum", "date": HOLE_DAY}),
+    "a dominance above 100%": (
+        btc_dominance, "btc_dominance_1d", pl.col("date") == HOLE_DAY, "btc_dominance_pct", 140.0,
+        "raw.btc_dominance", {"date": HOLE_DAY}),
+}
+
+
+@pytest.mark.parametrize("defect", list(BAD_ROWS))
+def test_a_row_the_gate_rejected_is_fetched_again_once_the_source_is_fixed(defect, real_data, tmp_path, warehouse_path):
+    """The README's "fix the source and re-run": a rejected row mid-month leaves a hole, not the newest
+    day; the next night, on the fixed source, fetches the hole again with the new day, and the check passes."""
+    asset, file, bad, column, value, table, key = BAD_ROWS[defect]
+    broken = small_real_dataset(tmp_path / "broken", real_data, (file, bad, column, value))
+    night = run([asset], MarketSources(replay_data=str(broken), until="2025-06-20"), warehouse_path, "2025-06-01", "2025-06-20")
+    assert not night[asset.key.path[-1]].check_results[0].passed
+    where = " and ".join(f"{c} = ?" for c in key)
+    holds = f"select count(*) from {table} where {where}"
+    assert Warehouse(warehouse_path).query(holds, list(key.values())).item() == 0
+    assert Warehouse(warehouse_path).query("select count(*) from raw.quarantine where table_name = ?", [table]).item() > 0
+
+    fixed = small_real_dataset(tmp_path / "fixed", real_data)
+    night = run([asset], MarketSources(replay_data=str(fixed), until="2025-06-21"), warehouse_path, "2025-06-01", "2025-06-21")
+    result = night[asset.key.path[-1]]
+    assert result.check_results[0].passed, result.check_results[0].description
+    recorded = pl.read_parquet(fixed / f"{file}.parquet").filter(bad)[column].item()
+    stored = Warehouse(warehouse_path).query(f"select {column} from {table} where {where}", list(key.values()))
+    assert stored[column].to_list() == [recorded]
+    new_days = {"ohlcv_1d": 3, "funding_8h": 3 * 3, "chain_tvl_1d": 1, "btc_dominance_1d": 1}[file]
+    assert result.metadata["rows_written"] == 1 + new_days  # the hole and 06-21: nothing held is written again
+    assert set(duplicate_keys(warehouse_path).values()) == {0}

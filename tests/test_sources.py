@@ -238,3 +238,61 @@ def test_a_payload_without_its_field_is_a_payload_error(synth):
 
 def synth_path(server: ReplayServer) -> Path:
     return server.dataset.path
+
+
+# ------------------------------------------------------------------ where a fetch resumes
+
+JUNE = dt.date(2025, 6, 1)
+
+
+def days_held(*runs: tuple[str, str], symbol: str = "SOL/USDT") -> pl.DataFrame:
+    """A symbol's held days: each run of days first..last (ISO dates), inclusive."""
+    days = [d for first, last in runs for d in pl.date_range(dt.date.fromisoformat(first), dt.date.fromisoformat(last),
+                                                             eager=True)]
+    return pl.DataFrame({"symbol": symbol, "date": days})
+
+
+@pytest.mark.parametrize(
+    ("runs", "after"),
+    [
+        ([("2025-05-20", "2025-06-20")], dt.date(2025, 6, 20)),  # no hole: after the newest day
+        ([("2025-05-20", "2025-06-09"), ("2025-06-11", "2025-06-20")], dt.date(2025, 6, 9)),  # a rejected day mid-month
+        ([("2025-05-20", "2025-06-04"), ("2025-06-06", "2025-06-08"), ("2025-06-11", "2025-06-20")],
+         dt.date(2025, 6, 4)),  # two holes: the first
+        ([("2025-05-20", "2025-05-31"), ("2025-06-02", "2025-06-20")], None),  # the window's first day: from it
+        ([("2025-05-20", "2025-05-24"), ("2025-05-27", "2025-06-20")], dt.date(2025, 6, 20)),  # before the window: not asked for
+        ([("2025-05-20", "2025-05-25")], None),  # nothing in the window (gone quiet, or a new month): from its first day
+        ([("2025-06-05", "2025-06-20")], dt.date(2025, 6, 20)),  # listed mid-month: nothing before it is missing
+    ],
+)
+def test_a_series_resumes_at_its_first_hole_inside_the_window(runs, after):
+    from pipeline.sources.resume import resume_after
+
+    resumed = resume_after(days_held(*runs), ["symbol"], "date", JUNE)
+    assert resumed == ({} if after is None else {("SOL/USDT",): after})
+
+
+def test_funding_holes_are_settlements_missing_on_each_perps_own_interval():
+    from pipeline.sources.resume import resume_after
+
+    def settlements(symbol: str, hours: int, *skip: dt.datetime) -> pl.DataFrame:
+        times = pl.datetime_range(dt.datetime(2025, 5, 30), dt.datetime(2025, 6, 10), f"{hours}h", time_zone="UTC",
+                                  time_unit="us", eager=True)
+        return pl.DataFrame({"symbol": symbol, "funding_time": times, "interval_hours": hours},
+                            schema_overrides={"interval_hours": pl.Int32}).filter(~pl.col("funding_time").is_in(skip))
+
+    missing = dt.datetime(2025, 6, 3, 4, tzinfo=dt.UTC)
+    held = pl.concat([settlements("BTC/USDT:USDT", 8), settlements("PEPE/USDT:USDT", 4, missing)])
+    resumed = resume_after(held, ["symbol"], "funding_time", JUNE, pl.duration(hours="interval_hours"))
+    assert resumed == {
+        ("BTC/USDT:USDT",): dt.datetime(2025, 6, 10, tzinfo=dt.UTC),  # 8h apart on an 8h perp: complete
+        ("PEPE/USDT:USDT",): missing - dt.timedelta(hours=4),  # 8h apart on a 4h perp: one settlement missing
+    }
+
+
+def test_a_series_without_a_name_resumes_the_same_way():
+    from pipeline.sources.resume import resume_after
+
+    held = days_held(("2025-05-20", "2025-06-09"), ("2025-06-11", "2025-06-20")).drop("symbol")
+    assert resume_after(held, [], "date", JUNE) == {(): dt.date(2025, 6, 9)}
+    assert resume_after(pl.DataFrame(), [], "date", JUNE) == {}

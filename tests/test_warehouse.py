@@ -84,20 +84,6 @@ def test_an_empty_write_is_a_no_op(warehouse_path):
     assert wh.query("select count(*) from raw.ohlcv_1d").item() == 2
 
 
-def test_newest_in_window_is_where_an_incremental_fetch_resumes(warehouse_path):
-    wh = Warehouse(warehouse_path)
-    assert wh.newest_in_window("raw.ohlcv_1d", ("symbol",), dt.date(2024, 1, 1), dt.date(2024, 12, 31)) == {}
-    wh.upsert({"raw.ohlcv_1d": pl.concat([candles(10), candles(4, symbol="ETH/USDT")])})
-    window = (dt.date(2024, 1, 1), dt.date(2024, 1, 7))
-    assert wh.newest_in_window("raw.ohlcv_1d", ("symbol",), *window, exchange="binance") == {
-        ("BTC/USDT",): dt.date(2024, 1, 7), ("ETH/USDT",): dt.date(2024, 1, 4),
-    }
-    assert wh.newest_in_window("raw.ohlcv_1d", (), *window, exchange="bybit") == {}
-    assert wh.newest_in_window("raw.ohlcv_1d", (), dt.date(2024, 2, 1), dt.date(2024, 2, 9)) == {}
-    with pytest.raises(WarehouseError, match="not among its keys"):
-        wh.newest_in_window("raw.ohlcv_1d", ("close",), *window)
-
-
 def test_newest_is_the_tables_last_day_and_only_for_allow_listed_tables(warehouse_path):
     wh = Warehouse(warehouse_path)
     assert wh.newest("raw.ohlcv_1d") is None  # no file yet
@@ -157,8 +143,7 @@ def test_sql_names_only_registered_tables_and_columns_and_spans_report_each_tabl
     spans = wh.spans(["raw.ohlcv_1d", "raw.funding_rates"], dt.date(2030, 1, 1))
     assert spans.select("table_name", "rows").rows() == [("raw.ohlcv_1d", 3), ("raw.funding_rates", 0)]
     with pytest.raises(WarehouseError):  # a name outside the registry never becomes SQL text
-        wh.newest_in_window("raw.ohlcv_1d", ("symbol",), dt.date(2024, 1, 1), dt.date(2024, 2, 1),
-                            **{"exchange = exchange or 1": "x"})
+        wh.read("raw.ohlcv_1d", dt.date(2024, 2, 1), **{"exchange = exchange or 1": "x"})
     with pytest.raises(WarehouseError):
         wh.changes("raw.ohlcv_1d", candles(1).rename({"volume": "volume; drop table raw.ohlcv_1d"}))
     assert wh.query("select count(*) n from raw.ohlcv_1d").item() == 3

@@ -244,30 +244,6 @@ class Warehouse:
                 parts.append(f"{table} {rows}:{total}")
         return "; ".join(parts)
 
-    def newest_in_window(
-        self, table: str, group_by: tuple[str, ...], first: dt.date, last: dt.date, **equals: str
-    ) -> dict[tuple, object]:
-        """(group values) -> newest time held within days first..last, optionally where column = value.
-
-        An incremental fetch resumes after it; a window the warehouse holds nothing of starts fresh.
-        """
-        time_col = TIME_COLUMN.get(table)
-        columns = set(TABLES.get(table, ()))
-        if time_col is None or not set(group_by) | set(equals) <= columns:
-            raise WarehouseError(f"{table}: no time column, or {group_by + tuple(equals)} not among its keys")
-        if not self.path.exists():
-            return {}
-        # Identifiers from the registry (`quoted_table`, `quoted_column`); values are parameters.
-        time_col = quoted_column(time_col, TABLES[table])
-        conditions = [time_col + " >= ?", time_col + " < ?"] + [quoted_column(c, columns) + " = ?" for c in equals]
-        groups = ", ".join(quoted_column(c, columns) for c in group_by)
-        sql = (
-            "select " + (groups + ", " if groups else "") + "max(" + time_col + ") from " + quoted_table(table)
-            + " where " + " and ".join(conditions) + (" group by " + groups if groups else "")
-        )
-        rows = self.query(sql, [first, last + dt.timedelta(days=1), *equals.values()]).iter_rows()
-        return {row[:-1]: row[-1] for row in rows if row[-1] is not None}
-
     def newest(self, table: str, **equals: str) -> dt.date | None:
         """The newest day `table` holds (its time column's maximum, as a UTC day), optionally where
         column = value; None when empty."""
@@ -384,7 +360,7 @@ def _take(lock: Path, run_id: str | None) -> bool:
             except BlockingIOError:
                 os.close(fd)
                 return False
-            record = {"run_id": None, "pid": os.getpid(), "command": " ".join(sys.argv)[:300],
+            record = {"run_id": None, "pid": os.getpid(), "command": _command(),
                       "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
             held = _HELD[lock] = [fd, 0, record]
         fd, depth, record = held
@@ -394,6 +370,13 @@ def _take(lock: Path, run_id: str | None) -> bool:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(record).encode(), 0)
         return True
+
+
+def _command() -> str:
+    """This process's command line as typed ("python -m pipeline demo"), cut to 200 characters."""
+    argv = [Path(sys.orig_argv[0]).name, *sys.orig_argv[1:]]
+    line = " ".join(argv)
+    return line if len(line) <= 200 else line[:199] + "…"
 
 
 def _release(lock: Path) -> None:

@@ -375,3 +375,30 @@ def test_a_row_the_gate_rejected_is_fetched_again_once_the_source_is_fixed(defec
     new_days = {"ohlcv_1d": 3, "funding_8h": 3 * 3, "chain_tvl_1d": 1, "btc_dominance_1d": 1}[file]
     assert result.metadata["rows_written"] == 1 + new_days  # the hole and 06-21: nothing held is written again
     assert set(duplicate_keys(warehouse_path).values()) == {0}
+
+
+def candles_asked_from(folder: Path, path: Path, start: str, end: str, symbol: str) -> list[dt.date]:
+    """Run the candles over the months of days start..end on the night after `end`: the first day of
+    each candle request for `symbol` the replay served."""
+    resources = {"sources": MarketSources(replay_data=str(folder), until=end),
+                 "warehouse": WarehouseResource(path=str(path)), "quality": QualitySettings()}
+    months = dg.PartitionKeyRange(*(month_key(dt.date.fromisoformat(day)) for day in (start, end)))
+    with dg.build_asset_context(partition_key_range=months, resources=resources) as ctx:
+        ohlcv_1d(ctx)
+        served = ctx.resources.sources._server.requests
+    return [dt.datetime.fromtimestamp(int(r.query["startTime"]) / 1000, dt.UTC).date()
+            for r in served if r.path == "/api/v3/klines" and r.query["symbol"] == symbol]
+
+
+def test_a_gap_the_source_itself_has_is_asked_for_again_only_by_runs_of_its_months(real_data, tmp_path, warehouse_path):
+    """A recording gap is no rejected row, but looks the same from the warehouse: a run of its months
+    asks for it again (one request), a night of a later month does not reach back for it."""
+    folder = small_real_dataset(tmp_path / "gap", real_data)
+    candles = pl.read_parquet(folder / "ohlcv_1d.parquet")
+    gap = pl.col("date").is_between(dt.date(2025, 5, 10), dt.date(2025, 5, 12))
+    candles.filter(~((pl.col("symbol") == "SOL/USDT") & gap)).write_parquet(folder / "ohlcv_1d.parquet")
+    assert candles_asked_from(folder, warehouse_path, "2025-05-01", "2025-06-20", "SOLUSDT") == [dt.date(2025, 5, 1)]
+    assert candles_asked_from(folder, warehouse_path, "2025-05-01", "2025-06-21", "SOLUSDT") == [dt.date(2025, 5, 10)]
+    assert candles_asked_from(folder, warehouse_path, "2025-06-01", "2025-06-22", "SOLUSDT") == [dt.date(2025, 6, 22)]
+    held = Warehouse(warehouse_path).query("select count(*) from raw.ohlcv_1d where symbol = 'SOL/USDT'").item()
+    assert held == 31 + 22 - 3

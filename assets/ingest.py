@@ -68,7 +68,9 @@ def _window(context: dg.AssetExecutionContext, sources: MarketSources) -> tuple[
     return first, min(last, sources.as_of())
 
 
-def _held(wh: Warehouse, quality: QualitySettings, table: str, window: tuple[dt.date, dt.date], **equals: str) -> pl.DataFrame:
+def _held(
+    wh: Warehouse, quality: QualitySettings, table: str, window: tuple[dt.date, dt.date], **equals: str
+) -> pl.DataFrame:
     """The table's rows of the window and of the quality gate's lookback before it: a hole at the
     window's first day shows against the rows before it, as the gate's `no_gap` sees it."""
     if not wh.path.exists():
@@ -127,9 +129,10 @@ def _ingest_symbols(
     fetch: Fetch,
     step: pl.Expr,
 ) -> dg.MaterializeResult:
-    """Fetch every symbol of the run's window from its first hole (rows more than 1.5 `step`s apart)
-    or else after the newest row the table holds of it, keeping the rows the table lacks, concurrently through `exchange`, which is closed after, with a progress log as each one
-    finishes; then write all in one transaction.
+    """Fetch every symbol of the run's window from its first hole (held rows more than 1.5 `step`s
+    apart) or else after the newest row the table holds of it, concurrently through `exchange`,
+    which is closed after, with a progress log as each one finishes; then write the rows the table
+    lacks, all in one transaction.
 
     Symbols the exchange does not list are logged and skipped; any other error fails the asset
     before anything is written.

@@ -441,3 +441,39 @@ def test_the_cache_of_formatted_answers_is_bounded_and_answers_stay_the_same(tin
             assert len(srv._api._cache) <= 2
         assert _get(srv, "/api/v3/klines", symbol="BTCUSDT", interval="1d", limit=1000).json() == first
         assert len(first) == 70  # the 70 days up to the as-of day
+
+
+def test_rows_repeating_a_key_are_named_in_a_warning_and_the_first_is_served(tiny_dir: Path, tmp_path: Path, caplog) -> None:
+    """A dataset file with two rows for one day is a defect: the replay says so (the file, the keys
+    and how many rows each) and serves the first row, as the recorded one."""
+    import shutil
+
+    folder = shutil.copytree(tiny_dir, tmp_path / "repeated")
+    day = dt.date(2024, 2, 10)
+    candles = pl.read_parquet(folder / "ohlcv_1d.parquet")
+    again = candles.filter((pl.col("symbol") == "BTC/USDT") & (pl.col("date") == day)).with_columns(close=pl.lit(1.0))
+    pl.concat([candles, again, again]).write_parquet(folder / "ohlcv_1d.parquet")
+    tvl = pl.read_parquet(folder / "chain_tvl_1d.parquet")
+    pl.concat([tvl, tvl.filter((pl.col("chain") == "arbitrum") & (pl.col("date") == day)).with_columns(tvl_usd=pl.lit(7, pl.Int64))]
+              ).write_parquet(folder / "chain_tvl_1d.parquet")
+    funding = pl.read_parquet(folder / "funding_8h.parquet")
+    early = (pl.col("symbol") == "BTC/USDT:USDT") & (pl.col("ts").dt.date() <= dt.date(2024, 1, 3))  # 9 settlements
+    pl.concat([funding, funding.filter(early)]).write_parquet(folder / "funding_8h.parquet")
+
+    with caplog.at_level("WARNING", logger="pipeline.replay"):
+        dataset = load_dataset(folder)
+    warnings = {Path(r.args[0]).name: r.getMessage() for r in caplog.records if r.levelname == "WARNING"}
+    assert set(warnings) == {"ohlcv_1d.parquet", "chain_tvl_1d.parquet", "funding_8h.parquet"}
+    assert ": 1 (symbol, date) key(s) on more than one row: BTC/USDT 2024-02-10 (3 rows); the replay serves the first row of each" \
+        in warnings["ohlcv_1d.parquet"]
+    assert "1 (chain, date) key(s) on more than one row: arbitrum 2024-02-10 (2 rows)" in warnings["chain_tvl_1d.parquet"]
+    assert "9 (symbol, ts) key(s) on more than one row: BTC/USDT:USDT 2024-01-01 00:00:00+00:00 (2 rows)" in warnings["funding_8h.parquet"]
+    assert "(2 rows) and 4 more; the replay serves" in warnings["funding_8h.parquet"]
+
+    with ReplayServer(dataset) as srv:
+        klines = _get(srv, "/api/v3/klines", symbol="BTCUSDT", interval="1d", startTime=_ms(day), limit=1).json()
+        arbitrum = _get(srv, "/v2/historicalChainTvl/arbitrum").json()
+    recorded = candles.filter((pl.col("symbol") == "BTC/USDT") & (pl.col("date") == day))
+    assert [(k[0], float(k[4])) for k in klines] == [(_ms(day), recorded["close"].item())]
+    served = [p["tvl"] for p in arbitrum if p["date"] == _ms(day) // 1000]
+    assert served == tvl.filter((pl.col("chain") == "arbitrum") & (pl.col("date") == day))["tvl_usd"].to_list()

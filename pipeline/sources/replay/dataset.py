@@ -12,16 +12,22 @@ Optional files (the synthetic market writes them; a replay without them answers 
                              "funding_interval_hours": {"SYM/USDT:USDT": 4}, ...}
 The as-of day is `dataset.json`'s `as_of`, else the last date present in any file: the replay
 never serves anything after the end of that day.
+A file holding two rows for one key (a symbol's day, a chain's day, a funding time) is defective:
+the replay serves the first and logs a warning naming the file and the keys, rather than let the
+defect pass unseen.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+
+log = logging.getLogger("pipeline.replay")
 
 REQUIRED = ("ohlcv_1d", "funding_8h", "chain_tvl_1d", "btc_dominance_1d")
 OPTIONAL = ("total_tvl_1d", "protocol_tvl_1d")
@@ -39,6 +45,17 @@ _COLUMNS = {
     "total_tvl_1d": ("date", "tvl_usd"),
     "protocol_tvl_1d": ("date", "protocol", "tvl_usd"),
 }
+# What one row of each file stands for; `date` counts by the day. A symbol's candles are one series
+# whatever the exchange column says: the replay serves them for every exchange.
+_KEYS = {
+    "ohlcv_1d": ("symbol", "date"),
+    "funding_8h": ("symbol", "ts"),
+    "chain_tvl_1d": ("chain", "date"),
+    "btc_dominance_1d": ("date",),
+    "total_tvl_1d": ("date",),
+    "protocol_tvl_1d": ("protocol", "date"),
+}
+SHOWN_KEYS = 5  # repeated keys named in the warning; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -136,7 +153,7 @@ def load_dataset(path: str | Path) -> Dataset:
         missing = [c for c in _COLUMNS[name] if c not in df.columns]
         if missing:
             raise DatasetError(f"replay dataset {file}: missing column(s) {missing}")
-        frames[name] = df
+        frames[name] = _first_of_each_key(file, df, _KEYS[name])
     funding = frames["funding_8h"].with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
     info = ReplayInfo.read(path)
     meta = json.loads((path / "dataset.json").read_text()) if (path / "dataset.json").exists() else {}
@@ -152,3 +169,18 @@ def load_dataset(path: str | Path) -> Dataset:
         protocol_tvl=frames["protocol_tvl_1d"],
         funding_interval_hours={k: int(v) for k, v in meta.get("funding_interval_hours", {}).items()},
     )
+
+
+def _first_of_each_key(file: Path, frame: pl.DataFrame, key: tuple[str, ...]) -> pl.DataFrame:
+    """The file's rows with the first of each key kept; keys held more than once are logged as a
+    warning naming the file, the keys (the first few, then how many more) and their rows."""
+    keys = frame.select(pl.col(c).cast(pl.Date) if c == "date" else pl.col(c) for c in key)
+    first = keys.select(pl.struct(key).is_first_distinct()).to_series()
+    if first.all():
+        return frame
+    repeated = keys.filter(keys.is_duplicated()).group_by(list(key)).len().sort(list(key))
+    named = ", ".join(" ".join(map(str, row[:-1])) + f" ({row[-1]} rows)" for row in repeated.head(SHOWN_KEYS).iter_rows())
+    more = f" and {repeated.height - SHOWN_KEYS} more" if repeated.height > SHOWN_KEYS else ""
+    log.warning("replay dataset %s: %d (%s) key(s) on more than one row: %s%s; the replay serves the first row of each",
+                file, repeated.height, ", ".join(key), named, more)
+    return frame.filter(first)

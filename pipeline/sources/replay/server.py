@@ -218,7 +218,6 @@ class _Api:
         ohlcv = (
             ds.ohlcv.with_columns(t=pl.col("date").cast(pl.Date).dt.epoch("ms"))
             .filter(pl.col("t") <= self.day0_ms)
-            .unique(subset=["symbol", "t"], keep="first", maintain_order=True)
             .sort("symbol", "t")
         )
         self.spot = {
@@ -233,7 +232,6 @@ class _Api:
         funding = (
             ds.funding.with_columns(t=pl.col("ts").dt.epoch("ms"))
             .filter(pl.col("t") <= self.now_ms)
-            .unique(subset=["symbol", "t"], keep="first", maintain_order=True)
             .sort("symbol", "t")
         )
         self.perps: dict[str, _Perp] = {}

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.config_file import load_model
+from pipeline.config_file import ConfigError, load_model
 
 DEFAULT_QUALITY = Path(__file__).resolve().parents[1] / "quality.yaml"
 Action = Literal["block", "warn"]
@@ -20,10 +20,15 @@ Action = Literal["block", "warn"]
 SHIPPED_POLICY: dict[str, Action] = {
     "raw.btc_dominance.one_day_spike": "warn",  # a vendor glitch that reverts the next day
     "raw.ohlcv_1d.stale_symbol": "warn",  # membership drops it from the day's universe anyway
+    # a candle both neighbours contradict, or one whose open breaks from the close before it: a
+    # glitch the table is better without; a newest candle's big move is held until the next day
+    "raw.ohlcv_1d.price_spike": "warn",
+    "raw.ohlcv_1d.open_gap": "warn",
+    "raw.ohlcv_1d.unconfirmed_jump": "warn",
 }
 
 
-class QualityConfigError(ValueError):
+class QualityConfigError(ConfigError):
     """The quality config file is missing, not YAML, or has a bad field; the message names which."""
 
 
@@ -47,6 +52,19 @@ class QualityConfig(BaseModel):
     # history's largest genuine moves are <= 5 pp (2018-12-24: 4.96 pp), its known glitches are
     # 6.1-7.5 pp (2018-01-16/17, 2020-05-10/11), so 5.5 pp separates them; 8 pp would pass both.
     dominance_jump_max_pp: float = Field(5.5, gt=0)
+    # A close more than this factor away from both neighbouring closes, which agree with each other
+    # within it, is a spike: a glitch. In the real history (ohlcv_1d and ohlcv_1d_delisted, 167k
+    # candles, 2020-2025) no day that reverts the next moves more than x1.68 each way (SUSHI
+    # 2020-09-05); decimal and unit slips are x10 and more. LUNA's collapse (x16 and x3365 down on
+    # 2022-05-11/12) never reverts, so it is no spike. The same factor holds a series' newest candle
+    # (no next day yet to confirm it) when it moves further from the close before: of the 167k real
+    # candles 5 would wait a night (DOGE x4.9 up 2021-01-28, OM x6.2 down 2025-04-13, LUNA's three
+    # collapse days), none longer.
+    candle_spike_max_factor: float = Field(3.0, gt=1)
+    # On consecutive days a candle opens where the last one closed (continuous trading): in the real
+    # history they differ by 2.4% at most (HIVE 2021-05-20); a candle whose four prices are all
+    # scaled breaks that by its factor. 1.5 (+50%) is 17 times the largest real gap in log terms.
+    candle_open_gap_max_factor: float = Field(1.5, gt=1)
     # Consecutive daily candles of one symbol may be at most this many days apart.
     candle_gap_max_days: int = Field(1, ge=1)
     accepted_gaps: tuple[AcceptedGap, ...] = ()
@@ -54,6 +72,14 @@ class QualityConfig(BaseModel):
     stale_after_days: int = Field(2, ge=0)
     # ...if it had a row within this many days (older series are gone: delisted, not stale).
     freshness_lookback_days: int = Field(14, ge=1)
+    # A sector index moves at most this factor in a day, either way (ret_1d in [1/f - 1, f - 1]). The
+    # real history's largest index days are +392% (Memes 2021-01-28, DOGE its one constituent) and
+    # -40%; the synthetic market's +28% / -22%. A x1000 glitch in a constituent is far beyond.
+    index_day_max_factor: float = Field(10.0, gt=1)
+    # The alts composite against BTC over the leadership window (market_regime.alts_vs_btc_pct) moves
+    # at most this factor either way: the real history spans -44% .. +110% (2021's alt season),
+    # the synthetic market -28% .. +57%.
+    alts_vs_btc_max_factor: float = Field(10.0, gt=1)
     # How many failing rows each failure carries as examples (all failing rows are always indexed).
     example_rows: int = Field(5, ge=0)
     # "<table>.<expectation name>" -> block | warn; unlisted names block.

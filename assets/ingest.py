@@ -160,7 +160,7 @@ def _ingest_symbols(
         for s, r in zip(symbols, results) if isinstance(r, pl.DataFrame)
     ]
     rows = _lacking(pl.concat(frames) if frames else pl.DataFrame(), held, table)
-    del results, frames, held  # held once, in `rows`, through the gate and the write (GBs at 5,000 symbols)
+    del results, frames, held  # the rows live once, in `rows`, through the gate and the write (GBs at 5,000 symbols)
     return _write(
         context, wh, quality, table, rows, (start, last), TIME_COLUMN[table], exchange=exchange.id,
         skipped_symbols=", ".join(skipped) or "none", dataset=sources.dataset_label or "live",
@@ -179,8 +179,8 @@ def ohlcv_1d(
 ) -> dg.MaterializeResult:
     exchange = sources.spot_exchange()
 
-    async def fetch(symbol: str, newest: dt.date | None, start: dt.date, last: dt.date) -> pl.DataFrame | None:
-        since = newest + dt.timedelta(days=1) if newest else start
+    async def fetch(symbol: str, after: dt.date | None, start: dt.date, last: dt.date) -> pl.DataFrame | None:
+        since = after + dt.timedelta(days=1) if after else start
         return None if since > last else await fetch_daily_candles(exchange, symbol, since, last)
 
     return _ingest_symbols(context, sources, quality, warehouse, "raw.ohlcv_1d", exchange, sources.universe.spot_symbols,
@@ -200,8 +200,8 @@ def funding_rates(
     exchange = sources.perp_exchange_client()
     intervals = once(lambda: funding_intervals(exchange))  # asked once, by the first symbol that needs them
 
-    async def fetch(symbol: str, newest: dt.datetime | None, start: dt.date, last: dt.date) -> pl.DataFrame | None:
-        since = newest + dt.timedelta(milliseconds=1) if newest else dt.datetime.combine(start, dt.time(), dt.UTC)
+    async def fetch(symbol: str, after: dt.datetime | None, start: dt.date, last: dt.date) -> pl.DataFrame | None:
+        since = after + dt.timedelta(milliseconds=1) if after else dt.datetime.combine(start, dt.time(), dt.UTC)
         if since.date() > last:
             return None
         return await fetch_funding_history(exchange, symbol, since, last, (await intervals()).get(symbol))

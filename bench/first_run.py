@@ -4,10 +4,13 @@ nothing new. The baseline, in this process: the same assets over the same days c
 without Dagster's run and event log (fetch + quality gate + compute + write), which is what the run
 would cost if Dagster's bookkeeping were free. The repeat finds the dataset already published with
 the same code and configuration and skips the run, as the nightly schedule skips a published night. Goals: first run <= 90 s, peak RSS <= 2 GiB, repeat
-<= 30 s. Takes as long as two demos and the baseline (a few minutes on a 2-core machine)."""
+<= 30 s. Takes as long as two demos and the baseline (a few minutes on a 2-core machine).
+`--quick`: the same on a synthetic market of QUICK_YEARS (ROTATION_REPLAY_DATA for the demos)."""
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -27,10 +30,11 @@ from assets.recommendations import recommendation_assets
 from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings, StrategySettings, WarehouseResource
 from pipeline.settings import Settings
 from pipeline.sources.replay import load_dataset
-from pipeline.sources.replay.synthetic import ensure_synthetic
+from pipeline.sources.replay.synthetic import ensure_synthetic, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_GOAL_S, REPEAT_GOAL_S, RSS_GOAL_MIB = 90.0, 30.0, 2048.0
+QUICK_YEARS = 0.75
 
 
 def demo(env: dict[str, str], log: Path) -> tuple[float, float, int]:
@@ -63,19 +67,25 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def main() -> int:
-    folder = ensure_synthetic(Settings.from_env().replay_cache)
-    dataset = load_dataset(folder)
-    first, last = dataset.first_date.isoformat(), dataset.as_of.isoformat()
-    months = dg.PartitionKeyRange(month_key(dataset.first_date), month_key(dataset.as_of))
+def main(quick: bool = False) -> int:
     with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+        if quick:
+            print(f"quick mode: a {QUICK_YEARS:g}-year synthetic market, to check that the bench and the demo run;"
+                  " its timings mean nothing")
+            yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+            folder = generate(Path(tmp) / "market", yesterday, years=QUICK_YEARS)
+            env["ROTATION_REPLAY_DATA"] = str(folder)
+        else:
+            folder = ensure_synthetic(Settings.from_env().replay_cache)
+            env.pop("ROTATION_REPLAY_DATA", None)
+        dataset = load_dataset(folder)
+        first, last = dataset.first_date.isoformat(), dataset.as_of.isoformat()
+        months = dg.PartitionKeyRange(month_key(dataset.first_date), month_key(dataset.as_of))
         home = Path(tmp) / "dagster_home"
         home.mkdir()
         shutil.copyfile(ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
-        env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT),
-               "ROTATION_WAREHOUSE": str(Path(tmp) / "rotation.duckdb"),
-               "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
-        env.pop("ROTATION_REPLAY_DATA", None)
+        env |= {"DAGSTER_HOME": str(home), "ROTATION_WAREHOUSE": str(Path(tmp) / "rotation.duckdb")}
         print(f"P5 first run: `python -m pipeline demo` on the synthetic market, {first} .. {last}")
         baseline = direct_seconds(folder, Path(tmp) / "direct.duckdb", months)
         print(f"  baseline, the same assets called without Dagster: {baseline:.1f} s")
@@ -99,4 +109,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, seconds: errors and failed runs still fail")
+    raise SystemExit(main(quick=parser.parse_args().quick))

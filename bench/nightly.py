@@ -1,11 +1,14 @@
 """P5b nightly: one nightly run (the newest day) on the real history, as the schedule starts it, vs
 the same assets called directly on a copy of the same warehouse: how much of a night is Dagster's
 bookkeeping, and, of the rest, how much each group of assets takes (ingest: fetch + gate + write;
-analytics and model: compute + gate + write). Prints, never asserts; no goal is set for it.
-Dataset: ROTATION_REPLAY_DATA, else ../shared/data/real."""
+analytics and model: compute + gate + write). Prints, never asserts; no goal is set for it; exits
+non-zero if the run fails. Dataset: ROTATION_REPLAY_DATA, else ../shared/data/real (skipped, with
+the reason printed, when that is absent). `--quick`: a history of the QUICK_HISTORY_DAYS before the
+night only."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 import os
@@ -29,6 +32,8 @@ from pipeline.resources import AnalyticsSettings, MarketSources, QualitySettings
 from pipeline.sources.replay import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
+REAL_HISTORY = ROOT.parent / "shared" / "data" / "real"  # where tests/conftest.py finds it too
+QUICK_HISTORY_DAYS = 60
 GROUPS = {"ingest": ingest_assets, "analytics": analytics_assets, "model": [recommendation_assets, *evaluation_assets]}
 
 
@@ -69,17 +74,32 @@ def direct(folder: Path, db: Path, first: dt.date, last: dt.date, groups: dict[s
     return seconds
 
 
-def main() -> int:
-    folder = Path(os.environ.get("ROTATION_REPLAY_DATA") or ROOT.parent / "shared" / "data" / "real")
+def replay_data() -> Path | None:
+    """ROTATION_REPLAY_DATA (which must exist), else the real history; None when that is absent, as
+    on a fresh clone without ../shared beside it."""
+    if os.environ.get("ROTATION_REPLAY_DATA"):
+        return Path(os.environ["ROTATION_REPLAY_DATA"])
+    return REAL_HISTORY if REAL_HISTORY.is_dir() else None
+
+
+def main(quick: bool = False) -> int:
+    if quick:
+        print(f"quick mode: {QUICK_HISTORY_DAYS} days of history, to check that the bench and the night run;"
+              " its timings mean nothing")
+    folder = replay_data()
+    if folder is None:
+        print(f"P5b nightly: skipped, the real history is not at {REAL_HISTORY} (or set ROTATION_REPLAY_DATA)")
+        return 0
     dataset = load_dataset(folder)
     night = dataset.as_of
+    first = night - dt.timedelta(days=QUICK_HISTORY_DAYS) if quick else dataset.first_date
     with tempfile.TemporaryDirectory() as tmp:
         history = Path(tmp) / "history.duckdb"
-        print(f"P5b nightly: the night of {night} on {folder} (history {dataset.first_date} .. {night - dt.timedelta(days=1)})")
+        print(f"P5b nightly: the night of {night} on {folder} (history {first} .. {night - dt.timedelta(days=1)})")
         start = time.perf_counter()
         before = night - dt.timedelta(days=1)
-        direct(folder, history, dataset.first_date, before, {"data": [*ingest_assets, *analytics_assets]})
-        direct(folder, history, dataset.first_date, before, {"model": GROUPS["model"]})
+        direct(folder, history, first, before, {"data": [*ingest_assets, *analytics_assets]})
+        direct(folder, history, first, before, {"model": GROUPS["model"]})
         print(f"  history materialised directly in {time.perf_counter() - start:.0f} s")
         copy = Path(tmp) / "direct.duckdb"
         shutil.copyfile(history, copy)
@@ -107,4 +127,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, seconds: errors and failed runs still fail")
+    raise SystemExit(main(quick=parser.parse_args().quick))

@@ -19,14 +19,17 @@ other days, also called 7 to 45 days after each high (and on the synthetic marke
 fast and as hedged as the playbook's rules allow (`generous`): the posture reviewed daily, every
 hedge at the top of its range.
 Last, the playbook's figures over a grid of the one parameter issue 23 changed (the README's table).
-Exits 0 whatever the verdicts: it measures, it does not gate."""
+Exits 0 whatever the verdicts: it measures, it does not gate; an error fails it. Skipped, with the
+reason printed, when the real history is absent. `--quick`: the real history of QUICK.real_days
+only, a generated synthetic market of QUICK.synthetic_years (same seed and last day), two of the
+late calls and one grid value."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import functools
 import math
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,19 +37,18 @@ from pathlib import Path
 
 import polars as pl
 
-from bench.nightly import GROUPS, direct
+from bench.nightly import GROUPS, REAL_HISTORY, direct, replay_data
 from pipeline.evaluation.metrics import summary
 from pipeline.evaluation.run import evaluate
 from pipeline.settings import Settings
 from pipeline.sources.replay import load_dataset
-from pipeline.sources.replay.synthetic import REFERENCE_AS_OF, ensure_synthetic
+from pipeline.sources.replay.synthetic import REFERENCE_AS_OF, ensure_synthetic, generate
 from pipeline.strategy.playbook import Playbook, load_playbook
 from pipeline.strategy.recommend import recommendations
 from pipeline.transforms.config import AnalyticsConfig
 from pipeline.universe import load_universe
 from warehouse import Warehouse
 
-ROOT = Path(__file__).resolve().parents[1]
 DRAWDOWN_RATIO_GOAL = 0.6
 CHOSEN_ON = (dt.date(2020, 12, 1), dt.date(2023, 6, 30))  # the rules are chosen on these days only
 OUT_OF_SAMPLE_FROM = dt.date(2023, 7, 1)
@@ -57,18 +59,33 @@ GRID = (-30.0, -20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0)  # hedging.bear_deep_tr
 Bound = Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]  # (marts.market_regime, BTC's level) -> date, phase
 
 
-def measured(folder: Path, bounds: dict[str, Bound]) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], dict[float, pl.DataFrame]]:
-    """On a temp warehouse the assets fill from the whole dataset: (marts.backtest_daily as they wrote
-    it; name -> the daily rows with the phases that bound gives, the playbook `generous`; the daily
-    rows with each GRID value of `hedging.bear_deep_trend_pct`)."""
+@dataclass(frozen=True)
+class Scope:
+    real_days: tuple[dt.date, dt.date] | None  # None: the whole real history
+    synthetic_years: float | None  # None: the reference market as it is embedded
+    late_days: tuple[int, ...]
+    grid: tuple[float, ...]
+
+
+FULL = Scope(real_days=None, synthetic_years=None, late_days=LATE_DAYS, grid=GRID)
+# Phases need 200 days of BTC history first: these windows leave days in and out of sample.
+QUICK = Scope(real_days=(dt.date(2022, 9, 1), dt.date(2023, 12, 31)), synthetic_years=1.0, late_days=(0, 30), grid=(0.0,))
+
+
+def measured(folder: Path, bounds: dict[str, Bound], grid_values: tuple[float, ...], days: tuple[dt.date, dt.date] | None = None
+             ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], dict[float, pl.DataFrame]]:
+    """On a temp warehouse the assets fill from the dataset (its `days`, else all of it): (marts.backtest_daily
+    as they wrote it; name -> the daily rows with the phases that bound gives, the playbook `generous`;
+    the daily rows with each of `grid_values` as `hedging.bear_deep_trend_pct`)."""
     dataset = load_dataset(folder)
+    first, last = days or (dataset.first_date, dataset.as_of)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "resilience.duckdb"
-        direct(folder, db, dataset.first_date, dataset.as_of, GROUPS)
+        direct(folder, db, first, last, GROUPS)
         wh, playbook = Warehouse(db), load_playbook()
         frames = Inputs.read(wh)
         grid = {value: replayed(frames, playbook=playbook.model_copy(update={
-            "hedging": playbook.hedging.model_copy(update={"bear_deep_trend_pct": value})})) for value in GRID}
+            "hedging": playbook.hedging.model_copy(update={"bear_deep_trend_pct": value})})) for value in grid_values}
         bounded = {name: replayed(frames, bound, generous(playbook)) for name, bound in bounds.items()}
         return wh.query("select * from marts.backtest_daily order by strategy, date"), bounded, grid
 
@@ -197,17 +214,32 @@ def real_history_lines(daily: pl.DataFrame) -> tuple[list[str], bool, bool]:
     return lines, goal, all(years)
 
 
-def main() -> int:
-    real = Path(os.environ.get("ROTATION_REPLAY_DATA") or ROOT.parent / "shared" / "data" / "real")
-    synthetic = ensure_synthetic(Settings.from_env().replay_cache, as_of=REFERENCE_AS_OF)
+def main(quick: bool = False) -> int:
+    scope = QUICK if quick else FULL
+    if quick:
+        print("quick mode: a short window of each market, to check that the bench runs; its figures mean nothing")
+    real = replay_data()
+    if real is None:
+        print(f"Resilience: skipped, the real history is not at {REAL_HISTORY} (or set ROTATION_REPLAY_DATA)")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        if scope.synthetic_years is None:
+            synthetic = ensure_synthetic(Settings.from_env().replay_cache, as_of=REFERENCE_AS_OF)
+        else:
+            synthetic = generate(Path(tmp) / "synthetic", REFERENCE_AS_OF, seed=7, years=scope.synthetic_years)
+        return report(real, synthetic, scope)
+
+
+def report(real: Path, synthetic: Path, scope: Scope) -> int:
     print("Resilience (issue 23): the playbook with its hedges vs BTC bought and held, the project's backtest "
           "(next-open execution, 10 bps spot / 5 bps perp fees + 5 bps slippage, recorded funding; today's "
           "universe: survivorship flatters the alts)")
-    late = {f"+{days}": functools.partial(hindsight_bears, late_days=days) for days in LATE_DAYS}
-    daily, real_bounds, grid = measured(real, late)
+    late = {f"+{days}": functools.partial(hindsight_bears, late_days=days) for days in scope.late_days}
+    daily, real_bounds, grid = measured(real, late, scope.grid, scope.real_days)
     lines, goal, years = real_history_lines(daily)
     print(f"Real history ({real}):\n" + "\n".join("  " + line for line in lines))
-    synthetic_daily, synthetic_bounds, synthetic_grid = measured(synthetic, late | {"truth": true_regimes(synthetic)})
+    synthetic_daily, synthetic_bounds, synthetic_grid = measured(synthetic, late | {"truth": true_regimes(synthetic)},
+                                                                 scope.grid)
     lines, synthetic_goal = synthetic_lines(synthetic_daily, synthetic_bounds["truth"])
     print(f"Synthetic market ({synthetic}):\n" + "\n".join(lines))
     print(f"Goal on the real history: {verdict(goal)}; in every year: {verdict(years)}; "
@@ -215,23 +247,24 @@ def main() -> int:
     print("Bound on the real history: the same playbook fed a reading of the turn no model can have")
     print("\n".join(hindsight_lines(real_bounds["+0"])))
     print("The same hindsight reading, called some days after each record high (max drawdown vs BTC's, all days):")
-    print("\n".join(late_table(real_bounds, synthetic_bounds)))
+    print("\n".join(late_table(real_bounds, synthetic_bounds, scope.late_days)))
     print("The bear short's size (hedging.bear_deep_trend_pct: 50% at or below this % from BTC's 200-day average, "
           "else 30%), the playbook's figures:")
     print("\n".join(grid_table(grid, synthetic_grid)))
     return 0
 
 
-def late_table(real: dict[str, pl.DataFrame], synthetic: dict[str, pl.DataFrame]) -> list[str]:
+def late_table(real: dict[str, pl.DataFrame], synthetic: dict[str, pl.DataFrame],
+               late_days: tuple[int, ...] = LATE_DAYS) -> list[str]:
     """A Markdown table (the README's): the hindsight bound's max drawdown and its ratio to BTC's, on
-    both markets, for each of LATE_DAYS."""
+    both markets, for each of `late_days`."""
     def cell(daily: pl.DataFrame) -> str:
         rows = compare(daily, dt.date.min, dt.date.max)
         ours, btc = rows[STRATEGY]["max_drawdown"], rows[BENCHMARK]["max_drawdown"]
         return f"{ours:+.1%} ({ours / btc:.2f}x, {verdict(ours / btc <= DRAWDOWN_RATIO_GOAL)})"
 
     return ["| called, days after the high | real history | synthetic market |", "|---|---|---|",
-            *[f"| {days} | {cell(real[f'+{days}'])} | {cell(synthetic[f'+{days}'])} |" for days in LATE_DAYS]]
+            *[f"| {days} | {cell(real[f'+{days}'])} | {cell(synthetic[f'+{days}'])} |" for days in late_days]]
 
 
 def grid_table(real: dict[float, pl.DataFrame], synthetic: dict[float, pl.DataFrame]) -> list[str]:
@@ -244,7 +277,7 @@ def grid_table(real: dict[float, pl.DataFrame], synthetic: dict[float, pl.DataFr
     lines = ["| % from the average | in sample: max DD | Sharpe | CAGR | out of sample: max DD | Sharpe | CAGR "
              "| synthetic: max DD | Sharpe | CAGR | turnover a year (real) | net funding (real) |",
              "|" + "---|" * 12]
-    for value in GRID:
+    for value in real:
         whole = compare(real[value], dt.date.min, dt.date.max)[STRATEGY]
         funding = whole["funding_received"] - whole["funding_paid"]
         lines.append("| " + " | ".join([f"{value:+.0f}", *cells(real[value], *CHOSEN_ON),
@@ -274,4 +307,6 @@ def hindsight_lines(daily: pl.DataFrame) -> list[str]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, seconds: errors still fail")
+    raise SystemExit(main(quick=parser.parse_args().quick))

@@ -10,11 +10,13 @@ recommendations / evaluation / publish. The wall time has no goal; it is reporte
 
 The universe (the project's own tokens, BTC and ETH as Core, plus synthetic tokens spread over the
 other sectors and buckets, ~15% with a perp) and its market are generated into a temp folder, never
-committed. BENCH_SCALE_TOKENS (default 5000) and BENCH_SCALE_YEARS (default 3) change the size.
+committed. BENCH_SCALE_TOKENS (default 5000) and BENCH_SCALE_YEARS (default 3) change the size;
+`--quick` runs 60 tokens x 0.75 years.
 Exits non-zero only if the run fails."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import shutil
@@ -33,8 +35,7 @@ import yaml
 from pipeline.universe import DEFAULT_UNIVERSE, load_universe
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKENS = int(os.environ.get("BENCH_SCALE_TOKENS", 5000))
-YEARS = float(os.environ.get("BENCH_SCALE_YEARS", 3))
+QUICK_TOKENS, QUICK_YEARS = 60, 0.75
 AS_OF = dt.date(2026, 11, 30)
 SEED = 7
 RSS_GOAL_MIB = 4096.0
@@ -134,18 +135,24 @@ def rows_of(warehouse: Path) -> dict[str, int]:
                           "marts.sector_index", "marts.backtest_trades")}
 
 
-def main() -> int:
+def main(quick: bool = False) -> int:
+    if quick:
+        print("quick mode: a small universe, to check that the bench and the demo run; its timings mean nothing")
+        tokens, years = QUICK_TOKENS, QUICK_YEARS
+    else:
+        tokens = int(os.environ.get("BENCH_SCALE_TOKENS", 5000))
+        years = float(os.environ.get("BENCH_SCALE_YEARS", 3))
     from bench.nightly import replay_apart
     from pipeline.sources.replay.synthetic import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         t = time.perf_counter()
-        universe_file = write_universe(tmp_path / "universe.yaml", TOKENS)
+        universe_file = write_universe(tmp_path / "universe.yaml", tokens)
         universe = load_universe(universe_file)
-        folder = generate(tmp_path / "market", AS_OF, seed=SEED, years=YEARS, universe=universe)
+        folder = generate(tmp_path / "market", AS_OF, seed=SEED, years=years, universe=universe)
         generated_s = time.perf_counter() - t
-        print(f"P6 scale: {len(universe.tokens):,} tokens ({len(universe.perp_symbols):,} perps) x {YEARS:g} years "
+        print(f"P6 scale: {len(universe.tokens):,} tokens ({len(universe.perp_symbols):,} perps) x {years:g} years "
               f"to {AS_OF}, synthetic, through `python -m pipeline demo --rerun` (generated in {generated_s:.0f} s)")
         home = tmp_path / "dagster_home"
         home.mkdir()
@@ -184,4 +191,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, seconds: errors and failed runs still fail")
+    raise SystemExit(main(quick=parser.parse_args().quick))

@@ -32,7 +32,13 @@ help:
 	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
-env: .venv/.synced
+# The venv's python finds the project from any folder (`.venv/bin/python -m pipeline ...` typed
+# elsewhere), as every target here does through PYTHONPATH: the project is not an installed package.
+.venv/.on-path: .venv/.synced
+	$(PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_path("purelib"), "sector_rotation.pth").write_text("$(CURDIR)\n")'
+	@touch $@
+
+env: .venv/.synced .venv/.on-path
 
 demo: env
 	$(PY) -m pipeline demo

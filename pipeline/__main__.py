@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 from pathlib import Path
 
+from pipeline.config_file import ConfigError
+from pipeline.settings import PROJECT_ROOT
 from warehouse import Warehouse
 
 
@@ -38,7 +41,17 @@ def main(argv: list[str] | None = None) -> int:
                           "funding equity drawdowns)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # What `make` exports, so that the command typed by hand (from any folder) runs as `make demo` does
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+    try:
+        return run(args)
+    except ConfigError as exc:  # the user's file or setting: one line naming it, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
+
+def run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from pipeline.demo import run_demo
 
@@ -54,11 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "recommend":
         from pipeline.brief import BriefError, brief
-        from pipeline.strategy.portfolio import PortfolioError
 
         try:
             print(brief(args.portfolio, args.as_of))
-        except (BriefError, PortfolioError) as exc:
+        except BriefError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0

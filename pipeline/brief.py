@@ -16,7 +16,7 @@ import polars as pl
 
 from pipeline.settings import Settings
 from pipeline.strategy.playbook import load_playbook
-from pipeline.strategy.portfolio import load_portfolio
+from pipeline.strategy.portfolio import holds_nothing, load_portfolio
 from pipeline.strategy.recommend import portfolio_orders
 from pipeline.transforms.config import load_analytics_config
 from pipeline.universe import load_universe
@@ -69,16 +69,17 @@ def model_day(wh: Warehouse, as_of: dt.date | None, weighting: str) -> ModelDay:
 
 def brief(portfolio_path: Path | None = None, as_of: dt.date | None = None, settings: Settings | None = None) -> str:
     settings = settings or Settings.from_env()
-    wh = published(settings)
-    universe = load_universe(settings.universe_path)
-    playbook = load_playbook(settings.playbook_path)
+    universe = load_universe(settings.universe_path)  # the user's files first: their errors need no warehouse
+    playbook = load_playbook(settings.playbook_path, universe_path=settings.universe_path)
     portfolio_path = portfolio_path or settings.portfolio_path
     portfolio = load_portfolio(portfolio_path, universe)
+    wh = published(settings)
     model = model_day(wh, as_of, load_analytics_config(settings.analytics_path).relative_strength.weighting)
     tokens = universe.frame()
     closes = wh.last_closes(model.day, settings.exchange, tokens["symbol"].to_list())
     orders = portfolio_orders(model.day, portfolio, model.rotation, model.hedges, closes, model.weights, tokens, playbook)
-    return render(model.day, model.regime, model.rotation, model.hedges, orders, portfolio_path)
+    return render(model.day, model.regime, model.rotation, model.hedges, orders, portfolio_path,
+                  holds_nothing=holds_nothing(portfolio))
 
 
 def _table(frame: pl.DataFrame, empty: str, header: str, line) -> list[str]:
@@ -99,7 +100,7 @@ def _order_line(o: dict) -> str:
 
 
 def render(day: dt.date, regime: pl.DataFrame, rotation: pl.DataFrame, hedges: pl.DataFrame, orders: pl.DataFrame,
-           portfolio_path: Path) -> str:
+           portfolio_path: Path, holds_nothing: bool = False) -> str:
     lines = []
     if regime.height:
         r = regime.row(0, named=True)
@@ -115,7 +116,9 @@ def render(day: dt.date, regime: pl.DataFrame, rotation: pl.DataFrame, hedges: p
                     f"{'30d':>8}  strategy", _hedge_line)
     lines += ["", f"Orders for {portfolio_path} at the {day} closes:"]
     lines += [f"  WARNING {reason}" for reason in orders.filter(pl.col("side") == "hold")["reason"]]
-    lines += _table(orders, "none: every sector is within the drift tolerance of its target",
+    none = ("none: the portfolio holds nothing (no holding above 0, no cash_usd, no perps); put in what you hold"
+            if holds_nothing else "none: every sector is within the drift tolerance of its target")
+    lines += _table(orders, none,
                     f"{'instrument':<17}{'side':<6}{'quantity':>16}{'price':>12}{'USD':>12}  reason", _order_line)
     lines += ["", "Why (evidence per sector):"]
     lines += [f"  {row['sector']}: {row['rationale']}" for row in rotation.iter_rows(named=True)]

@@ -10,8 +10,8 @@ import logging
 import dagster as dg
 
 from assets.partitions import month_key, monthly
-from pipeline.settings import Settings
-from pipeline.sources.replay.dataset import ReplayInfo
+from pipeline.settings import Settings, SettingsError
+from pipeline.sources.replay.dataset import REQUIRED, DatasetError, ReplayInfo, ReplayUnreachable
 from pipeline.sources.replay.synthetic import SYNTHETIC_LABEL, ensure_synthetic
 from warehouse import Warehouse, WarehouseBusy
 from warehouse.db import TABLES, TIME_COLUMN, quoted_column, quoted_table
@@ -105,11 +105,24 @@ def _replay(rerun: bool) -> int:
     settings = Settings.from_env()
     if settings.sources != "replay":
         raise SystemExit("make demo replays a dataset offline; unset ROTATION_SOURCES=live to run it")
+    settings.check_files()  # a mistake in the user's files is one line now, not a failed run later
     if settings.replay_url:
-        replay, where = ReplayInfo.ask(settings.replay_url), settings.replay_url
+        try:
+            replay, where = ReplayInfo.ask(settings.replay_url), settings.replay_url
+        except ReplayUnreachable as exc:
+            raise SettingsError(str(exc)) from None
     else:
         where = settings.replay_data or ensure_synthetic(settings.replay_cache)
-        replay = ReplayInfo.read(where)  # without its rows: the run's replay loads them
+        try:
+            replay = ReplayInfo.read(where)  # without its rows: the run's replay loads them
+        except DatasetError as exc:
+            if settings.replay_data is None:  # the embedded market's own cache: not the user's setting
+                raise
+            raise SettingsError(
+                f"ROTATION_REPLAY_DATA={where}: {exc}. A dataset folder holds "
+                f"{', '.join(name + '.parquet' for name in REQUIRED)}, as the recorded history ../shared/data/real "
+                "does (pipeline/sources/replay/dataset.py); unset ROTATION_REPLAY_DATA to replay the embedded "
+                "synthetic market") from None
     label, first_date, as_of = replay.label, replay.first_date, replay.as_of
     start = max(first_date, settings.start_date)
     warehouse = Warehouse(settings.warehouse_path)
@@ -154,7 +167,7 @@ def _replay(rerun: bool) -> int:
         raise_on_error=False,
     )
     print_checks(result.get_asset_check_evaluations(), warehouse)
-    failures = [e for e in result.all_events if e.is_step_failure]
+    failures = [e for e in result.all_events if e.is_step_failure or e.is_resource_init_failure]
     # the user's orders alone failing leaves the night's model written and published
     if not result.success and [e.step_key for e in failures] != [portfolio_orders_asset.op.name]:
         print(f"\nThe run failed: {failure_message(failures[0]) if failures else 'see the run log'}")
@@ -182,8 +195,8 @@ def print_report(result: dg.ExecuteInProcessResult) -> None:
 
 
 def failure_message(event: dg.DagsterEvent) -> str:
-    """What the failed step raised, from inside Dagster's wrapping error."""
-    error = event.step_failure_data.error
+    """What the failed step (or resource) raised, from inside Dagster's wrapping error."""
+    error = (event.step_failure_data if event.is_step_failure else event.engine_event_data).error
     while error.cause is not None:
         error = error.cause
     return error.message.strip()

@@ -102,7 +102,8 @@ class StrategySettings(dg.ConfigurableResource):
     _playbook = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._playbook = load_playbook(self.playbook_path or Settings.from_env().playbook_path)
+        settings = Settings.from_env()
+        self._playbook = load_playbook(self.playbook_path or settings.playbook_path, universe_path=settings.universe_path)
 
     @property
     def playbook(self) -> Playbook:

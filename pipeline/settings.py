@@ -31,10 +31,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.config_file import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError):
     """An environment variable holds a value the pipeline cannot use."""
 
 
@@ -81,6 +83,21 @@ class Settings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r} (an IANA name such as UTC or Europe/Berlin)") from None
         return value
+
+    def check_files(self) -> None:
+        """Read and cross-check every configuration file these settings point at: a ConfigError
+        names the first mistake before a run starts, instead of a failed run after it has."""
+        from pipeline.quality.config import load_quality_config
+        from pipeline.strategy.playbook import load_playbook
+        from pipeline.strategy.portfolio import load_portfolio
+        from pipeline.transforms.config import load_analytics_config
+        from pipeline.universe import load_universe
+
+        universe = load_universe(self.universe_path)
+        load_playbook(self.playbook_path, universe_path=self.universe_path)
+        load_analytics_config(self.analytics_path)
+        load_quality_config(self.quality_path)
+        load_portfolio(self.portfolio_path, universe)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from pipeline.config_file import ConfigError, read_yaml
 
 DEFAULT_UNIVERSE = Path(__file__).with_name("universe.yaml")
 
@@ -22,7 +23,7 @@ _SPOT = re.compile(r"^[A-Z0-9]+/[A-Z]+$")
 _PERP = re.compile(r"^[A-Z0-9]+/[A-Z]+:[A-Z]+$")
 
 
-class UniverseError(ValueError):
+class UniverseError(ConfigError):
     """The universe file is malformed; the message names the file and the bad entry."""
 
 
@@ -98,6 +99,9 @@ def parse_universe(raw: object, origin: str = "<universe>") -> Universe:
     sectors = raw.get("sectors")
     if not isinstance(sectors, list) or not sectors or not all(isinstance(s, str) for s in sectors):
         raise UniverseError(f"{origin}: 'sectors' must be a non-empty list of names")
+    repeated = sorted({s for s in sectors if sectors.count(s) > 1})
+    if repeated:
+        raise UniverseError(f"{origin}: sectors: {repeated} listed more than once: give each sector once")
     tokens: list[Token] = []
     seen: dict[str, str] = {}
     for name, entry in raw["tokens"].items():
@@ -136,10 +140,4 @@ def load_universe(path: str | Path | None = None) -> Universe:
 
 @cache
 def _load_cached(path: Path) -> Universe:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UniverseError(f"universe file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise UniverseError(f"{path}: not valid YAML: {exc}") from None
-    return parse_universe(raw, origin=str(path))
+    return parse_universe(read_yaml(path, UniverseError, "universe"), origin=str(path))

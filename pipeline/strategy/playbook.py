@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.config_file import load_model
+from pipeline.config_file import ConfigError, load_model
+from pipeline.universe import load_universe
 
 DEFAULT_PLAYBOOK = Path(__file__).resolve().parent.parent / "playbook.yaml"
 Bucket = Literal["core", "mid", "speculative"]
@@ -23,7 +24,7 @@ LEVERAGE_CEILING = 5.0
 BUCKETS: tuple[Bucket, ...] = ("core", "mid", "speculative")
 
 
-class PlaybookError(ValueError):
+class PlaybookError(ConfigError):
     """The playbook config is malformed; the message names the file and the field."""
 
 
@@ -212,8 +213,19 @@ class Playbook(_Section):
         return [s for s, b in self.sector_buckets.items() if b == bucket]
 
 
-def load_playbook(path: str | Path | None = None) -> Playbook:
-    return _load_cached(Path(path or DEFAULT_PLAYBOOK).resolve())
+def load_playbook(path: str | Path | None = None, universe_path: str | Path | None = None) -> Playbook:
+    """The playbook at `path` (default: the shipped one); with `universe_path`, checked to give every
+    sector of that universe a bucket (a sector without one would silently get no allocation)."""
+    path = Path(path or DEFAULT_PLAYBOOK)
+    playbook = _load_cached(path.resolve())
+    if universe_path is not None:
+        unbucketed = [s for s in load_universe(universe_path).sectors if s not in playbook.sector_buckets]
+        if unbucketed:
+            raise PlaybookError(
+                f"{universe_path}: sectors: {unbucketed} have no bucket in the playbook's sector_buckets ({path}), "
+                f"so they would get no allocation: add them there (core, mid or speculative; a sector_buckets "
+                f"in the playbook replaces the whole default list, so list every sector) or drop them from the universe")
+    return playbook
 
 
 @cache

@@ -8,13 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.config_file import load_model
+from pipeline.config_file import ConfigError, read_yaml, validate
 from pipeline.universe import Universe
 
 EXAMPLE_PORTFOLIO = Path(__file__).resolve().parent.parent / "portfolio.yaml"
 
 
-class PortfolioError(ValueError):
+class PortfolioError(ConfigError):
     """The portfolio file is malformed or names what the universe does not hold."""
 
 
@@ -52,5 +52,17 @@ def check_against(portfolio: Portfolio, universe: Universe, origin: str) -> Port
 
 
 def load_portfolio(path: str | Path, universe: Universe) -> Portfolio:
+    """The portfolio file, validated against the universe. A file that states nothing (empty, or only
+    comments) is an error: it is a truncated copy or the wrong file far more often than a portfolio,
+    and orders for it would silently be for $0; one that holds nothing says so (`cash_usd: 0`)."""
     path = Path(path)
-    return check_against(load_model(path, Portfolio, PortfolioError, "portfolio"), universe, str(path))
+    raw = read_yaml(path, PortfolioError, "portfolio")
+    if raw is None:
+        raise PortfolioError(f"{path}: the file is empty: list your holdings, cash_usd and perps as in "
+                             f"{EXAMPLE_PORTFOLIO} (a portfolio that holds nothing yet: `cash_usd: 0`)")
+    return check_against(validate(raw, Portfolio, PortfolioError, str(path)), universe, str(path))
+
+
+def holds_nothing(portfolio: Portfolio) -> bool:
+    """No holding above 0, no cash and no perp: the orders for it are none, whatever the model says."""
+    return not any(q > 0 for q in portfolio.holdings.values()) and not portfolio.cash_usd and not portfolio.perps

@@ -12,12 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.config_file import load_model
+from pipeline.config_file import ConfigError, load_model
 
 DEFAULT_ANALYTICS = Path(__file__).resolve().parent.parent / "analytics.yaml"
 
 
-class AnalyticsConfigError(ValueError):
+class AnalyticsConfigError(ConfigError):
     """The analytics config is malformed; the message names the file and the field."""
 
 

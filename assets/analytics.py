@@ -18,7 +18,8 @@ from assets.partitions import as_of_day
 from assets.quality import gated_recompute, gated_table, write_changes
 from pipeline.resources import AnalyticsSettings, QualitySettings, WarehouseResource
 from pipeline.transforms.altseason import altseason as altseason_transform
-from pipeline.transforms.chain import MEMBERSHIP_ENGINE, btc_funding
+from pipeline.transforms import ENGINE
+from pipeline.transforms.chain import btc_funding
 from pipeline.transforms.funding_costs import funding_costs as funding_costs_transform
 from pipeline.transforms.market_regime import market_features
 from pipeline.transforms.market_regime import market_regime as market_regime_transform
@@ -88,7 +89,7 @@ def _members(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> pl.L
     """Membership, collected once: the index's query reads it in two places (as `compute_marts` does)."""
     candles = wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id)
     members = membership(candles, analytics.tokens["symbol"], analytics.config.membership)
-    return members.collect(engine=MEMBERSHIP_ENGINE).lazy()
+    return members.collect(engine=ENGINE).lazy()
 
 
 def _index_inputs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> tuple:
@@ -133,7 +134,7 @@ def mart(table: str, deps: list, description: str, picture: Picture | None = Non
     "alts-ex-BTC/ETH composites; level 100 on each sector's first day.",
 )
 def sector_index(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
-    index = sector_index_transform(*_index_inputs(wh, analytics, last)).collect()
+    index = sector_index_transform(*_index_inputs(wh, analytics, last)).collect(engine=ENGINE)
     return index, _latest(index).sort("weighting", "sector")
 
 
@@ -143,7 +144,7 @@ def sector_index(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     "weighting); they sum to 1 per sector, day and weighting.",
 )
 def sector_weights(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
-    weights = sector_weights_transform(*_index_inputs(wh, analytics, last)).collect()
+    weights = sector_weights_transform(*_index_inputs(wh, analytics, last)).collect(engine=ENGINE)
     latest = _latest(weights).filter(pl.col("weighting") == analytics.config.relative_strength.weighting)
     return weights, latest.sort("sector", "weight", descending=[False, True])
 
@@ -157,7 +158,7 @@ def sector_weights(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
 def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     cfg = analytics.config
     index = wh.read("marts.sector_index", last, weighting=cfg.relative_strength.weighting)
-    rs = relative_strength_transform(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect()
+    rs = relative_strength_transform(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect(engine=ENGINE)
     latest = _latest(rs).select("sector", "quadrant", "rs_ratio", "rs_momentum", "rs_mom_30d_pct", "rs_vs_btc")
     return rs, latest.sort("rs_ratio", descending=True)
 
@@ -171,7 +172,7 @@ def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date
 def altseason(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     cfg = analytics.config
     season = altseason_transform(_members(wh, analytics, last), analytics.tokens, cfg.altseason, cfg.sector_index)
-    season = season.collect()
+    season = season.collect(engine=ENGINE)
     return season, season.tail(7).reverse()
 
 
@@ -180,7 +181,7 @@ def altseason(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     "Perp funding per symbol and day: sum, annualised rate and 7-day trailing rate (positive: longs pay shorts).",
 )
 def funding_costs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
-    costs = funding_costs_transform(wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id)).collect()
+    costs = funding_costs_transform(wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id)).collect(engine=ENGINE)
     return costs, _latest(costs, per="symbol").sort("funding_apr_7d_pct", descending=True)
 
 
@@ -216,7 +217,7 @@ def market_regime(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
         alts_sector=cfg.sector_index.alts,
         cfg=cfg.regime,
     )
-    regime = market_regime_transform(features, cfg.regime).collect()
+    regime = market_regime_transform(features, cfg.regime).collect(engine=ENGINE)
     latest = regime.tail(1).select(pl.all().cast(pl.String))
     if latest.height:  # one row, shown as evidence | value
         latest = latest.transpose(include_header=True, header_name="evidence", column_names=["value"])

@@ -34,9 +34,10 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from pipeline.transforms import ENGINE
 from pipeline.transforms.altseason import altseason
 from pipeline.transforms.chain import (
-    CHAIN_MARTS, MEMBER_COLUMNS, MEMBERSHIP_ENGINE, SMALL_ENGINE, RawFrames, btc_funding, compute_marts,
+    CHAIN_MARTS, MEMBER_COLUMNS, RawFrames, btc_funding, compute_marts,
 )
 from pipeline.transforms.config import AnalyticsConfig
 from pipeline.transforms.funding_costs import funding_costs
@@ -236,7 +237,7 @@ def polars_steps(db: Path, market: Market, cfg: AnalyticsConfig, runs: int) -> d
         "membership",
         lambda: membership(candles, market.tokens["symbol"], cfg.membership)
         .select(*MEMBER_COLUMNS)
-        .collect(engine=MEMBERSHIP_ENGINE),
+        .collect(engine=ENGINE),
     ).lazy()
     assignments = sector_assignments(market.tokens, si)
     days, season, costs = timed(
@@ -246,16 +247,17 @@ def polars_steps(db: Path, market: Market, cfg: AnalyticsConfig, runs: int) -> d
                 sector_days(members, assignments),
                 altseason(members, market.tokens, cfg.altseason, si),
                 funding_costs(market.funding),
-            ]
+            ],
+            engine=ENGINE,
         ),
     )
     index = timed(
         "sector_index (from the days)",
-        lambda: sector_index(members, assignments, si, days).collect(engine=SMALL_ENGINE),
+        lambda: sector_index(members, assignments, si, days).collect(engine=ENGINE),
     )
     rs = timed(
         "relative_strength",
-        lambda: relative_strength(index.lazy(), si.btc, cfg.relative_strength).collect(engine=SMALL_ENGINE),
+        lambda: relative_strength(index.lazy(), si.btc, cfg.relative_strength).collect(engine=ENGINE),
     )
     timed(
         "market_regime",
@@ -273,7 +275,7 @@ def polars_steps(db: Path, market: Market, cfg: AnalyticsConfig, runs: int) -> d
                 cfg=cfg.regime,
             ),
             cfg.regime,
-        ).collect(engine=SMALL_ENGINE),
+        ).collect(engine=ENGINE),
     )
     return seconds
 

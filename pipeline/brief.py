@@ -55,14 +55,14 @@ def model_day(wh: Warehouse, as_of: dt.date | None, weighting: str) -> ModelDay:
     if newest is None:
         raise BriefError(f"{wh.path} holds no recommendation yet: the marts need ~200 days of history")
     day = as_of or newest
-    rotation = q("select * from marts.rotation_recommendation where as_of = ? order by target_weight desc", [day])
+    rotation = q("select * from marts.rotation_recommendation where as_of = ? order by target_weight desc, sector", [day])
     if rotation.is_empty():
         raise BriefError(f"no recommendation for {day} (the newest is {newest}; days without a known phase have none)")
     return ModelDay(
         day=day, newest=newest, rotation=rotation,
         hedges=q("select * from marts.hedge_recommendation where as_of = ? order by instrument", [day]),
         regime=q("select * from marts.market_regime where date = ?", [day]),
-        weights=q("select sector, symbol, weight from marts.sector_weights where date = ? and weighting = ?",
+        weights=q("select sector, symbol, weight from marts.sector_weights where date = ? and weighting = ? order by sector, symbol",
                   [day, weighting]),
     )
 

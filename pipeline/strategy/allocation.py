@@ -154,15 +154,16 @@ def tilt(ev: Evidence, posture: str, playbook: Playbook) -> tuple[dict[str, floa
             continue
         why = f"profit-take: {sector} up {signal.ret_30d_pct:.0f}% in 30 days (mark {playbook.profit_take_30d_pct:.0f}%)"
         if not move(sector, core, why):
-            peers = sorted((s for s in score if bucket_of(s) == bucket_of(sector) and s != sector), key=score.get)
+            peers = sorted((s for s in score if bucket_of(s) == bucket_of(sector) and s != sector), key=lambda s: (score[s], s))
             any(move(sector, peer, why) for peer in peers)
 
     def momentum(sector: str) -> float:
         value = ev.sectors.get(sector, SectorSignal()).rs_mom_30d_pct
         return 0.0 if value is None else value
 
-    givers = [s for s in sorted(score, key=lambda s: (score[s], momentum(s))) for _ in range(max(0, -score[s]))]
-    takers = [s for s in sorted(score, key=lambda s: (-score[s], -momentum(s))) for _ in range(max(0, score[s]))]
+    # ties (equal score and momentum) go by name, not by the order the sectors came in
+    givers = [s for s in sorted(score, key=lambda s: (score[s], momentum(s), s)) for _ in range(max(0, -score[s]))]
+    takers = [s for s in sorted(score, key=lambda s: (-score[s], -momentum(s), s)) for _ in range(max(0, score[s]))]
     for giver in givers:
         for i, taker in enumerate(takers):
             if move(giver, taker, f"{describe(giver)} -> {describe(taker)}"):

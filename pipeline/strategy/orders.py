@@ -114,7 +114,7 @@ def held_split(
             splits.setdefault(sector_of[token], {})[token] = usd
     for sector, members in constituents.items():
         if sector not in splits:
-            top = sorted(((t, w) for t, w in members if t in prices), key=lambda tw: -tw[1])[:BUY_TOP_CONSTITUENTS]
+            top = sorted(((t, w) for t, w in members if t in prices), key=lambda tw: (-tw[1], tw[0]))[:BUY_TOP_CONSTITUENTS]
             if top:
                 splits[sector] = dict(top)
     return {sector: {t: w / sum(split.values()) for t, w in split.items()} for sector, split in splits.items()}

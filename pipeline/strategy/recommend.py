@@ -47,6 +47,7 @@ def evidence(regime: pl.DataFrame, rs: pl.DataFrame, index: pl.DataFrame) -> lis
         levels.join(month_ago, on=["sector", "date"], how="left")
         .join(rs.select("sector", "date", "quadrant", "rs_mom_30d_pct"), on=["sector", "date"], how="left")
         .with_columns(ret_30d_pct=(pl.col("level") / pl.col("level_30d") - 1) * 100)
+        .sort("date", "sector")  # each day's sectors in name order: the allocation's moves follow it
     )
     by_day: dict[dt.date, dict[str, SectorSignal]] = {}
     for row in sectors.iter_rows(named=True):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from pipeline.transforms import ENGINE
 from pipeline.transforms.altseason import altseason
 from pipeline.transforms.config import AnalyticsConfig
 from pipeline.transforms.funding_costs import funding_costs
@@ -29,14 +30,6 @@ class RawFrames:
     btc_dominance: pl.DataFrame
 
 
-# Engines by the shape of a step. membership is a chain of passes over one sorted frame (shifts,
-# fills, a rolling window), which the in-memory engine runs faster than the streaming one; the
-# sector days and altseason group the 1.7M member rows, where the streaming engine wins (so does
-# the sector index's pick of the member rows it needs, see `MEMBER_ROWS_ENGINE`); the rest works on
-# a few thousand rows each (the sector index's levels and capped weights, relative strength,
-# funding, the phase), where the in-memory engine has less overhead per step.
-MEMBERSHIP_ENGINE = "in-memory"
-SMALL_ENGINE = "in-memory"
 MEMBER_COLUMNS = (  # what the steps read
     "key", "symbol", "date", "close", "eligible", "in_return", "ret_1d", "score_usd", "growth", "held_since"
 )
@@ -59,7 +52,7 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
     members = (
         membership(raw.ohlcv, tokens["symbol"], cfg.membership)
         .select(*MEMBER_COLUMNS)
-        .collect(engine=MEMBERSHIP_ENGINE)
+        .collect(engine=ENGINE)
         .lazy()
     )
     assignments = sector_assignments(tokens, cfg.sector_index)
@@ -68,10 +61,11 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
             sector_days(members, assignments),
             altseason(members, tokens, cfg.altseason, cfg.sector_index),
             funding_costs(raw.funding),
-        ]
+        ],
+        engine=ENGINE,
     )
-    index = sector_index(members, assignments, cfg.sector_index, days).collect(engine=SMALL_ENGINE)
-    rs = relative_strength(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect(engine=SMALL_ENGINE)
+    index = sector_index(members, assignments, cfg.sector_index, days).collect(engine=ENGINE)
+    rs = relative_strength(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect(engine=ENGINE)
     features = market_features(
         btc_level=index.lazy().filter(
             (pl.col("sector") == cfg.sector_index.btc) & (pl.col("weighting") == cfg.relative_strength.weighting)
@@ -84,5 +78,5 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
         alts_sector=cfg.sector_index.alts,
         cfg=cfg.regime,
     )
-    regime = market_regime(features, cfg.regime).collect(engine=SMALL_ENGINE)
+    regime = market_regime(features, cfg.regime).collect(engine=ENGINE)
     return dict(zip(CHAIN_MARTS, (index, rs, season, costs, regime), strict=True))

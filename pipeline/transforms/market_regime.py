@@ -49,7 +49,7 @@ EVIDENCE = (
 def lagged(frame: pl.LazyFrame, keys: list[str], column: str, days: int, alias: str) -> pl.LazyFrame:
     """Adds `alias`: `column`'s value exactly `days` calendar days earlier (null if that day is absent)."""
     past = frame.select(*keys, pl.col("date") + pl.duration(days=days), pl.col(column).alias(alias))
-    return frame.join(past, on=[*keys, "date"], how="left")
+    return frame.join(past, on=[*keys, "date"], how="left", maintain_order="left")
 
 
 def tvl_growth(tvl: pl.LazyFrame | pl.DataFrame, days: int) -> pl.LazyFrame:
@@ -78,7 +78,10 @@ def leadership(relative_strength: pl.LazyFrame, alts_sector: str, cfg: Regime) -
             alts_vs_btc_pct=momentum.filter(sector == alts_sector).first(),
             _platform=momentum.filter(sector.is_in(cfg.platform_sectors)).mean(),
             _narrative=momentum.filter(sector.is_in(cfg.narrative_sectors)).mean(),
-            leading_sector=sector.filter(contenders).sort_by(momentum.filter(contenders), descending=True).first(),
+            # equal momenta: the first name, not whichever row came first
+            leading_sector=sector.filter(contenders)
+            .sort_by(momentum.filter(contenders), sector.filter(contenders), descending=[True, False])
+            .first(),
         )
         .with_columns(platform_lead_pct=pl.col("_platform") - pl.col("_narrative"))
         .drop("_platform", "_narrative")

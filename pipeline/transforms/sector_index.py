@@ -20,13 +20,11 @@ import math
 
 import polars as pl
 
+from pipeline.transforms import ENGINE
 from pipeline.transforms.config import SectorIndex
 
 GROUP = ["sector", "date"]
 RETURNING = pl.col("in_return") & pl.col("ret_1d").is_not_null()  # member rows whose ret_1d counts
-# Passes over all member rows (a million on a large universe) run on the streaming engine: it
-# groups and filters them several times faster than the in-memory engine.
-MEMBER_ROWS_ENGINE = "streaming"
 
 
 def sector_assignments(tokens: pl.DataFrame, cfg: SectorIndex) -> pl.DataFrame:
@@ -111,11 +109,14 @@ def _sector_sets(assignments: pl.DataFrame) -> tuple[pl.DataFrame, pl.LazyFrame]
     A sector's own tokens also make the alts composite, so ~10 sets cover every (symbol, sector)
     pair: member rows are summed once per (set, date), not once per pair, and sets sum to sectors.
     """
+    # numbered and listed in key order: the sums per sector below add the sets up in `_set` order
     sets = (
         assignments.group_by("symbol")
         .agg(pl.col("sector").unique().sort())
-        .group_by("sector")
+        .sort("symbol")
+        .group_by("sector", maintain_order=True)
         .agg("symbol")
+        .sort("sector")
         .with_row_index("_set")
     )
     symbols = sets.select("_set", "symbol").explode("symbol")
@@ -161,7 +162,8 @@ def sector_days(members: pl.LazyFrame, assignments: pl.DataFrame) -> pl.LazyFram
     )
     return (
         by_set.join(set_sectors, on="_set")
-        .group_by(GROUP)
+        .sort(*GROUP, "_set")  # a sector's sets summed in one order, whatever order the join gave
+        .group_by(GROUP, maintain_order=True)
         .agg(
             pl.col("n_constituents").sum().cast(pl.Int32),
             pl.col("_n", *sums).sum(),
@@ -187,7 +189,7 @@ def sector_index(
     the caller has it (the chain collects it alongside altseason); else it is collected here, once.
     """
     if days is None:
-        days = sector_days(members, assignments).collect(engine=MEMBER_ROWS_ENGINE)
+        days = sector_days(members, assignments).collect(engine=ENGINE)
     with_returns = {
         "equal": lambda: days.lazy().with_columns(ret_1d=pl.col("_equal")),
         "capped": lambda: _with_capped_returns(members, assignments, days, cfg.max_weight),
@@ -210,7 +212,7 @@ def held_targets(rows: pl.LazyFrame, max_weight: float) -> pl.LazyFrame:
     set_on_day = capped_weights(rows, "score_usd", GROUP, max_weight).select(
         "sector", "symbol", held_since="date", _target=pl.col("weight") * _size("score_usd").sum().over(GROUP)
     )
-    return rows.join(set_on_day, on=["sector", "symbol", "held_since"], how="left")
+    return rows.join(set_on_day, on=["sector", "symbol", "held_since"], how="left", maintain_order="left")
 
 
 def _with_capped_returns(
@@ -229,11 +231,11 @@ def _with_capped_returns(
     returning = (
         members.lazy()
         .filter(pl.col("symbol").is_in(binding_pairs["symbol"].unique().implode()) & RETURNING)
-        .collect(engine=MEMBER_ROWS_ENGINE)
+        .collect(engine=ENGINE)
     )
     drifted = pl.col("_target") * pl.col("growth")
     capped = (
-        held_targets(returning.lazy().join(binding_pairs.lazy(), on="symbol"), max_weight)
+        held_targets(returning.lazy().join(binding_pairs.lazy(), on="symbol").sort(*GROUP, "symbol"), max_weight)
         .group_by(GROUP)
         .agg(_capped=(drifted * pl.col("ret_1d")).sum() / drifted.sum())
     )

@@ -22,6 +22,7 @@ def sector_weights(members: pl.LazyFrame, assignments: pl.DataFrame, cfg: Sector
         .filter(RETURNING)
         .select(pl.col("symbol").cast(pl.String), "date", "score_usd", "growth", "held_since")  # symbol is an Enum
         .join(assignments.lazy(), on="symbol")
+        .sort(*GROUP, "symbol")  # a day's weights are summed in symbol order, whatever order the join gave
     )
     targets = {
         "equal": lambda: returning.with_columns(_target=pl.lit(1.0)),

@@ -239,3 +239,142 @@ def test_the_shipped_policy_file_is_the_default_and_typos_are_named(tmp_path):
     bad.write_text("policy:\n  raw.ohlcv_1d.no_gap: ignore\n")
     with pytest.raises(QualityConfigError, match=r"policy.raw.ohlcv_1d.no_gap"):
         load_quality_config(bad)
+
+
+
+# ------------------------------------------------------------------ price glitches: spikes and unconfirmed jumps
+
+PRICES = ("open", "high", "low", "close")
+
+
+def scaled(frame: pl.DataFrame, row: int, factor: float, columns=PRICES) -> pl.DataFrame:
+    """A glitch: some of one candle's prices multiplied, nothing else changed."""
+    return set_cell(frame, row, **{c: frame[c][row] * factor for c in columns})
+
+
+def path(closes: list[float]) -> pl.DataFrame:
+    """BTC candles that really trade at these closes: each opens where the last closed."""
+    opens = [closes[0], *closes[:-1]]
+    return pl.DataFrame([
+        dict(exchange="binance", symbol="BTC/USDT", date=D + dt.timedelta(days=i), open=float(o), high=max(o, c) * 1.01,
+             low=min(o, c) * 0.99, close=float(c), volume=1_000.0, source="test", ingested_at=INGESTED)
+        for i, (o, c) in enumerate(zip(opens, closes, strict=True))
+    ])
+
+
+def failed(report) -> dict[str, tuple[int, ...]]:
+    return {f.name.removeprefix("raw.ohlcv_1d."): f.row_indices for f in report.failures}
+
+
+def test_a_candle_scaled_a_thousandfold_is_a_spike_its_neighbours_are_not():
+    report = validate("raw.ohlcv_1d", scaled(candles(), 2, 1000.0))
+    assert failed(report) == {"price_spike": (2,)}, report.summary()
+    spike = report.failures[0]
+    assert spike.columns == ("close",) and spike.examples[0]["spike_factor"] == pytest.approx(1000 * 102 / 103)
+    assert spike.action == "warn" and not report.blocking  # the shipped policy: the night goes on...
+    assert report.withheld_rows == (2,)  # ...without the glitch, which is quarantined
+    assert validate("raw.ohlcv_1d", scaled(candles(), 2, 1000.0), QualityConfig().every_block()).blocking
+
+
+@pytest.mark.parametrize(("factor", "columns"), [(1000.0, ("close", "high")), (0.001, ("close", "low")), (10.0, ("close", "high"))])
+def test_a_close_slip_inside_a_consistent_candle_is_caught_by_its_neighbours(factor, columns):
+    """The range checks pass (high and low cover the close): only the days around it show the glitch."""
+    report = validate("raw.ohlcv_1d", scaled(candles(), 7, factor, columns))
+    assert failed(report) == {"price_spike": (7,)}, report.summary()
+
+
+def test_an_open_off_both_the_close_before_and_its_own_close_is_a_spike():
+    report = validate("raw.ohlcv_1d", scaled(candles(), 3, 1000.0, ("open", "high")))  # the price the backtest fills at
+    assert failed(report) == {"open_spike": (3,)}, report.summary()
+    assert report.failures[0].columns == ("open",)
+
+
+def test_real_moves_pass_whether_they_last_or_stay_below_the_spike_factor():
+    assert validate("raw.ohlcv_1d", path([100, 101, 500, 510, 505, 490])).success  # x5 up, and it stays
+    assert validate("raw.ohlcv_1d", path([100, 101, 5, 0.5, 0.4, 0.45])).success  # a collapse like LUNA's
+    assert validate("raw.ohlcv_1d", path([100, 101, 250, 102, 103])).success  # x2.5 up and back: below x3
+    assert not validate("raw.ohlcv_1d", path([100, 101, 250, 102, 103]), QualityConfig(candle_spike_max_factor=2.0)).success
+
+
+def test_a_newest_candles_big_move_waits_for_the_next_day():
+    """No next day can tell a glitch on the newest day from a crash yet: it is held (quarantined, the
+    night goes on); the next night it is a spike if the next day reverts, and passes if it stays."""
+    glitch = scaled(path([100, 101, 102, 103, 104]), 3, 0.001, ("close", "low"))
+    crash = path([100, 101, 102, 0.1, 0.11])
+    for tonight in (glitch.head(4), crash.head(4)):
+        report = validate("raw.ohlcv_1d", tonight)
+        assert failed(report) == {"unconfirmed_jump": (3,)} and report.withheld_rows == (3,) and not report.blocking
+    assert failed(validate("raw.ohlcv_1d", glitch)) == {"price_spike": (3,)}  # the next day reverts
+    assert validate("raw.ohlcv_1d", crash).success  # the next day stays down: confirmed
+    after_spike = validate("raw.ohlcv_1d", scaled(candles(n_days=4, symbols=("BTC/USDT",)), 2, 1000.0))
+    assert failed(after_spike) == {"price_spike": (2,)}  # the newest day is measured past the spike: no jump
+
+
+def test_a_newest_candle_of_a_series_that_stopped_trading_is_not_held_forever():
+    frame = path([100, 101, 102, 0.1])
+    assert failed(validate("raw.ohlcv_1d", frame)) == {"unconfirmed_jump": (3,)}
+    later = validate("raw.ohlcv_1d", frame, as_of=D + dt.timedelta(days=3 + 3))  # quiet for 3 days: gone or stale
+    assert failed(later) == {"stale_symbol": (3,)}
+
+
+def test_every_real_candle_passes_the_glitch_checks_lunas_collapse_too(real_data):
+    """Zero false positives on 167k real candles, the 2021 mania, LUNA (x16 and x3365 down in a day),
+    OM (x6.2 down) and DOGE (x4.9 up) included: only the recordings' gaps are findings."""
+    for file, as_of in (("ohlcv_1d", dt.date(2025, 8, 2)), ("ohlcv_1d_delisted", dt.date(2025, 6, 17))):
+        report = validate("raw.ohlcv_1d", pl.read_parquet(real_data / f"{file}.parquet"), as_of=as_of)
+        assert {f.name for f in report.failures} == {"raw.ohlcv_1d.no_gap"}, report.summary()
+
+
+def test_lunas_collapse_enters_the_table_whole_each_day_a_night_late_at_most(real_data):
+    """Night by night through the gate as the ingest runs it (fetch after the newest day held): each
+    collapse day waits until the next confirms it; the last candle, which no day follows (the
+    recording ends), enters once the series has gone quiet."""
+    from pipeline.quality.gate import gate
+
+    luna = pl.read_parquet(real_data / "ohlcv_1d_delisted.parquet").filter(
+        (pl.col("symbol") == "LUNA/USDT") & pl.col("date").is_between(dt.date(2022, 5, 1), dt.date(2022, 5, 13))
+    ).with_columns(source=pl.lit("test"), ingested_at=pl.lit(INGESTED)).sort("date")
+    table, waited = luna.clear(), {}
+    for night in pl.date_range(dt.date(2022, 5, 5), dt.date(2022, 5, 17), eager=True):
+        newest = table["date"].max() if table.height else dt.date(2022, 4, 30)
+        fetched = luna.filter((pl.col("date") > newest) & (pl.col("date") <= night))
+        result = gate("raw.ohlcv_1d", fetched, table, (dt.date(2022, 5, 1), night), QualityConfig(), run_id=str(night))
+        assert not result.report.blocking and result.withhold.height == 0
+        table = pl.concat([table, result.write])
+        for f in result.report.failures:
+            if f.name == "raw.ohlcv_1d.unconfirmed_jump":
+                waited.setdefault(f.failing_keys[0][2], []).append(night)
+    assert table.sort("date").equals(luna)
+    day = lambda d: dt.date(2022, 5, d)  # noqa: E731
+    assert waited == {day(11): [day(11)], day(12): [day(12)], day(13): [day(13), day(14), day(15)]}
+
+
+# ------------------------------------------------------------------ marts: no implausible index day
+
+
+def index_days(returns: list[float | None]) -> pl.DataFrame:
+    levels, level = [], 100.0
+    for r in returns:
+        level *= 1 + (r or 0.0)
+        levels.append(level)
+    n = len(returns)
+    return pl.DataFrame(dict(sector=["Memes"] * n, date=[D + dt.timedelta(days=i) for i in range(n)], weighting=["equal"] * n,
+                             level=levels, ret_1d=returns, n_constituents=[1] * n))
+
+
+def test_a_sector_index_day_beyond_tenfold_either_way_blocks():
+    assert validate("marts.sector_index", index_days([None, 0.1, 3.924, -0.402])).success  # the real history's extremes
+    report = validate("marts.sector_index", index_days([None, 0.1, 475.6, -0.998, -0.95]))  # DOGE x1000, and back
+    failure = only_failure(report, "ret_1d", "expect_column_values_to_be_between")
+    assert failure.name == "marts.sector_index.plausible_day" and failure.action == "block"
+    assert failure.row_indices == (2, 3, 4) and len(report.failures) == 1
+    assert validate("marts.sector_index", index_days([None, 4.0]), QualityConfig(index_day_max_factor=4.0)).failures
+
+
+def test_an_alts_vs_btc_reading_beyond_tenfold_blocks():
+    regime = pl.DataFrame(dict(date=[D, D + dt.timedelta(days=1), D + dt.timedelta(days=2)], phase=["bear"] * 3,
+                               risk_mode=["risk_on"] * 3, alts_vs_btc_pct=[None, 109.7, 5_722.0]))
+    report = validate("marts.market_regime", regime)
+    failure = only_failure(report, "alts_vs_btc_pct", "expect_column_values_to_be_between")
+    assert failure.name == "marts.market_regime.plausible_alts_vs_btc" and failure.row_indices == (2,)
+    assert len(report.failures) == 1

@@ -167,3 +167,64 @@ def test_the_real_2018_dominance_glitch_blocks_when_every_expectation_blocks(rea
     recorded = pl.read_parquet(REAL_DATA / "btc_dominance_1d.parquet").filter(
         pl.col("date").is_between(dt.date(2018, 1, 1), dt.date(2018, 1, 31)))["date"].to_list()
     assert held == [d for d in recorded if d != dt.date(2018, 1, 16)]  # the glitch day stays out of the table
+
+
+# ------------------------------------------------------------------ a thousandfold candle (the real history, edited)
+
+GLITCH = dt.date(2025, 6, 20)
+SLICE = (dt.date(2025, 3, 1), dt.date(2025, 6, 30))
+COINS = ("BTC", "ETH", "SOL", "DOGE", "SHIB", "PEPE")
+DOGE_GLITCH = '{"exchange":"binance","symbol":"DOGE/USDT","date":"%s"}' % GLITCH
+
+
+@pytest.fixture(scope="module")
+def doge_x1000(real, tmp_path_factory) -> Path:
+    """Four months of the real history for six coins, with DOGE's candle of GLITCH scaled x1000 on all
+    four prices (so the range checks pass): what a published 1000x candle looks like."""
+    folder = tmp_path_factory.mktemp("doge_x1000")
+    spot = [f"{c}/USDT" for c in COINS]
+    candles = pl.read_parquet(REAL_DATA / "ohlcv_1d.parquet").filter(pl.col("symbol").is_in(spot) & pl.col("date").is_between(*SLICE))
+    glitch = _candle("DOGE/USDT", GLITCH)
+    candles.with_columns(pl.when(glitch).then(pl.col(c) * 1000).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low", "close")
+                         ).write_parquet(folder / "ohlcv_1d.parquet")
+    pl.read_parquet(REAL_DATA / "funding_8h.parquet").filter(
+        pl.col("symbol").is_in([f"{s}:USDT" for s in spot]) & pl.col("ts").dt.date().is_between(*SLICE)).write_parquet(folder / "funding_8h.parquet")
+    for file in ("chain_tvl_1d", "btc_dominance_1d"):
+        pl.read_parquet(REAL_DATA / f"{file}.parquet").filter(pl.col("date").is_between(*SLICE)).write_parquet(folder / f"{file}.parquet")
+    return folder
+
+
+def test_a_thousandfold_doge_candle_is_quarantined_and_the_marts_never_see_it(doge_x1000, tmp_path):
+    path = tmp_path / "rotation.duckdb"
+
+    result = run_nightly(doge_x1000, path, *SLICE)  # the shipped policy
+
+    assert result.success  # one glitch of one coin does not stop the night...
+    check = next(c for c in result.get_asset_check_evaluations() if c.asset_key == dg.AssetKey(["raw", "ohlcv_1d"]))
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert "raw.ohlcv_1d.close: expect_column_values_to_be_between (raw.ohlcv_1d.price_spike, warn)" in check.description
+    wh = Warehouse(path)
+    quarantined = wh.query("select row_key, expectation, action, kept_in_table from raw.quarantine")
+    assert quarantined.rows() == [(DOGE_GLITCH, "raw.ohlcv_1d.price_spike", "warn", False)]
+    doge = wh.query("select date from raw.ohlcv_1d where symbol = 'DOGE/USDT' order by date")["date"]
+    assert GLITCH not in doge and GLITCH - dt.timedelta(days=1) in doge and GLITCH + dt.timedelta(days=1) in doge
+    # ...and the marts never see it: the Memes index moves as real memes did (with the glitch: x476 in a day)
+    memes = wh.query("select max(level) as level, max(abs(ret_1d)) as ret from marts.sector_index where sector = 'Memes'")
+    assert memes["level"][0] < 1_000 and memes["ret"][0] < 0.5, memes
+
+
+def test_marts_built_on_a_glitch_the_raw_gate_let_through_keep_their_last_good_rows(doge_x1000, tmp_path):
+    """A raw check loosened until the glitch passes: the sector index then moves x476 in a day, beyond
+    any real index day (+392%: Memes, 2021-01-28), and the mart check blocks its write."""
+    loose = tmp_path / "quality.yaml"
+    loose.write_text("candle_spike_max_factor: 10000\n")
+    path = tmp_path / "rotation.duckdb"
+
+    result = run_nightly(doge_x1000, path, *SLICE, quality=QualitySettings(config_path=str(loose)))
+
+    assert not result.success
+    check = next(c for c in result.get_asset_check_evaluations() if c.asset_key == dg.AssetKey(["marts", "sector_index"]))
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert ("marts.sector_index.ret_1d: expect_column_values_to_be_between (marts.sector_index.plausible_day, block)"
+            in check.description), check.description
+    assert Warehouse(path).query("select count(*) as n from marts.sector_index")["n"][0] == 0  # nothing written

@@ -20,10 +20,10 @@ Action = Literal["block", "warn"]
 SHIPPED_POLICY: dict[str, Action] = {
     "raw.btc_dominance.one_day_spike": "warn",  # a vendor glitch that reverts the next day
     "raw.ohlcv_1d.stale_symbol": "warn",  # membership drops it from the day's universe anyway
-    # a candle both neighbours contradict, or one whose open breaks from the close before it: a
-    # glitch the table is better without; a newest candle's big move is held until the next day
+    # a close (or open) the prices around it contradict: a glitch the table is better without; a
+    # newest candle's big move is held until the next day
     "raw.ohlcv_1d.price_spike": "warn",
-    "raw.ohlcv_1d.open_gap": "warn",
+    "raw.ohlcv_1d.open_spike": "warn",
     "raw.ohlcv_1d.unconfirmed_jump": "warn",
 }
 
@@ -56,15 +56,13 @@ class QualityConfig(BaseModel):
     # within it, is a spike: a glitch. In the real history (ohlcv_1d and ohlcv_1d_delisted, 167k
     # candles, 2020-2025) no day that reverts the next moves more than x1.68 each way (SUSHI
     # 2020-09-05); decimal and unit slips are x10 and more. LUNA's collapse (x16 and x3365 down on
-    # 2022-05-11/12) never reverts, so it is no spike. The same factor holds a series' newest candle
+    # 2022-05-11/12) never reverts, so it is no spike. An open is a spike by the same factor between
+    # the close before it and its own close: real opens are within 2.4% of the close before (HIVE
+    # 2021-05-20, consecutive days). The same factor holds a series' newest candle
     # (no next day yet to confirm it) when it moves further from the close before: of the 167k real
     # candles 5 would wait a night (DOGE x4.9 up 2021-01-28, OM x6.2 down 2025-04-13, LUNA's three
     # collapse days), none longer.
     candle_spike_max_factor: float = Field(3.0, gt=1)
-    # On consecutive days a candle opens where the last one closed (continuous trading): in the real
-    # history they differ by 2.4% at most (HIVE 2021-05-20); a candle whose four prices are all
-    # scaled breaks that by its factor. 1.5 (+50%) is 17 times the largest real gap in log terms.
-    candle_open_gap_max_factor: float = Field(1.5, gt=1)
     # Consecutive daily candles of one symbol may be at most this many days apart.
     candle_gap_max_days: int = Field(1, ge=1)
     accepted_gaps: tuple[AcceptedGap, ...] = ()

@@ -4,8 +4,8 @@ person accepted the gap), no symbol gone quiet while others trade, and no price 
 
 - `price_spike`: a close far from both neighbouring closes, which agree with each other (a move the
   next day takes back whole is a glitch; a real crash stays down);
-- `open_gap`: a candle that does not open where the day before closed (trading is continuous, so
-  a candle whose prices are all scaled breaks from its neighbours at its open);
+- `open_spike`: an open far from both the close before it and its own close, which agree (trading
+  is continuous: a day opens where the last one closed; the backtest trades at opens);
 - `unconfirmed_jump`: a series' newest candle moving far from the close before, which no next day
   can confirm yet: held back until one does (the next night it is a spike or a move like LUNA's).
 """
@@ -28,19 +28,22 @@ PRICES = ("open", "high", "low", "close")
 
 def _price_moves(frame: pl.DataFrame, config: QualityConfig, as_of: dt.date) -> pl.DataFrame:
     """Adds the factors the glitch checks bound, 1.0 where a check does not apply (a null would make
-    the pandas column slow, see `_gap_days`): `spike_factor` (on a spike, the smaller of its two
-    moves), `open_gap_factor` (open vs the day before's close, consecutive days, unless that day is
-    a spike: its own row is flagged), `jump_factor` (a newest candle still expected to get a next
-    day, vs the close before it, or before the spike before it). Non-positive prices compare as
-    missing. The neighbours come from one context of `over` windows, which share their grouping."""
+    the pandas column slow, see `_gap_days`): `spike_factor` and `open_spike_factor` (on a spike, the
+    smaller of its two moves; the open's path is the day before's close, the open, the close), and
+    `jump_factor` (a newest candle still expected to get a next day, vs the close before it, or before
+    the spike before it). Non-positive prices compare as missing. The neighbours come from one
+    context of `over` windows, which share their grouping."""
     limit = math.log(config.candle_spike_max_factor)
 
     def lag(column: str, n: int) -> pl.Expr:  # the value n candles earlier in the series (later if n < 0)
         return pl.col(column).shift(n).over(SERIES, order_by="date")
 
-    def spike(before: pl.Expr, at: pl.Expr, after: pl.Expr) -> pl.Expr:  # log closes of three candles in a row
+    def spike(before: pl.Expr, at: pl.Expr, after: pl.Expr) -> pl.Expr:  # log prices along a path
         up, down = at - before, after - at
         return ((up.abs() > limit) & (down.abs() > limit) & (up.sign() != down.sign()) & ((after - before).abs() <= limit)).fill_null(False)
+
+    def factor(before: pl.Expr, at: pl.Expr, after: pl.Expr) -> pl.Expr:
+        return pl.when(spike(before, at, after)).then(pl.min_horizontal((at - before).abs(), (after - at).abs()).exp()).otherwise(1.0)
 
     close, before, after = pl.col("_close"), pl.col("_before"), pl.col("_after")
     after_spike = spike(pl.col("_before2"), before, close)
@@ -48,14 +51,13 @@ def _price_moves(frame: pl.DataFrame, config: QualityConfig, as_of: dt.date) -> 
     return (
         frame.with_columns(_close=pl.when(pl.col("close") > 0).then(pl.col("close").log()),
                            _open=pl.when(pl.col("open") > 0).then(pl.col("open").log()))
-        .with_columns(_before=lag("_close", 1), _before2=lag("_close", 2), _after=lag("_close", -1),
-                      _consecutive=(pl.col("date") - lag("date", 1)).dt.total_days() == 1, _newest=lag("date", -1).is_null())
+        .with_columns(_before=lag("_close", 1), _before2=lag("_close", 2), _after=lag("_close", -1), _newest=lag("date", -1).is_null())
         .with_columns(
-            spike_factor=pl.when(spike(before, close, after)).then(pl.min_horizontal((close - before).abs(), (after - close).abs()).exp()).otherwise(1.0),
-            open_gap_factor=pl.when(pl.col("_consecutive") & ~after_spike).then((pl.col("_open") - before).abs().exp()).fill_null(1.0),
+            spike_factor=factor(before, close, after),
+            open_spike_factor=factor(before, pl.col("_open"), close),
             jump_factor=pl.when(pending).then((close - pl.when(after_spike).then("_before2").otherwise(before)).abs().exp()).fill_null(1.0),
         )
-        .drop("_close", "_open", "_before", "_before2", "_after", "_consecutive", "_newest")
+        .drop("_close", "_open", "_before", "_before2", "_after", "_newest")
     )
 
 
@@ -99,7 +101,7 @@ def suite(config: QualityConfig) -> gx.ExpectationSuite:
             named("low_covers_body", e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="body_low", column_B="low", or_equal=True)),
             named("volume_non_negative", e.ExpectColumnValuesToBeBetween(column="volume", min_value=0)),
             named("price_spike", e.ExpectColumnValuesToBeBetween(column="spike_factor", max_value=spike)),
-            named("open_gap", e.ExpectColumnValuesToBeBetween(column="open_gap_factor", max_value=config.candle_open_gap_max_factor)),
+            named("open_spike", e.ExpectColumnValuesToBeBetween(column="open_spike_factor", max_value=spike)),
             named("unconfirmed_jump", e.ExpectColumnValuesToBeBetween(column="jump_factor", max_value=spike)),
             named("no_gap", e.ExpectColumnValuesToBeBetween(column="gap_days", max_value=config.candle_gap_max_days), keeps_row=True),
             freshness("symbol"),
@@ -110,5 +112,5 @@ def suite(config: QualityConfig) -> gx.ExpectationSuite:
 SPEC = TableSpec(
     "raw.ohlcv_1d", KEY, "date", prepare, suite, series=("exchange", "symbol"),
     derived={"body_high": "open/close", "body_low": "open/close", "spike_factor": "close",
-             "open_gap_factor": "open", "jump_factor": "close", "gap_days": "date", "stale_days": "date"},
+             "open_spike_factor": "open", "jump_factor": "close", "gap_days": "date", "stale_days": "date"},
 )

@@ -183,3 +183,38 @@ def test_make_demo_from_another_folder_with_a_broken_playbook_prints_the_one_lin
     error, make = done.stderr.strip().splitlines()  # ours, then Make's own "Error 1"
     assert error == (f"error: {playbook}: cadence.posture: Input should be 'monthly', 'weekly' or 'daily'")
     assert make.startswith("make: *** [Makefile:") and make.endswith("demo] Error 1")
+
+
+def test_the_scheduled_night_refuses_a_universe_sector_without_a_bucket_before_any_asset_runs(
+        monkeypatch, universe_with_a_sector_the_playbook_lacks):
+    import dagster as dg
+
+    from pipeline.resources import StrategySettings
+    from pipeline.strategy.playbook import PlaybookError
+
+    monkeypatch.setenv("ROTATION_UNIVERSE", str(universe_with_a_sector_the_playbook_lacks))
+    with pytest.raises(PlaybookError, match=r"sectors: \['RWA'\] have no bucket in the playbook's sector_buckets"):
+        StrategySettings().setup_for_execution(dg.build_init_resource_context())
+
+
+def test_a_run_failing_in_a_resource_tells_the_demo_why_not_see_the_run_log():
+    import dagster as dg
+
+    from pipeline.demo import failure_message
+    from pipeline.strategy.playbook import PlaybookError
+
+    @dg.resource
+    def strategy(_):
+        raise PlaybookError("playbook.yaml: step: Input should be greater than 0")
+
+    @dg.op(required_resource_keys={"strategy"})
+    def recommendations():
+        pass
+
+    @dg.job(resource_defs={"strategy": strategy})
+    def nightly():
+        recommendations()
+
+    result = nightly.execute_in_process(raise_on_error=False)
+    failed = [e for e in result.all_events if e.is_step_failure or e.is_resource_init_failure]
+    assert failure_message(failed[0]) == "pipeline.strategy.playbook.PlaybookError: playbook.yaml: step: Input should be greater than 0"

@@ -1,6 +1,6 @@
 """Operating it: a run killed with SIGKILL mid-ingest leaves no partial partition and the next run
 finishes the job; a reader holding the published snapshot and a run writing in another process never
-lock each other out.
+lock each other out; a second run on a warehouse being written is refused, naming the first.
 
 The runs are real `dagster asset materialize` processes (their own DAGSTER_HOME and warehouse) on a
 small synthetic market. The test watches them through their Dagster event log and the file system,
@@ -383,3 +383,36 @@ def test_a_reader_holding_the_snapshot_and_a_run_in_another_process_never_lock_e
     assert fresh == after  # the next connection sees the new publish
     assert report["reopened"] == after
     assert not list(tmp_path.glob("*.publishing"))
+
+
+# ------------------------------------------------------------------ two runs on one warehouse
+
+
+def test_a_second_run_on_a_warehouse_being_written_is_refused_naming_the_first_which_completes(
+        market, instance, tmp_path, monkeypatch):
+    from tests.conftest import nightly
+
+    warehouse = tmp_path / "rotation.duckdb"
+    first = start_run(instance, warehouse, market, WINDOW, faults=[SLOW_FUNDING])
+    try:
+        # between two of the first run's writes: dominance written, funding still fetching
+        first.wait_for(instance, "dominance written while funding is fetched",
+                       lambda logs: fetched(logs, "raw__funding_rates") >= 1 and "raw/btc_dominance" in materialized(logs))
+        (first_id,) = {r.run_id for r in instance.get_runs()} - first.earlier
+        monkeypatch.setenv("ROTATION_WAREHOUSE_WAIT_S", "0.5")
+        second = nightly(market, warehouse, *WINDOW)  # in this process, as a second `dagster job execute` would be
+        first.assert_running("the second run was refused")
+        assert first.wait() == 0, first.output()[-3000:]
+    finally:
+        first.stop()
+    assert not second.success
+    errors = [e.event_specific_data.error for e in second.all_events
+              if e.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE]
+    refusals = {error.message for error in errors for error in (error, error.cause) if error and "WarehouseBusy" in error.message}
+    assert len(refusals) == 1, errors
+    assert refusals.pop().startswith(
+        f"warehouse.db.WarehouseBusy: {warehouse} is being written by run {first_id} (pid {first.process.pid}, "
+        "`python -m dagster job execute -m pipeline.definitions -j nightly "), errors
+    assert not second.get_step_success_events()  # it wrote nothing
+    assert not LOCK_ERROR.search(first.output()), first.output()[-3000:]
+    assert Warehouse(warehouse).newest("raw.ohlcv_1d") == AS_OF  # the first run's night, all of it

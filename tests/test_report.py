@@ -1,6 +1,7 @@
 """The report page: the nightly run's `report` asset writes one self-contained page from the real
 history, which agrees with the warehouse, opens offline in Chromium with every chart drawn, and can
-be written as of an earlier day with nothing after it."""
+be written as of an earlier day with nothing after it. Two warehouses in one folder each have their
+own page and quality verdicts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime as dt
 import html
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -219,6 +221,43 @@ def test_a_portfolio_file_with_a_typo_shows_as_an_error_and_the_rest_of_the_page
     rotation = Warehouse(Warehouse(path).snapshot_path).query(
         "select sector from marts.rotation_recommendation where as_of = ?", [day])
     assert {r["sector"] for r in Tables(page).headed("sector", "bucket")} == set(rotation["sector"])
+
+
+def test_two_warehouses_in_one_folder_keep_their_own_report_and_quality_verdicts(night, tmp_path):
+    """As the README has it for the real history: warehouse/real.duckdb beside the default
+    warehouse/rotation.duckdb. A candle blocked in one is never on the other's pages."""
+    import dagster as dg
+    import polars as pl
+
+    from assets.quality import gated_write
+    from pipeline.quality.config import load_quality_config
+
+    path, day, _ = night
+    default, real = Warehouse(tmp_path / "rotation.duckdb"), Warehouse(tmp_path / "real.duckdb")
+    for wh in (default, real):
+        shutil.copyfile(path, wh.path)
+        shutil.copyfile(Warehouse(path).snapshot_path, wh.snapshot_path)
+    candle = real.read("raw.ohlcv_1d", day, since=day, symbol="BTC/USDT")
+    assert candle.height == 1
+    config = load_quality_config(Settings().quality_path)
+    with dg.build_asset_context() as context:  # what the candles' asset does with a night's rows
+        gated_write(context, default, "raw.ohlcv_1d", candle.with_columns(high=pl.col("low") / 2), (day, day), config)
+        gated_write(context, real, "raw.ohlcv_1d", candle, (day, day), config)  # the candle it holds: it passes
+
+    pages = {wh.path.name: write_report(Settings(warehouse_path=wh.path, charts=False)) for wh in (default, real)}
+    for (name, page_path), quality in zip(pages.items(), (tmp_path / "quality", tmp_path / "real_quality"), strict=True):
+        page = page_path.read_text()
+        verdicts = {r["table"]: r["verdict"] for r in Tables(page).headed("table", "verdict")}
+        index = {r["table"]: r["last result"] for r in Tables((quality / "index.html").read_text()).headed("table", "last result")}
+        held = "block" if name == "rotation.duckdb" else "pass"
+        assert verdicts["raw.ohlcv_1d"] == index["raw.ohlcv_1d"] == held, name
+        link = html.unescape(re.search(r'<a href="([^"]+)">quality report</a>', page).group(1))
+        assert (page_path.parent / link).resolve() == (quality / "index.html").resolve()
+    # the default warehouse's pages where the README says; the other's beside them, under its name
+    assert pages == {"rotation.duckdb": tmp_path / "report" / "index.html",
+                     "real.duckdb": tmp_path / "real_report" / "index.html"}
+    assert "raw.ohlcv_1d: <span class=block>block</span>" in (tmp_path / "quality" / "raw.ohlcv_1d.html").read_text()
+    assert "Every expectation passed" in (tmp_path / "real_quality" / "raw.ohlcv_1d.html").read_text()
 
 
 def test_without_a_published_warehouse_the_command_says_what_to_run(tmp_path, monkeypatch, capsys):

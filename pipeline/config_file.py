@@ -48,8 +48,8 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> object:
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise error(f"{path}: {size / 1024 / 1024:.1f} MB is too big for a {what} file (at most "
-                        f"{MAX_CONFIG_BYTES // 1024 // 1024} MB): is it the file you meant?")
+            raise error(f"{path}: {size:,} bytes is too big for a {what} file (at most {MAX_CONFIG_BYTES:,}): "
+                        "is it the file you meant?")
         return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise error(f"{what} file not found: {path}") from None

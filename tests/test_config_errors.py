@@ -122,8 +122,8 @@ def test_a_portfolio_file_too_big_to_be_one_is_refused_before_it_is_read(tmp_pat
     row = "  UNI: 1\n"
     huge.write_text("holdings:\n" + row * (MAX_CONFIG_BYTES // len(row) + 1))
     done = as_a_user_types("recommend", "--portfolio", str(huge), env={"ROTATION_WAREHOUSE": str(tmp_path / "rotation.duckdb")})
-    assert one_line_error(done) == (f"error: {huge}: 2.0 MB is too big for a portfolio file (at most 2 MB): "
-                                    "is it the file you meant?")
+    assert one_line_error(done) == (f"error: {huge}: {huge.stat().st_size:,} bytes is too big for a portfolio file "
+                                    "(at most 2,097,152): is it the file you meant?")
 
 
 def test_a_portfolio_that_holds_nothing_gets_no_orders_and_is_told_why(tmp_path):

@@ -198,7 +198,7 @@ def test_a_second_writer_is_refused_naming_the_run_that_holds_the_warehouse_and_
     finally:
         holder.kill()
     assert re.match(rf"{re.escape(str(warehouse_path))} is being written by run run-one \(pid {holder.pid}, "
-                    r"`-c .*`, started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\): wait for it to end", str(refused.value))
+                    r"`python[\d.]* -c .*`, started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\): wait for it to end", str(refused.value))
     assert "ROTATION_WAREHOUSE_WAIT_S" in str(refused.value)
     assert holder.returncode == 0, err
     assert out.split() == ["done"]
@@ -236,3 +236,20 @@ def test_a_wait_that_is_not_seconds_is_refused_by_name(warehouse_path, monkeypat
     with pytest.raises(WarehouseError, match=f"ROTATION_WAREHOUSE_WAIT_S='{value}': not a number of seconds >= 0"):
         Warehouse(warehouse_path).upsert({"raw.ohlcv_1d": candles(1)})
     assert not warehouse_path.exists()
+
+
+def test_make_demo_on_a_warehouse_being_written_stops_at_once_naming_the_holder(warehouse_path, tmp_path, monkeypatch):
+    from pipeline.__main__ import main
+
+    monkeypatch.setenv("ROTATION_WAREHOUSE", str(warehouse_path))
+    monkeypatch.setenv("ROTATION_WAREHOUSE_WAIT_S", "0.2")
+    holder = start_holder(warehouse_path, tmp_path)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main(["demo"])
+        out, err = holder.communicate("\n", timeout=60)
+    finally:
+        holder.kill()
+    assert str(stopped.value).startswith(f"{warehouse_path} is being written by run run-one (pid {holder.pid}, ")
+    assert holder.returncode == 0, err
+    assert symbols(Warehouse(warehouse_path)) == [("BTC/USDT", 3), ("ETH/USDT", 3)]  # the demo wrote nothing

@@ -374,8 +374,7 @@ def _take(lock: Path, run_id: str | None) -> bool:
 
 def _command() -> str:
     """This process's command line as typed ("python -m pipeline demo"), on one line, cut to 200 characters."""
-    line = " ".join([Path(sys.orig_argv[0]).name, *sys.orig_argv[1:]]).split()
-    line = " ".join(line)
+    line = " ".join(" ".join([Path(sys.orig_argv[0]).name, *sys.orig_argv[1:]]).split())
     return line if len(line) <= 200 else line[:199] + "…"
 
 

@@ -179,21 +179,24 @@ COINS = ("BTC", "ETH", "SOL", "DOGE", "SHIB", "PEPE")
 DOGE_GLITCH = '{"exchange":"binance","symbol":"DOGE/USDT","date":"%s"}' % GLITCH
 
 
-@pytest.fixture(scope="module")
-def doge_x1000(real, tmp_path_factory) -> Path:
-    """Four months of the real history for six coins, with DOGE's candle of GLITCH scaled x1000 on all
+def _doge_x1000(folder: Path, glitch: dt.date) -> Path:
+    """Four months of the real history for six coins, with DOGE's candle of `glitch` scaled x1000 on all
     four prices (so the range checks pass): what a published 1000x candle looks like."""
-    folder = tmp_path_factory.mktemp("doge_x1000")
     spot = [f"{c}/USDT" for c in COINS]
     candles = pl.read_parquet(REAL_DATA / "ohlcv_1d.parquet").filter(pl.col("symbol").is_in(spot) & pl.col("date").is_between(*SLICE))
-    glitch = _candle("DOGE/USDT", GLITCH)
-    candles.with_columns(pl.when(glitch).then(pl.col(c) * 1000).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low", "close")
+    hit = _candle("DOGE/USDT", glitch)
+    candles.with_columns(pl.when(hit).then(pl.col(c) * 1000).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low", "close")
                          ).write_parquet(folder / "ohlcv_1d.parquet")
     pl.read_parquet(REAL_DATA / "funding_8h.parquet").filter(
         pl.col("symbol").is_in([f"{s}:USDT" for s in spot]) & pl.col("ts").dt.date().is_between(*SLICE)).write_parquet(folder / "funding_8h.parquet")
     for file in ("chain_tvl_1d", "btc_dominance_1d"):
         pl.read_parquet(REAL_DATA / f"{file}.parquet").filter(pl.col("date").is_between(*SLICE)).write_parquet(folder / f"{file}.parquet")
     return folder
+
+
+@pytest.fixture(scope="module")
+def doge_x1000(real, tmp_path_factory) -> Path:
+    return _doge_x1000(tmp_path_factory.mktemp("doge_x1000"), GLITCH)
 
 
 def test_a_thousandfold_doge_candle_is_quarantined_and_the_marts_never_see_it(doge_x1000, tmp_path):
@@ -230,3 +233,28 @@ def test_marts_built_on_a_glitch_the_raw_gate_let_through_keep_their_last_good_r
     assert ("marts.sector_index.ret_1d: expect_column_values_to_be_between (marts.sector_index.plausible_day, block)"
             in check.description), check.description
     assert Warehouse(path).query("select count(*) as n from marts.sector_index")["n"][0] == 0  # nothing written
+
+
+def test_a_glitch_on_a_months_last_day_is_held_then_quarantined_and_the_next_month_runs_on(real, tmp_path):
+    """The newest candle x1000 on May 31 waits a night (it cannot be confirmed yet); June's first night
+    asks for it again though it lies before June (the table lacks it), finds it a spike between May 30
+    and June 1, and keeps it out; no night blocks on the hole it leaves."""
+    may_31 = dt.date(2025, 5, 31)
+    (tmp_path / "data").mkdir()
+    data = _doge_x1000(tmp_path / "data", may_31)
+    path = tmp_path / "rotation.duckdb"
+    glitch = '{"exchange":"binance","symbol":"DOGE/USDT","date":"2025-05-31"}'
+    doge = "select date from raw.ohlcv_1d where symbol = 'DOGE/USDT' and date >= '2025-05-30' order by date"
+    held = "select expectation from raw.quarantine where row_key = ? order by quarantined_at"
+
+    for first, last, expectations in [
+        (SLICE[0], may_31, ["raw.ohlcv_1d.unconfirmed_jump"]),
+        (dt.date(2025, 6, 1), dt.date(2025, 6, 1), ["raw.ohlcv_1d.unconfirmed_jump", "raw.ohlcv_1d.price_spike"]),
+        (dt.date(2025, 6, 2), dt.date(2025, 6, 2), ["raw.ohlcv_1d.unconfirmed_jump", "raw.ohlcv_1d.price_spike"]),
+    ]:
+        result = run_nightly(data, path, first, last)
+        assert result.success, (last, [c.description for c in result.get_asset_check_evaluations() if not c.passed])
+        wh = Warehouse(path)
+        days = wh.query(doge)["date"].to_list()
+        assert days == [dt.date(2025, 5, 30)] + [d for d in (dt.date(2025, 6, 1), dt.date(2025, 6, 2)) if d <= last]
+        assert wh.query(held, [glitch])["expectation"].to_list() == expectations

@@ -259,9 +259,10 @@ def days_held(*runs: tuple[str, str], symbol: str = "SOL/USDT") -> pl.DataFrame:
         ([("2025-05-20", "2025-06-09"), ("2025-06-11", "2025-06-20")], dt.date(2025, 6, 9)),  # a rejected day mid-month
         ([("2025-05-20", "2025-06-04"), ("2025-06-06", "2025-06-08"), ("2025-06-11", "2025-06-20")],
          dt.date(2025, 6, 4)),  # two holes: the first
-        ([("2025-05-20", "2025-05-31"), ("2025-06-02", "2025-06-20")], None),  # the window's first day: from it
+        ([("2025-05-20", "2025-05-31"), ("2025-06-02", "2025-06-20")], dt.date(2025, 5, 31)),  # the window's first day
         ([("2025-05-20", "2025-05-24"), ("2025-05-27", "2025-06-20")], dt.date(2025, 6, 20)),  # before the window: not asked for
-        ([("2025-05-20", "2025-05-25")], None),  # nothing in the window (gone quiet, or a new month): from its first day
+        ([("2025-05-20", "2025-05-25")], dt.date(2025, 5, 25)),  # nothing in the window (gone quiet, a new month, a
+        # last day held back): after its newest day, which the gate's lookback holds
         ([("2025-06-05", "2025-06-20")], dt.date(2025, 6, 20)),  # listed mid-month: nothing before it is missing
     ],
 )

@@ -16,6 +16,7 @@ import polars as pl
 
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.report import QualityReport
+from pipeline.quality.spec import day
 from pipeline.quality.validate import TABLES, validate
 
 QUARANTINE = "raw.quarantine"
@@ -53,7 +54,9 @@ def gate(
     now: dt.datetime | None = None,
 ) -> GateResult:
     """`new`: rows fetched this run; `held`: the table's rows from the lookback before `window` to its
-    end (a fetched row replaces a held one with the same key). Validates the window's rows."""
+    end (a fetched row replaces a held one with the same key). Validates the window's rows and every
+    fetched row: a fetch that resumes at a hole in the lookback (a day held back on a month's last
+    night) brings rows from before the window, which must pass before they are written."""
     key = list(TABLES[table].key)
     if new.width == 0:  # nothing fetched: still validate the window (freshness)
         new = held.clear()
@@ -62,7 +65,9 @@ def gate(
     if new.height:
         parts.append(new.with_columns(pl.lit(True).alias(NEW)))
     merged = pl.concat(parts, how="diagonal_relaxed") if parts else new.with_columns(pl.lit(True).alias(NEW))
-    report = validate(table, merged.drop(NEW), config, as_of=window[1], window=window)
+    first_fetched = new.select(day(TABLES[table].time, new.schema).min()).item() if new.height else None
+    checked = (min(window[0], first_fetched), window[1]) if first_fetched else window
+    report = validate(table, merged.drop(NEW), config, as_of=window[1], window=checked)
 
     withheld = pl.Series(report.withheld_rows, dtype=pl.UInt32)
     indexed = merged.with_row_index("_row")

@@ -5,7 +5,8 @@ such a fetch never asks for again (and the candles' `no_gap` check then blocks e
 series resumes after the last row it holds before its first hole instead, a hole being two held rows
 further apart than 1.5 steps (a day; a perp's funding interval). Only holes that reach into the
 window count, so a gap the source itself has costs a refetch of the run's months at most (one
-request per series a month), never of years.
+request per series a month), never of years; a series holding nothing in the window resumes after
+its newest row of the lookback before it, which is where the gate's `no_gap` looks.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ def resume_after(
     held: pl.DataFrame, series: list[str], time_col: str, window_start: dt.date, step: pl.Expr = DAY
 ) -> dict[tuple, object]:
     """(series values) -> the held time its fetch resumes after: the row before the series' first hole
-    reaching into the window, else its newest row. A series is absent when that row is before the
-    window (the fetch starts at the window's first day), as when it holds nothing in the window.
+    reaching into the window, else its newest row, which may lie in the lookback before the window: a
+    row the gate held back on a month's last day is asked for again by the next month's first night.
+    A series the lookback does not hold is absent (its fetch starts at the window's first day).
 
     `held`: the table's rows of the window and of a lookback before it (a hole at the window's first
     day shows against the rows before it); `step`: the spacing of a series' rows, per row.
@@ -38,10 +40,9 @@ def resume_after(
     after = (
         rows.group_by(keys)
         .agg(
-            pl.col("_previous").filter(pl.col("_hole") & (pl.col(time_col) > start)).min().alias("_before_hole"),
+            pl.col("_previous").filter(pl.col("_hole") & (pl.col(time_col) >= start)).min().alias("_before_hole"),
             pl.col(time_col).max().alias("_newest"),
         )
         .select(*keys, pl.coalesce("_before_hole", "_newest").alias("_after"))
-        .filter(pl.col("_after") >= start)
     )
     return {row[:-1] if series else (): row[-1] for row in after.iter_rows()}

@@ -327,8 +327,11 @@ def _resilience():
     import importlib.util
     from pathlib import Path
 
+    import sys
+
     spec = importlib.util.spec_from_file_location("bench_resilience", Path(__file__).resolve().parents[1] / "bench" / "resilience.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -176,7 +176,8 @@ def test_the_command_typed_in_another_folder_runs_the_project(tmp_path):
 def test_make_demo_from_another_folder_with_a_broken_playbook_prints_the_one_line(tmp_path):
     playbook = tmp_path / "playbook.yaml"
     playbook.write_text("cadence:\n  posture: yearly\n")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ROTATION_")}
+    # as typed at a shell: not inside the `make test` that runs this test (its MAKELEVEL would make it "make[1]")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ROTATION_") and k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     done = subprocess.run(["make", "-C", str(ROOT), "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**base, "ROTATION_PLAYBOOK": str(playbook), "ROTATION_WAREHOUSE": str(tmp_path / "w.duckdb")})
     assert done.returncode != 0 and "Traceback" not in done.stderr + done.stdout

@@ -18,7 +18,7 @@ import polars as pl
 
 from assets.metadata import md_table
 from assets.partitions import RAW_ASSET, month_window
-from assets.quality import gated_table, gated_write
+from assets.quality import gated_table, gated_write, held_rows
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.settings import Settings
 from pipeline.sources.concurrent import fetch_symbols, once
@@ -68,21 +68,16 @@ def _window(context: dg.AssetExecutionContext, sources: MarketSources) -> tuple[
     return first, min(last, sources.as_of())
 
 
-def _held(
-    wh: Warehouse, quality: QualitySettings, table: str, window: tuple[dt.date, dt.date], **equals: str
-) -> pl.DataFrame:
-    """The table's rows of the window and of the quality gate's lookback before it: a hole at the
-    window's first day shows against the rows before it, as the gate's `no_gap` sees it."""
-    if not wh.path.exists():
-        return pl.DataFrame()
-    since = window[0] - dt.timedelta(days=quality.config.freshness_lookback_days)
-    return wh.read(table, window[1], since=since, **equals)
+def _held(wh: Warehouse, quality: QualitySettings, table: str, window: tuple[dt.date, dt.date]) -> pl.DataFrame | None:
+    """The rows the gate validates with (`held_rows`), read once for the fetch's resume points and the
+    gate; None before the warehouse exists (the gate's own read then creates it)."""
+    return held_rows(wh, table, window, quality.config) if wh.path.exists() else None
 
 
-def _lacking(rows: pl.DataFrame, held: pl.DataFrame, table: str) -> pl.DataFrame:
+def _lacking(rows: pl.DataFrame, held: pl.DataFrame | None, table: str) -> pl.DataFrame:
     """The fetched rows whose key the table does not hold: a fetch resuming at a hole gets the days
     after it again, and those stay as they are."""
-    if rows.is_empty() or held.is_empty():
+    if rows.is_empty() or held is None or held.is_empty():
         return rows
     key = list(TABLES[table])
     return rows.join(held.select(key).cast({c: rows.schema[c] for c in key}), on=key, how="anti", maintain_order="left")
@@ -99,10 +94,10 @@ def _stamp(frame: pl.DataFrame, source: str, **keys: str) -> pl.DataFrame:
 
 def _write(
     context: dg.AssetExecutionContext, wh: Warehouse, quality: QualitySettings, table: str,
-    rows: pl.DataFrame, window: tuple[dt.date, dt.date], time_col: str, **extra,
+    rows: pl.DataFrame, window: tuple[dt.date, dt.date], time_col: str, held: pl.DataFrame | None, **extra,
 ) -> dg.MaterializeResult:
     """Gate and write the fetched rows; metadata of what was written, and the `quality` check."""
-    result, check = gated_write(context, wh, table, rows, window, quality.config)
+    result, check = gated_write(context, wh, table, rows, window, quality.config, held)
     written = result.write
     meta: dict[str, object] = {
         "table": table, "rows_written": written.height, "rows_quarantined": result.quarantine.height, **extra,
@@ -139,8 +134,9 @@ def _ingest_symbols(
     """
     start, last = _window(context, sources)
     wh = warehouse.get()
-    held = _held(wh, quality, table, (start, last), exchange=exchange.id)
-    after = resume_after(held, ["symbol"], TIME_COLUMN[table], start, step)
+    held = _held(wh, quality, table, (start, last))  # every exchange's: the gate validates with them all
+    mine = pl.DataFrame() if held is None else held.filter(pl.col("exchange") == exchange.id)
+    after = resume_after(mine, ["symbol"], TIME_COLUMN[table], start, step)
 
     def progress(done: int, symbol: str, result: pl.DataFrame | SymbolNotListed | None) -> None:
         if isinstance(result, SymbolNotListed):
@@ -159,10 +155,10 @@ def _ingest_symbols(
         _stamp(r, sources.source(exchange.id), exchange=exchange.id, symbol=s)
         for s, r in zip(symbols, results) if isinstance(r, pl.DataFrame)
     ]
-    rows = _lacking(pl.concat(frames) if frames else pl.DataFrame(), held, table)
-    del results, frames, held  # the rows live once, in `rows`, through the gate and the write (GBs at 5,000 symbols)
+    rows = _lacking(pl.concat(frames) if frames else pl.DataFrame(), mine, table)
+    del results, frames, mine  # the rows live once, in `rows`, through the gate and the write (GBs at 5,000 symbols)
     return _write(
-        context, wh, quality, table, rows, (start, last), TIME_COLUMN[table], exchange=exchange.id,
+        context, wh, quality, table, rows, (start, last), TIME_COLUMN[table], held, exchange=exchange.id,
         skipped_symbols=", ".join(skipped) or "none", dataset=sources.dataset_label or "live",
     )
 
@@ -226,7 +222,7 @@ def defi_tvl(
     universe = sources.universe
     wh = warehouse.get()
     held = _held(wh, quality, "raw.defi_tvl", (start, last))
-    after = resume_after(held, ["scope", "name"], "date", start)
+    after = resume_after(pl.DataFrame() if held is None else held, ["scope", "name"], "date", start)
     series = [("total", "all", llama.total_tvl)]
     series += [("chain", c.lower(), lambda c=c: llama.chain_tvl(c)) for c in universe.tvl_chains]
     series += [("protocol", s, lambda s=s: llama.protocol_tvl(s)) for s in universe.protocol_slugs]
@@ -244,7 +240,7 @@ def defi_tvl(
         frames.append(_stamp(points, sources.source("defillama"), scope=scope, name=name))
     rows = _lacking(pl.concat(frames) if frames else pl.DataFrame(), held, "raw.defi_tvl")
     return _write(
-        context, wh, quality, "raw.defi_tvl", rows, (start, last), "date",
+        context, wh, quality, "raw.defi_tvl", rows, (start, last), "date", held,
         unavailable=", ".join(unavailable) or "none", dataset=sources.dataset_label or "live",
     )
 
@@ -264,11 +260,11 @@ def btc_dominance(
     gecko = sources.coingecko()
     wh = warehouse.get()
     held = _held(wh, quality, "raw.btc_dominance", (start, last))
-    after = resume_after(held, [], "date", start).get(())
+    after = resume_after(pl.DataFrame() if held is None else held, [], "date", start).get(())
     first_missing = after + dt.timedelta(days=1) if after else start
     if first_missing > last:
         context.log.info("up to date")
-        return _write(context, wh, quality, "raw.btc_dominance", pl.DataFrame(), (start, last), "date")
+        return _write(context, wh, quality, "raw.btc_dominance", pl.DataFrame(), (start, last), "date", held)
     days = (sources.as_of() - first_missing).days + 2  # counted back from the source's today
     try:
         points = gecko.dominance_history(days)
@@ -279,7 +275,8 @@ def btc_dominance(
         source = "coingecko:global"
     points = points.filter(pl.col("date").is_between(first_missing, last))
     rows = _lacking(_stamp(points, sources.source(source)), held, "raw.btc_dominance")
-    return _write(context, wh, quality, "raw.btc_dominance", rows, (start, last), "date", source=sources.source(source))
+    return _write(context, wh, quality, "raw.btc_dominance", rows, (start, last), "date", held,
+                  source=sources.source(source))
 
 
 ingest_assets = [ohlcv_1d, funding_rates, defi_tvl, btc_dominance]

@@ -59,14 +59,19 @@ def gated_table(table: str) -> dict[str, object]:
     return dict(check_specs=[check_spec(table)], metadata=table_metadata(table))
 
 
+def held_rows(wh: Warehouse, table: str, window: tuple[dt.date, dt.date], config: QualityConfig) -> pl.DataFrame:
+    """The table's rows of `window` and of the gate's lookback before it: what new rows are validated
+    with (a gap at the window's first day shows against the rows before it)."""
+    return wh.read(table, window[1], since=window[0] - dt.timedelta(days=config.freshness_lookback_days))
+
+
 def gated_write(
     context: dg.AssetExecutionContext, wh: Warehouse, table: str, new: pl.DataFrame,
-    window: tuple[dt.date, dt.date], config: QualityConfig,
+    window: tuple[dt.date, dt.date], config: QualityConfig, held: pl.DataFrame | None = None,
 ) -> tuple[GateResult, dg.AssetCheckResult]:
-    """Validate `new` with the held rows around `window`; write what passes, withhold and quarantine
-    what fails, all in one transaction."""
-    since = window[0] - dt.timedelta(days=config.freshness_lookback_days)
-    held = wh.read(table, window[1], since=since)
+    """Validate `new` with the held rows around `window` (`held_rows`, read here unless the caller
+    already has them); write what passes, withhold and quarantine what fails, all in one transaction."""
+    held = held_rows(wh, table, window, config) if held is None else held
     result = gate(table, new, held, window, config, current_run_id(context))
     wh.upsert({table: result.write, QUARANTINE: result.quarantine}, delete={table: result.withhold})
     return result, check_result(context, wh, result.report, window, result.quarantine.height)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -21,19 +20,16 @@ import duckdb
 import assets  # noqa: F401  (silences Dagster's beta warning)
 from assets.ingest import ingest_assets
 from assets.partitions import month_key, monthly
+from bench.nightly import replay_data
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.sources.replay import load_dataset
 from pipeline.sources.replay.synthetic import ensure_synthetic
 from pipeline.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def dataset_dir() -> Path:
-    if os.environ.get("ROTATION_REPLAY_DATA"):
-        return Path(os.environ["ROTATION_REPLAY_DATA"])
-    real = ROOT.parent / "shared" / "data" / "real"
-    return real if real.exists() else ensure_synthetic(Settings.from_env().replay_cache)
+    return replay_data() or ensure_synthetic(Settings.from_env().replay_cache)
 
 
 def floor_seconds(folder: Path, db: Path) -> float:

@@ -733,7 +733,7 @@ def main(quick: bool = False) -> int:
               " its timings and goals mean nothing")
     print(f"synthetic market: {sizes.symbols:,} symbols x {sizes.days:,} days, {rows:,} candle rows in DuckDB "
           f"(+{market.funding.height:,} funding, {market.defi_tvl.height:,} tvl, {market.btc_dominance.height:,} dominance)")
-    print(f"polars {pl.__version__} (default engine, {pl.thread_pool_size()} threads), pandas {pd.__version__},"
+    print(f"polars {pl.__version__} ({ENGINE} engine, {pl.thread_pool_size()} threads), pandas {pd.__version__},"
           f" duckdb {duckdb.__version__}; {sizes.rounds} interleaved rounds, medians")
     print(f"polars     duckdb -> compute_marts              {polars_s:7.3f} s   (best {min(timed['polars']):.3f} s)")
     print(f"pandas     duckdb -> same math (best of {sizes.pandas_runs})     {pandas_s:7.3f} s")

@@ -64,7 +64,7 @@ def _price_moves(frame: pl.DataFrame, config: QualityConfig, as_of: dt.date) -> 
 def _gap_days(config: QualityConfig) -> pl.Expr:
     """Days since the symbol's previous candle; 0 on its first (a null would make the pandas column
     float with NaN, which GX checks 5x slower) and on gaps a person accepted in the config."""
-    previous = pl.col("date").shift(1).over(["exchange", "symbol"], order_by="date")
+    previous = pl.col("date").shift(1).over(SERIES, order_by="date")
     gap = (pl.col("date") - previous).dt.total_days().fill_null(0)
     accepted = pl.lit(False)
     for g in config.accepted_gaps:
@@ -110,7 +110,7 @@ def suite(config: QualityConfig) -> gx.ExpectationSuite:
 
 
 SPEC = TableSpec(
-    "raw.ohlcv_1d", KEY, "date", prepare, suite, series=("exchange", "symbol"),
+    "raw.ohlcv_1d", KEY, "date", prepare, suite, series=tuple(SERIES),
     derived={"body_high": "open/close", "body_low": "open/close", "spike_factor": "close",
              "open_spike_factor": "open", "jump_factor": "close", "gap_days": "date", "stale_days": "date"},
 )

@@ -114,7 +114,7 @@ def _sector_sets(assignments: pl.DataFrame) -> tuple[pl.DataFrame, pl.LazyFrame]
         assignments.group_by("symbol")
         .agg(pl.col("sector").unique().sort())
         .sort("symbol")
-        .group_by("sector", maintain_order=True)
+        .group_by("sector")  # a group keeps its rows' (symbol) order; the groups are sorted next
         .agg("symbol")
         .sort("sector")
         .with_row_index("_set")

@@ -86,7 +86,7 @@ COVERAGE = 0.85  # share of the whole market's cap the universe holds
 LATE_LISTED_SHARE = 1 / 3
 LATE_LISTING_WEIGHT = {CORE_SECTOR: 0.0, "Layer-1": 0.15, "DeFi": 0.3}  # other sectors: 1
 SPECULATIVE_LATE_LISTING = 1.5  # and speculative tokens list late more often still
-DELISTED = 2
+UNIVERSE_DELISTED = 2
 DELIST_DAYS_BEFORE_AS_OF = (150, 301)
 FOUR_HOUR_PERPS = 2
 
@@ -319,35 +319,56 @@ def _listing_windows(
 
     end_day = np.full(count, days)
     candidates = [i for i, t in enumerate(tokens) if t.bucket == "speculative" and first_day[i] == 0]
-    delisted = rng.choice(candidates, size=min(DELISTED, len(candidates)), replace=False)
+    delisted = rng.choice(candidates, size=min(UNIVERSE_DELISTED, len(candidates)), replace=False)
     days_before_as_of = rng.integers(*DELIST_DAYS_BEFORE_AS_OF, size=delisted.size)
     end_day[delisted] = np.maximum(days - days_before_as_of, days // 2)
     return first_day, end_day
 
 
 def _ohlcv(rng: np.random.Generator, universe: Universe, market: _Market) -> pl.DataFrame:
-    """Daily candles: open is the previous close, wicks scale with the day's volatility, volume with cap."""
-    tokens = universe.tokens
-    days, count = market.log_return.shape
-    close = np.exp(market.log_close[1:])
-    open_ = np.exp(market.log_close[:-1])
-    wick = 0.5 * market.day_vol
+    """The universe's daily candles."""
+    bucket = np.array([BUCKETS.index(t.bucket) for t in universe.tokens])
+    lows, highs = (np.array([LOG10_TURNOVER[b][i] for b in BUCKETS])[bucket] for i in (0, 1))
+    return _candles(
+        rng, [t.spot for t in universe.tokens], market.dates, market.phase, market.log_close,
+        market.log_return, market.day_vol, market.supply, (lows, highs), market.first_day, market.end_day,
+    )
+
+
+def _candles(
+    rng: np.random.Generator,
+    symbols: list[str],
+    dates: pl.Series,
+    phase: np.ndarray,
+    log_close: np.ndarray,
+    move: np.ndarray,
+    day_vol: np.ndarray,
+    supply: np.ndarray,
+    log10_turnover: tuple[np.ndarray, np.ndarray],
+    first_day: np.ndarray,
+    end_day: np.ndarray,
+) -> pl.DataFrame:
+    """Daily candles: open is the previous close, wicks scale with the day's volatility, volume with cap.
+
+    `move` is the day's log move that volume surges with (big moves trade more).
+    """
+    days, count = move.shape
+    close = np.exp(log_close[1:])
+    open_ = np.exp(log_close[:-1])
+    wick = 0.5 * day_vol
     high = np.maximum(open_, close) * np.exp(wick * np.abs(rng.standard_normal((days, count))))
     low = np.minimum(open_, close) * np.exp(-wick * np.abs(rng.standard_normal((days, count))))
-    bucket = np.array([BUCKETS.index(t.bucket) for t in tokens])
-    lows, highs = (np.array([LOG10_TURNOVER[b][i] for b in BUCKETS])[bucket] for i in (0, 1))
-    turnover = 10 ** rng.uniform(lows, highs)
-    # Volume is noisy, and big moves trade more.
-    surprise = np.exp(0.3 * rng.standard_normal((days, count)) + 6 * np.abs(market.log_return))
-    dollar_volume = market.supply * close * turnover * ACTIVITY[market.phase][:, None] * surprise
+    turnover = 10 ** rng.uniform(*log10_turnover)
+    surprise = np.exp(0.3 * rng.standard_normal((days, count)) + 6 * np.abs(move))
+    dollar_volume = supply * close * turnover * ACTIVITY[phase][:, None] * surprise
     day = np.arange(days)[:, None]
-    trading = (day >= market.first_day) & (day < market.end_day)
+    trading = (day >= first_day) & (day < end_day)
     rows, cols = np.nonzero(trading.T)  # token-major: each symbol's days in order
     return pl.DataFrame(
         {
             "exchange": pl.Series([SPOT_EXCHANGE] * rows.size, dtype=pl.String),
-            "symbol": np.array([t.spot for t in tokens])[rows],
-            "date": market.dates.gather(cols),
+            "symbol": np.array(symbols)[rows],
+            "date": dates.gather(cols),
             "open": open_[cols, rows],
             "high": high[cols, rows],
             "low": low[cols, rows],

@@ -51,3 +51,32 @@ CREATE TABLE IF NOT EXISTS raw.btc_dominance (
     source                VARCHAR NOT NULL,   -- coingecko:global (snapshot) or coingecko:market_cap_chart (history)
     ingested_at           TIMESTAMPTZ NOT NULL
 );
+
+-- Market caps as each vendor ranked them on a day: CoinMarketCap's historical listings (the first of
+-- each month, dead coins included) and CoinGecko's /coins/markets (the nightly top N). `coin` is the
+-- vendor's own id (CMC slug, CoinGecko id), never the ticker: tickers are not unique.
+CREATE TABLE IF NOT EXISTS raw.market_caps (
+    source              VARCHAR NOT NULL,   -- coinmarketcap | coingecko
+    date                DATE    NOT NULL,   -- the day the snapshot describes (UTC; CMC: the end of that day)
+    coin                VARCHAR NOT NULL,   -- CMC slug / CoinGecko id
+    symbol              VARCHAR,            -- the vendor's ticker (upper case)
+    name                VARCHAR,
+    rank                INTEGER,            -- the vendor's rank (CMC's is not always in market-cap order)
+    market_cap_usd      DOUBLE,
+    price_usd           DOUBLE,
+    volume_24h_usd      DOUBLE,
+    circulating_supply  DOUBLE,
+    ingested_at         TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source, date, coin)
+);
+
+-- CoinGecko's categories of a coin, as first seen by a nightly run: no API gives past categories,
+-- so they are recorded from the day the pipeline first saw the coin on.
+CREATE TABLE IF NOT EXISTS raw.coin_categories (
+    source       VARCHAR NOT NULL,   -- coingecko
+    coin         VARCHAR NOT NULL,   -- the vendor's id
+    category     VARCHAR NOT NULL,   -- the vendor's category name, e.g. 'Layer 1 (L1)'
+    first_seen   DATE    NOT NULL,   -- the day the nightly first saw it
+    ingested_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source, coin, category)
+);

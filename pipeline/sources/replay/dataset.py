@@ -5,9 +5,21 @@ Required files (the recorded real history has exactly these):
   funding_8h.parquet        exchange, symbol ('BTC/USDT:USDT'), ts (UTC), funding_rate (per interval), mark_price
   chain_tvl_1d.parquet      date, chain (DefiLlama chain, lower case), tvl_usd
   btc_dominance_1d.parquet  date, btc_dominance_pct (0..100), total_market_cap_usd
-Optional files (the synthetic market writes them; a replay without them answers 404 for those series):
+Optional files (the synthetic market writes them; a replay without them answers 404 for those series;
+a dataset without the market-cap files is an older recording, still valid):
   total_tvl_1d.parquet      date, tvl_usd                      -> /v2/historicalChainTvl
   protocol_tvl_1d.parquet   date, protocol (slug), tvl_usd     -> /protocol/{slug}
+  market_caps_monthly.parquet  snapshot_date, rank, symbol, name, market_cap_usd, price_usd,
+                            circulating_supply, volume_24h_usd [, coingecko_id]
+                            -> CoinMarketCap /v1/cryptocurrency/listings/historical and /latest,
+                               CoinGecko /coins/markets; a snapshot dated D describes the end of D,
+                               so it is served from D + 1 on. Without `coingecko_id` a coin's
+                               CoinGecko id is its CMC-style slug (the name, lower case, runs of
+                               other characters as '-')
+  coin_categories.parquet   coingecko_id, category             -> CoinGecko /coins/{id} `categories`
+  ohlcv_1d_delisted.parquet same columns as ohlcv_1d: pairs the exchange no longer lists, served
+                            beside ohlcv_1d's (a symbol in both: ohlcv_1d's, with a warning); a
+                            series ending before the as-of day is in exchangeInfo with status BREAK
   dataset.json              {"label": "synthetic", "as_of": "YYYY-MM-DD",
                              "funding_interval_hours": {"SYM/USDT:USDT": 4}, ...}
 The as-of day is `dataset.json`'s `as_of`, else the last date present in any file: the replay
@@ -30,7 +42,7 @@ import polars as pl
 log = logging.getLogger("pipeline.replay")
 
 REQUIRED = ("ohlcv_1d", "funding_8h", "chain_tvl_1d", "btc_dominance_1d")
-OPTIONAL = ("total_tvl_1d", "protocol_tvl_1d")
+OPTIONAL = ("total_tvl_1d", "protocol_tvl_1d", "market_caps_monthly", "coin_categories", "ohlcv_1d_delisted")
 
 
 class DatasetError(ValueError):
@@ -44,6 +56,10 @@ _COLUMNS = {
     "btc_dominance_1d": ("date", "btc_dominance_pct", "total_market_cap_usd"),
     "total_tvl_1d": ("date", "tvl_usd"),
     "protocol_tvl_1d": ("date", "protocol", "tvl_usd"),
+    "market_caps_monthly": ("snapshot_date", "rank", "symbol", "name", "market_cap_usd", "price_usd",
+                            "circulating_supply", "volume_24h_usd"),
+    "coin_categories": ("coingecko_id", "category"),
+    "ohlcv_1d_delisted": ("exchange", "symbol", "date", "open", "high", "low", "close", "volume"),
 }
 # What one row of each file stands for; `date` counts by the day. A symbol's candles are one series
 # whatever the exchange column says: the replay serves them for every exchange.
@@ -54,6 +70,9 @@ _KEYS = {
     "btc_dominance_1d": ("date",),
     "total_tvl_1d": ("date",),
     "protocol_tvl_1d": ("protocol", "date"),
+    "market_caps_monthly": ("snapshot_date", "symbol", "name"),  # a coin of a snapshot (tickers repeat)
+    "coin_categories": ("coingecko_id", "category"),
+    "ohlcv_1d_delisted": ("symbol", "date"),
 }
 SHOWN_KEYS = 5  # repeated keys named in the warning; the rest are counted
 
@@ -69,6 +88,9 @@ class Dataset:
     dominance: pl.DataFrame
     total_tvl: pl.DataFrame | None = None
     protocol_tvl: pl.DataFrame | None = None
+    market_caps: pl.DataFrame | None = None
+    coin_categories: pl.DataFrame | None = None
+    ohlcv_delisted: pl.DataFrame | None = None  # symbols ohlcv does not hold
     funding_interval_hours: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -167,8 +189,24 @@ def load_dataset(path: str | Path) -> Dataset:
         dominance=frames["btc_dominance_1d"],
         total_tvl=frames["total_tvl_1d"],
         protocol_tvl=frames["protocol_tvl_1d"],
+        market_caps=frames["market_caps_monthly"],
+        coin_categories=frames["coin_categories"],
+        ohlcv_delisted=_beside(path, frames["ohlcv_1d"], frames["ohlcv_1d_delisted"]),
         funding_interval_hours={k: int(v) for k, v in meta.get("funding_interval_hours", {}).items()},
     )
+
+
+def _beside(path: Path, ohlcv: pl.DataFrame, delisted: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The delisted pairs' candles minus any symbol ohlcv_1d also holds: a symbol's candles come from
+    one file; one in both is defective, served from ohlcv_1d and named in a warning."""
+    if delisted is None:
+        return None
+    both = sorted(set(delisted["symbol"].unique()) & set(ohlcv["symbol"].unique()))
+    if both:
+        log.warning("replay dataset %s: %d symbol(s) in both ohlcv_1d and ohlcv_1d_delisted: %s; the replay serves "
+                    "ohlcv_1d's candles of them", path, len(both), ", ".join(both[:SHOWN_KEYS]) +
+                    (f" and {len(both) - SHOWN_KEYS} more" if len(both) > SHOWN_KEYS else ""))
+    return delisted.filter(~pl.col("symbol").is_in(both))
 
 
 def _first_of_each_key(file: Path, frame: pl.DataFrame, key: tuple[str, ...]) -> pl.DataFrame:

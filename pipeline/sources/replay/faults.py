@@ -167,6 +167,8 @@ def rate_limit_body(family: str, now_ms: int) -> Any:
         return {"retCode": 10006, "retMsg": message, "result": {}, "retExtInfo": {}, "time": now_ms}
     if family == "coingecko":
         return {"status": {"error_code": 429, "error_message": message}}
+    if family == "coinmarketcap":
+        return {"status": {"error_code": 1008, "error_message": message, "credit_count": 0}}
     return {"error": message}
 
 

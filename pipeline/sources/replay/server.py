@@ -1,14 +1,17 @@
 """The replay server: the real APIs' paths and payload shapes, served offline from a `Dataset`.
 
-One local HTTP server answers Binance spot and USD-M, Bybit v5, DefiLlama and CoinGecko at once
-(their paths do not collide), so the same client code (ccxt, requests) runs against it unchanged;
-only base URLs differ. It keeps a clock: nothing after the dataset's as-of day is ever served,
+One local HTTP server answers Binance spot and USD-M, Bybit v5, DefiLlama, CoinGecko and
+CoinMarketCap at once (their paths do not collide), so the same client code (ccxt, requests) runs
+against it unchanged; only base URLs differ. It keeps a clock: nothing after the dataset's as-of day is ever served,
 whatever window a client asks for, so a replayed run cannot see the future.
 
-The dataset's daily candles are served for both exchanges (`BTCUSDT` <-> `BTC/USDT`); a perp's
-candles are its underlying's spot candles (`1000PEPEUSDT` = 1000 x `PEPE/USDT`). Values the dataset
-does not hold are filled plainly: quote volume = base volume x close, trade counts 0, market caps of
-coins other than bitcoin 0 (CoinGecko's own "unknown"), total volume = the dataset's spot turnover.
+The dataset's daily candles (ohlcv_1d's and the delisted pairs' beside them) are served for both
+exchanges (`BTCUSDT` <-> `BTC/USDT`); a perp's candles are its underlying's spot candles
+(`1000PEPEUSDT` = 1000 x `PEPE/USDT`). Values the dataset does not hold are filled plainly: quote
+volume = base volume x close, trade counts 0, the market-cap history (/market_chart) of coins other
+than bitcoin 0 (CoinGecko's own "unknown"), total volume = the dataset's spot turnover.
+Market caps (CMC's listings, CoinGecko's /coins/markets) come from the dataset's monthly snapshots
+only: a dataset without them answers 404 there, as CoinGecko does for what it does not have.
 
 Everything a request needs is indexed at startup (per symbol, sorted, sliced with bisect); the
 formatted rows of a symbol are built on its first request and cached, so requests take ~1 ms. The
@@ -28,6 +31,7 @@ import math
 import re
 import threading
 import time
+import zlib
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable
@@ -196,6 +200,8 @@ def _join(fragments: list[str]) -> str:
 
 def family(path: str) -> str:
     """Which API a path belongs to, so errors and injected faults take that API's shape."""
+    if path.startswith("/v1/cryptocurrency/"):
+        return "coinmarketcap"
     if path.startswith("/v5/"):
         return "bybit"
     if path.startswith("/fapi/") or path in ("/api/v3/exchangeInfo", "/api/v3/klines"):
@@ -215,8 +221,9 @@ class _Api:
         self._cache: OrderedDict[Any, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
 
+        spot = ds.ohlcv if ds.ohlcv_delisted is None else pl.concat([ds.ohlcv, ds.ohlcv_delisted], how="diagonal_relaxed")
         ohlcv = (
-            ds.ohlcv.with_columns(t=pl.col("date").cast(pl.Date).dt.epoch("ms"))
+            spot.with_columns(t=pl.col("date").cast(pl.Date).dt.epoch("ms"))
             .filter(pl.col("t") <= self.day0_ms)
             .sort("symbol", "t")
         )
@@ -269,6 +276,11 @@ class _Api:
         self.dom_pct: list[float] = dom["btc_dominance_pct"].to_list()
         self.dom_total: list[float] = dom["total_market_cap_usd"].to_list()
         self.coins = {t.coingecko: t.spot for t in universe.tokens if t.spot in self.spot}
+        self.snapshots = _snapshots(ds.market_caps, ds.as_of)
+        self.categories: dict[str, list[str]] = {}
+        if ds.coin_categories is not None:
+            for cid, names in ds.coin_categories.group_by("coingecko_id", maintain_order=True).agg("category").iter_rows():
+                self.categories[cid] = [c for c in names if c]
 
         self._exact: dict[str, Callable[[dict[str, str]], _Response]] = {
             "/api/v3/exchangeInfo": self.binance_spot_info,
@@ -286,11 +298,14 @@ class _Api:
             "/api/v3/global": self.gecko_global,
             "/api/v3/coins/markets": self.gecko_markets,
             "/api/v3/global/market_cap_chart": self.gecko_market_cap_chart,
+            "/v1/cryptocurrency/listings/historical": self.cmc_historical,
+            "/v1/cryptocurrency/listings/latest": self.cmc_latest,
         }
         self._patterns: list[tuple[re.Pattern[str], Callable[..., _Response]]] = [
             (re.compile(r"^/v2/historicalChainTvl/([^/]+)$"), self.llama_chain_tvl),
             (re.compile(r"^/protocol/([^/]+)$"), self.llama_protocol),
             (re.compile(r"^/api/v3/coins/([^/]+)/market_chart$"), self.gecko_market_chart),
+            (re.compile(r"^/api/v3/coins/([^/]+)$"), self.gecko_coin),
         ]
 
     def _underlying(self, base: str, quote: str) -> _Candles | None:
@@ -708,36 +723,104 @@ class _Api:
         }}))
 
     def gecko_markets(self, q: dict[str, str]) -> _Response:
+        """The newest market-cap snapshot known at the as-of day, by market cap, a page at a time."""
         if q.get("vs_currency", "").lower() != "usd":
             raise self._gecko_bad("vs_currency (the replay serves usd)")
         if q.get("category"):
             raise _ClientError(404, {"error": "category not found (the replay serves no categories)"})
-        wanted = [i.strip() for i in q.get("ids", "").split(",") if i.strip()] or list(self.coins)
-        rows = [self._gecko_coin(cid) for cid in dict.fromkeys(wanted) if cid in self.coins]
-        rows.sort(key=lambda r: (r["market_cap"], r["total_volume"]), reverse=True)
-        for rank, row in enumerate(rows, 1):
-            row["market_cap_rank"] = rank if row["market_cap"] else None
+        if q.get("order", "market_cap_desc") != "market_cap_desc":
+            raise self._gecko_bad("order (the replay serves market_cap_desc)")
+        if not self.snapshots:
+            raise _ClientError(404, {"error": "no market caps in the replay dataset"})
+        day = max(self.snapshots)
+        rows = self._cached(("gecko_markets", day), lambda: sorted(
+            (self._gecko_market(row, day) for row in self.snapshots[day]),
+            key=lambda r: (r["market_cap"] is None, -(r["market_cap"] or 0), r["market_cap_rank"])))
+        wanted = {i.strip() for i in q.get("ids", "").split(",") if i.strip()}
+        if wanted:
+            rows = [r for r in rows if r["id"] in wanted]
         per_page = max(1, min(self._int(q, "per_page", self._gecko_bad) or 100, 250))
         page = max(1, self._int(q, "page", self._gecko_bad) or 1)
         return _Response(200, _dumps(rows[(page - 1) * per_page: page * per_page]))
 
-    def _gecko_coin(self, cid: str) -> dict[str, Any]:
-        symbol = self.coins[cid]
-        c = self.spot[symbol]
-        price, prev = c.c[-1], (c.c[-2] if len(c.c) > 1 else c.c[-1])
-        cap = 0.0
-        if cid == "bitcoin":
-            i = bisect.bisect_right(self.dom_t, c.t[-1]) - 1
-            cap = self.dom_pct[i] / 100 * self.dom_total[i] if i >= 0 else 0.0
+    @staticmethod
+    def _gecko_market(row: dict[str, Any], day: dt.date) -> dict[str, Any]:
         return {
-            "id": cid, "symbol": symbol.split("/")[0].lower(), "name": cid.replace("-", " ").title(),
-            "image": None, "current_price": price, "market_cap": cap, "market_cap_rank": None,
-            "fully_diluted_valuation": None, "total_volume": price * c.v[-1],
-            "high_24h": c.h[-1], "low_24h": c.l[-1], "price_change_24h": price - prev,
-            "price_change_percentage_24h": (price / prev - 1) * 100 if prev else None,
-            "circulating_supply": cap / price if cap and price else None,
-            "total_supply": None, "max_supply": None, "last_updated": _iso_ms(c.t[-1] + DAY_MS - 1),
+            "id": row["gecko_id"], "symbol": row["symbol"].lower(), "name": row["name"], "image": None,
+            "current_price": row["price_usd"], "market_cap": row["market_cap_usd"], "market_cap_rank": row["rank"],
+            "fully_diluted_valuation": None, "total_volume": row["volume_24h_usd"], "high_24h": None, "low_24h": None,
+            "price_change_24h": None, "price_change_percentage_24h": None,
+            "circulating_supply": row["circulating_supply"], "total_supply": None, "max_supply": None,
+            "last_updated": _end_of(day),
         }
+
+    def gecko_coin(self, q: dict[str, str], coin_id: str) -> _Response:
+        """A coin's page: its id, symbol, name and `categories` (the dataset's coin_categories, else [])."""
+        known = self._cached("gecko_ids", lambda: {
+            **{cid: (symbol.split("/")[0].lower(), cid.replace("-", " ").title()) for cid, symbol in self.coins.items()},
+            **{cid: ("", cid) for cid in self.categories},
+            **{r["gecko_id"]: (r["symbol"].lower(), r["name"]) for day in sorted(self.snapshots) for r in self.snapshots[day]},
+        })
+        if coin_id not in known:
+            raise _ClientError(404, {"error": "coin not found"})
+        symbol, name = known[coin_id]
+        return _Response(200, _dumps({"id": coin_id, "symbol": symbol, "name": name, "web_slug": coin_id,
+                                      "categories": self.categories.get(coin_id, []), "description": {"en": ""}}))
+
+    # ------------------------------------------------------------ CoinMarketCap
+
+    def _cmc_error(self, status: int, code: int, message: str) -> _ClientError:
+        return _ClientError(status, {"status": {"timestamp": _iso_ms(self.now_ms), "error_code": code,
+                                                "error_message": message, "elapsed": 0, "credit_count": 0}})
+
+    def _cmc_ok(self, items: list[dict[str, Any]]) -> _Response:
+        return _Response(200, _dumps({"status": {"timestamp": _iso_ms(self.now_ms), "error_code": 0, "error_message": None,
+                                                 "elapsed": 1, "credit_count": 1 + len(items) // 100, "notice": None},
+                                      "data": items}))
+
+    def _cmc_items(self, q: dict[str, str], day: dt.date | None) -> list[dict[str, Any]]:
+        if q.get("convert", "USD").upper() != "USD":
+            raise self._cmc_error(400, 400, '"convert" must be USD in the replay')
+        def bad(name: str) -> _ClientError:
+            return self._cmc_error(400, 400, f'"{name}" must be a positive integer')
+        start = self._int(q, "start", bad) or 1
+        limit = self._int(q, "limit", bad) or 100
+        if start < 1 or not 1 <= limit <= 5000:
+            raise bad("start" if start < 1 else "limit")
+        if day is None:
+            return []
+        rows = self._cached(("cmc_listing", day), lambda: [self._cmc_item(r, day) for r in self.snapshots[day]])
+        return rows[start - 1: start - 1 + limit]
+
+    @staticmethod
+    def _cmc_item(row: dict[str, Any], day: dt.date) -> dict[str, Any]:
+        stamp = _end_of(day)
+        return {
+            "id": zlib.crc32(row["slug"].encode()), "name": row["name"], "symbol": row["symbol"], "slug": row["slug"],
+            "cmc_rank": row["rank"], "num_market_pairs": None, "circulating_supply": row["circulating_supply"],
+            "total_supply": None, "max_supply": None, "date_added": None, "tags": [], "platform": None,
+            "last_updated": stamp,
+            "quote": {"USD": {"price": row["price_usd"], "volume_24h": row["volume_24h_usd"],
+                              "market_cap": row["market_cap_usd"], "percent_change_24h": None, "last_updated": stamp}},
+        }
+
+    def cmc_historical(self, q: dict[str, str]) -> _Response:
+        """The snapshot of exactly `date` (none that day: an empty list, as CMC answers); a date after
+        the as-of day is refused as CMC refuses a future date."""
+        raw = q.get("date")
+        if not raw:
+            raise self._cmc_error(400, 400, '"date" is required')
+        try:
+            day = dt.date.fromisoformat(raw[:10])
+        except ValueError:
+            raise self._cmc_error(400, 400, f'"date" must be a valid ISO 8601 timestamp or unix time value: {raw}') from None
+        if day > self.ds.as_of:
+            raise self._cmc_error(400, 400, f'"date" must be in the past: {raw}')
+        return self._cmc_ok(self._cmc_items(q, day if day in self.snapshots else None))
+
+    def cmc_latest(self, q: dict[str, str]) -> _Response:
+        """The newest snapshot known at the as-of day."""
+        return self._cmc_ok(self._cmc_items(q, max(self.snapshots) if self.snapshots else None))
 
     def gecko_market_chart(self, q: dict[str, str], coin_id: str) -> _Response:
         if coin_id not in self.coins:
@@ -770,6 +853,31 @@ class _Api:
                 "volume": [[ms, self.turnover[ms]] for ms in t if ms in self.turnover],
             }})
         return _Response(200, self._cached(("gecko_cap_chart", since), build))
+
+
+def _end_of(day: dt.date) -> str:
+    """The last second of `day` (UTC) as the vendors write times: what a snapshot of that day describes."""
+    return f"{day.isoformat()}T23:59:59.000Z"
+
+
+def _slug(name: str) -> str:
+    """CoinMarketCap's kind of slug: the name in lower case, runs of other characters as '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
+
+
+def _snapshots(caps: pl.DataFrame | None, as_of: dt.date) -> dict[dt.date, list[dict[str, Any]]]:
+    """The market-cap snapshots known at `as_of` (dated before it: a snapshot describes the end of its
+    day), each a list of rows by rank with the coin's CMC slug and CoinGecko id."""
+    if caps is None:
+        return {}
+    known = caps.filter(pl.col("snapshot_date").cast(pl.Date) < as_of).sort("snapshot_date", "rank")
+    out: dict[dt.date, list[dict[str, Any]]] = {}
+    for row in known.iter_rows(named=True):
+        slug = _slug(row["name"])
+        row = {**row, "name": row["name"].strip(), "symbol": row["symbol"].strip(), "slug": slug,
+               "gecko_id": row.get("coingecko_id") or slug}
+        out.setdefault(row["snapshot_date"], []).append(row)
+    return out
 
 
 _BINANCE_RATE_LIMITS = [

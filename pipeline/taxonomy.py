@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import polars as pl
+import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator, model_validator
 
 from pipeline.config_file import ConfigError, read_yaml
@@ -76,7 +77,11 @@ class Alias(BaseModel):
         return lo <= hi
 
     def span(self) -> str:
-        return f"{self.since or '...'}..{self.until or '...'}"
+        if self.since and self.until:
+            return f"{self.since}..{self.until}"
+        if self.since or self.until:
+            return f"from {self.since}" if self.since else f"until {self.until}"
+        return "undated"
 
 
 class _Classified(BaseModel):
@@ -232,8 +237,8 @@ def _build(model: type[M], entry: dict, origin: str, what: str) -> M:
         return model(**entry)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "entry"
-        raise TaxonomyError(f"{origin}: {what}: {field}: {err['msg'].removeprefix('Value error, ')}") from None
+        field = "".join(f"{p}: " for p in [".".join(str(p) for p in err["loc"])] if p)
+        raise TaxonomyError(f"{origin}: {what}: {field}{err['msg'].removeprefix('Value error, ')}") from None
     except TypeError as exc:  # a key that is not a string
         raise TaxonomyError(f"{origin}: {what}: {exc}") from None
 
@@ -250,4 +255,43 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
 
 @cache
 def _load_cached(path: Path) -> Taxonomy:
-    return parse_taxonomy(read_yaml(path, TaxonomyError, "taxonomy"), origin=str(path))
+    try:
+        raw = read_yaml(path, TaxonomyError, "taxonomy")
+    except ConfigError:
+        raise
+    except ValueError as exc:  # YAML read 2022-13-01 as a date and could not build it
+        raise TaxonomyError(_bad_date(path) or f"{path}: not valid YAML: {exc}") from None
+    return parse_taxonomy(raw, origin=str(path))
+
+
+def _bad_date(path: Path) -> str | None:
+    """Where YAML failed on an impossible date (2022-13-01), naming the coin: the parser itself says neither."""
+    try:
+        root = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    for coin, node in _scalars(root):
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            try:
+                dt.date.fromisoformat(node.value[:10])
+            except ValueError:
+                who = f"coin {coin!r}: " if coin else ""
+                return f"{path}: {who}line {node.start_mark.line + 1}: {node.value!r} is not a date like 2022-10-01"
+    return None
+
+
+def _scalars(node: yaml.Node | None, coin: str | None = None, top: bool = True):
+    """Every scalar node under `node` with the coin whose entry holds it (None outside `coins`)."""
+    if isinstance(node, yaml.ScalarNode):
+        yield coin, node
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            yield from _scalars(item, coin, False)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if top and key.value == "coins" and isinstance(value, yaml.MappingNode):
+                for coin_key, entry in value.value:
+                    yield from _scalars(entry, coin_key.value, False)
+            else:
+                yield from _scalars(key, coin, False)
+                yield from _scalars(value, coin, False)

@@ -1,4 +1,4 @@
-"""Ingestion assets: the four raw tables, one monthly-partitioned asset per source.
+"""Ingestion assets: the raw tables, one monthly-partitioned asset per source.
 
 Each asset reads what the warehouse already holds for its partition window, fetches each series
 from its first hole in the window (a row the gate rejected) or else after its newest row
@@ -24,6 +24,14 @@ from pipeline.settings import Settings
 from pipeline.sources.concurrent import fetch_symbols, once
 from pipeline.sources.errors import NotAvailable, PayloadError, SourceError, SymbolNotListed
 from pipeline.sources.funding import fetch_funding_history, funding_intervals
+from pipeline.sources.market_caps import (
+    category_frame,
+    cmc_snapshots,
+    coins_to_classify,
+    gecko_categories,
+    gecko_snapshot,
+    snapshot_days,
+)
 from pipeline.sources.prices import fetch_daily_candles
 from pipeline.sources.resume import DAY, resume_after
 from warehouse import Warehouse
@@ -94,10 +102,12 @@ def _stamp(frame: pl.DataFrame, source: str, **keys: str) -> pl.DataFrame:
 
 def _write(
     context: dg.AssetExecutionContext, wh: Warehouse, quality: QualitySettings, table: str,
-    rows: pl.DataFrame, window: tuple[dt.date, dt.date], time_col: str, held: pl.DataFrame | None, **extra,
+    rows: pl.DataFrame, window: tuple[dt.date, dt.date], time_col: str, held: pl.DataFrame | None,
+    also: dict[str, pl.DataFrame] | None = None, **extra,
 ) -> dg.MaterializeResult:
-    """Gate and write the fetched rows; metadata of what was written, and the `quality` check."""
-    result, check = gated_write(context, wh, table, rows, window, quality.config, held)
+    """Gate and write the fetched rows (and `also`, in the same transaction); metadata of what was
+    written, and the `quality` check."""
+    result, check = gated_write(context, wh, table, rows, window, quality.config, held, also)
     written = result.write
     meta: dict[str, object] = {
         "table": table, "rows_written": written.height, "rows_quarantined": result.quarantine.height, **extra,
@@ -151,6 +161,10 @@ def _ingest_symbols(
 
     results = fetch_symbols(exchange, symbols, resumed, progress, sources.symbols_in_flight)
     skipped = [s for s, r in zip(symbols, results) if isinstance(r, SymbolNotListed)]
+    # listed but not trading (ccxt's `active` False: a delisted pair, a halt): its history is fetched all the same
+    inactive = [s for s in symbols if ((exchange.markets or {}).get(s) or {}).get("active") is False]
+    if inactive:
+        context.log.info(f"{len(inactive)} inactive market(s), history fetched all the same: {', '.join(inactive)}")
     frames = [
         _stamp(r, sources.source(exchange.id), exchange=exchange.id, symbol=s)
         for s, r in zip(symbols, results) if isinstance(r, pl.DataFrame)
@@ -159,7 +173,8 @@ def _ingest_symbols(
     del results, frames, mine  # the rows live once, in `rows`, through the gate and the write (GBs at 5,000 symbols)
     return _write(
         context, wh, quality, table, rows, (start, last), TIME_COLUMN[table], held, exchange=exchange.id,
-        skipped_symbols=", ".join(skipped) or "none", dataset=sources.dataset_label or "live",
+        skipped_symbols=", ".join(skipped) or "none", inactive_symbols=", ".join(inactive) or "none",
+        dataset=sources.dataset_label or "live",
     )
 
 
@@ -279,4 +294,60 @@ def btc_dominance(
                   source=sources.source(source))
 
 
-ingest_assets = [ohlcv_1d, funding_rates, defi_tvl, btc_dominance]
+# CoinGecko ids whose categories the night need not ask for (the coins a taxonomy already places): none yet.
+KNOWN_COINS: frozenset[str] = frozenset()
+
+
+@dg.asset(
+    **COMMON,
+    **gated_table("raw.market_caps"),
+    kinds={"coinmarketcap", "coingecko", "duckdb"},
+    description="Market caps and ranks as the vendors stood on a day: CoinMarketCap's historical listing of "
+    "each month's first day (dead coins included), CoinGecko's top N on the newest night, and the "
+    "categories of coins that snapshot shows for the first time (raw.coin_categories).",
+)
+@names_the_source
+def market_caps(
+    context: dg.AssetExecutionContext, sources: MarketSources, warehouse: WarehouseResource, quality: QualitySettings
+) -> dg.MaterializeResult:
+    start, last = _window(context, sources)
+    settings, today = sources.settings(), sources.as_of()
+    top_n = settings.market_cap_top_n
+    newest = last == today  # the partition holding the newest day: tonight's CoinGecko snapshot too
+    # live, CoinGecko's snapshot is dated today (UTC), the day after the sources' as-of day
+    window = (start, last + dt.timedelta(days=1) if newest else last)
+    wh = warehouse.get()
+    held = _held(wh, quality, "raw.market_caps", window)
+    frames, categories = [], category_frame({}, today)
+    cmc = sources.coinmarketcap()
+    if cmc is None:
+        context.log.info("market caps: CoinMarketCap skipped: no COINMARKETCAP_API_KEY (its historical listings need a paid plan)")
+    else:
+        done = [] if held is None else held.filter(pl.col("source") == "coinmarketcap")["date"].unique().to_list()
+        frames.append(cmc_snapshots(cmc, snapshot_days(start, last, today, done), top_n, context.log))
+    if newest:
+        gecko = sources.coingecko()
+        snapshot = gecko_snapshot(gecko, top_n, context.log)
+        frames.append(snapshot)
+        if snapshot.height:
+            with wh.connect() as con:
+                recorded = con.sql("select distinct coin from raw.coin_categories where source = 'coingecko'").pl()
+            coins, left = coins_to_classify(snapshot, recorded["coin"], settings.category_calls_per_night, KNOWN_COINS)
+            found = gecko_categories(gecko, coins, context.log)
+            categories = category_frame(found, snapshot["date"].max())
+            context.log.info(f"categories: {len(coins)} coin(s) asked tonight, {sum(map(bool, found.values()))} with "
+                             f"categories; {left} left for later nights (a coin without any is asked again)")
+    rows = _lacking(_stamp_rows(pl.concat(frames) if frames else pl.DataFrame()), held, "raw.market_caps")
+    return _write(context, wh, quality, "raw.market_caps", rows, window, "date", held,
+                  also={"raw.coin_categories": _stamp(categories, "coingecko")},
+                  categories_written=categories.height, dataset=sources.dataset_label or "live")
+
+
+def _stamp_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows that carry their own `source` (the vendor: part of the key), with `ingested_at`."""
+    if rows.is_empty():
+        return rows
+    return rows.with_columns(pl.lit(dt.datetime.now(dt.UTC)).cast(pl.Datetime("us", "UTC")).alias("ingested_at"))
+
+
+ingest_assets = [ohlcv_1d, funding_rates, defi_tvl, btc_dominance, market_caps]

@@ -68,12 +68,14 @@ def held_rows(wh: Warehouse, table: str, window: tuple[dt.date, dt.date], config
 def gated_write(
     context: dg.AssetExecutionContext, wh: Warehouse, table: str, new: pl.DataFrame,
     window: tuple[dt.date, dt.date], config: QualityConfig, held: pl.DataFrame | None = None,
+    also: dict[str, pl.DataFrame] | None = None,
 ) -> tuple[GateResult, dg.AssetCheckResult]:
     """Validate `new` with the held rows around `window` (`held_rows`, read here unless the caller
-    already has them); write what passes, withhold and quarantine what fails, all in one transaction."""
+    already has them); write what passes, withhold and quarantine what fails, all in one transaction,
+    with the frames `also` (upserted as they are: a side table of the same fetch)."""
     held = held_rows(wh, table, window, config) if held is None else held
     result = gate(table, new, held, window, config, current_run_id(context))
-    wh.upsert({table: result.write, QUARANTINE: result.quarantine}, delete={table: result.withhold})
+    wh.upsert({table: result.write, QUARANTINE: result.quarantine, **(also or {})}, delete={table: result.withhold})
     return result, check_result(context, wh, result.report, window, result.quarantine.height)
 
 

@@ -12,7 +12,7 @@ from pipeline.settings import PROJECT_ROOT, Settings
 # The code's files (not what runs write beside it: warehouse/ also holds the data and the pages).
 CODE = ("pipeline/**/*.py", "pipeline/**/*.yaml", "pipeline/**/*.html", "assets/*.py", "warehouse/*.py",
         "warehouse/schema/*.sql")
-SECRETS = {"coingecko_api_key"}  # never part of what is hashed, let alone recorded
+SECRETS = {"coingecko_api_key", "coinmarketcap_api_key"}  # never part of what is hashed, let alone recorded
 
 
 def fingerprint(settings: Settings) -> str:

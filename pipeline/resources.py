@@ -22,12 +22,15 @@ from pydantic import Field, PrivateAttr
 from pipeline.quality.config import QualityConfig, load_quality_config
 from pipeline.settings import Settings
 from pipeline.sources.coingecko import CoinGecko
+from pipeline.sources.coinmarketcap import CoinMarketCap
 from pipeline.sources.concurrent import SYMBOLS_IN_FLIGHT
 from pipeline.sources.defillama import DefiLlama
 from pipeline.sources.exchange import make_exchange
 from pipeline.strategy.playbook import Playbook, load_playbook
 from pipeline.strategy.portfolio import Portfolio, load_portfolio
+from pipeline.ranked_universe import universe_as_of
 from pipeline.transforms.config import AnalyticsConfig, load_analytics_config
+from pipeline.transforms.ranking import PointInTime
 from pipeline.universe import Universe, load_universe
 from warehouse import Warehouse
 
@@ -62,6 +65,7 @@ class AnalyticsSettings(dg.ConfigurableResource):
 
     config_path: str | None = None
     universe_path: str | None = None
+    taxonomy_path: str | None = None
     exchange: str | None = None
     perp_exchange: str | None = None
 
@@ -79,7 +83,15 @@ class AnalyticsSettings(dg.ConfigurableResource):
 
     @property
     def tokens(self) -> pl.DataFrame:
+        """The fixed list (`universe.yaml`); a run's universe is `universe_as_of`."""
         return self._universe.frame()
+
+    def universe_as_of(self, wh: Warehouse, last: dt.date) -> PointInTime:
+        """The universe the analytics use as of `last`: ranked by the market caps the warehouse holds
+        up to that day, or the fixed list when it holds none (`fallback` says so)."""
+        settings = Settings.from_env()
+        overrides = {k: Path(v) for k, v in (("universe_path", self.universe_path), ("taxonomy_path", self.taxonomy_path)) if v}
+        return universe_as_of(wh, last, settings.model_copy(update=overrides), self._config)
 
     @property
     def spot_exchange_id(self) -> str:
@@ -251,6 +263,15 @@ class MarketSources(dg.ConfigurableResource):
             base_url=base, api_key=s.coingecko_api_key, plan=s.coingecko_plan,
             timeout_s=self.timeout_s, backoff_s=self.backoff_s,
         )
+
+    def coinmarketcap(self) -> CoinMarketCap | None:
+        """CMC's client: the replay's, or live with COINMARKETCAP_API_KEY; None live without a key
+        (its historical listings need a paid plan)."""
+        s = self.settings()
+        if self.base_url is None and not s.coinmarketcap_api_key:
+            return None
+        return CoinMarketCap(base_url=self.base_url, api_key=s.coinmarketcap_api_key, timeout_s=self.timeout_s,
+                             backoff_s=self.backoff_s)
 
 
 def _until(dataset, day: dt.date):

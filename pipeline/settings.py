@@ -8,12 +8,16 @@
 | ROTATION_EXCHANGE | binance | ccxt exchange id for spot prices |
 | ROTATION_PERP_EXCHANGE | binanceusdm | ccxt exchange id for perp funding |
 | ROTATION_START_DATE | 2017-01-01 | first daily partition |
-| ROTATION_UNIVERSE | pipeline/universe.yaml | the universe file |
+| ROTATION_UNIVERSE | pipeline/universe.yaml | the universe file (the fixed list) |
+| ROTATION_TAXONOMY | pipeline/taxonomy.yaml | every coin's sector or why it is excluded |
 | ROTATION_ANALYTICS | pipeline/analytics.yaml | analytics thresholds (overrides of the defaults) |
 | ROTATION_QUALITY | pipeline/quality.yaml | quality-gate thresholds and the block/warn policy |
 | ROTATION_PLAYBOOK | pipeline/playbook.yaml | the rotation and hedge playbook (overrides of the defaults) |
 | ROTATION_PORTFOLIO | pipeline/portfolio.yaml | your portfolio: the nightly orders are for it (the example by default) |
 | COINGECKO_API_KEY / COINGECKO_API_PLAN | none / demo | CoinGecko key and plan (`demo` or `pro`) |
+| COINMARKETCAP_API_KEY | none | CoinMarketCap key (historical listings need a paid plan); live without it, CMC is skipped |
+| ROTATION_MARKET_CAP_TOP_N | 500 | coins per market-cap snapshot (CoinGecko's nightly top N; CMC's monthly listing) |
+| ROTATION_CATEGORY_CALLS | 50 | CoinGecko `/coins/{id}` calls per night for new coins' categories (the rest wait) |
 | ROTATION_SCHEDULE_CRON | 15 1 * * * | when the nightly schedule ticks (cron, in the timezone below) |
 | ROTATION_SCHEDULE_TIMEZONE | UTC | the schedule's timezone (IANA name, e.g. Europe/Berlin) |
 | ROTATION_RETRIES | 3 | Dagster re-runs of a failed ingest asset (on top of each request's own retries) |
@@ -53,12 +57,16 @@ class Settings(BaseModel):
     perp_exchange: str = "binanceusdm"
     start_date: dt.date = dt.date(2017, 1, 1)
     universe_path: Path = PROJECT_ROOT / "pipeline" / "universe.yaml"
+    taxonomy_path: Path = PROJECT_ROOT / "pipeline" / "taxonomy.yaml"
     analytics_path: Path = PROJECT_ROOT / "pipeline" / "analytics.yaml"
     quality_path: Path = PROJECT_ROOT / "pipeline" / "quality.yaml"
     playbook_path: Path = PROJECT_ROOT / "pipeline" / "playbook.yaml"
     portfolio_path: Path = PROJECT_ROOT / "pipeline" / "portfolio.yaml"
     coingecko_api_key: str | None = None
     coingecko_plan: Literal["demo", "pro"] = "demo"
+    coinmarketcap_api_key: str | None = None
+    market_cap_top_n: int = Field(500, ge=1)
+    category_calls_per_night: int = Field(50, ge=0)
     # Partitions are UTC days; 01:15 UTC leaves the sources an hour to publish yesterday's close.
     schedule_cron: str = "15 1 * * *"
     schedule_timezone: str = "UTC"
@@ -90,10 +98,12 @@ class Settings(BaseModel):
         from pipeline.quality.config import load_quality_config
         from pipeline.strategy.playbook import load_playbook
         from pipeline.strategy.portfolio import load_portfolio
+        from pipeline.taxonomy import load_taxonomy
         from pipeline.transforms.config import load_analytics_config
         from pipeline.universe import load_universe
 
         universe = load_universe(self.universe_path)
+        load_taxonomy(self.taxonomy_path)
         load_playbook(self.playbook_path, universe_path=self.universe_path)
         load_analytics_config(self.analytics_path)
         load_quality_config(self.quality_path)
@@ -111,12 +121,16 @@ class Settings(BaseModel):
             "ROTATION_PERP_EXCHANGE": "perp_exchange",
             "ROTATION_START_DATE": "start_date",
             "ROTATION_UNIVERSE": "universe_path",
+            "ROTATION_TAXONOMY": "taxonomy_path",
             "ROTATION_ANALYTICS": "analytics_path",
             "ROTATION_QUALITY": "quality_path",
             "ROTATION_PLAYBOOK": "playbook_path",
             "ROTATION_PORTFOLIO": "portfolio_path",
             "COINGECKO_API_KEY": "coingecko_api_key",
             "COINGECKO_API_PLAN": "coingecko_plan",
+            "COINMARKETCAP_API_KEY": "coinmarketcap_api_key",
+            "ROTATION_MARKET_CAP_TOP_N": "market_cap_top_n",
+            "ROTATION_CATEGORY_CALLS": "category_calls_per_night",
             "ROTATION_SCHEDULE_CRON": "schedule_cron",
             "ROTATION_SCHEDULE_TIMEZONE": "schedule_timezone",
             "ROTATION_RETRIES": "retries",

@@ -1,4 +1,4 @@
-"""Ingestion end to end: the four raw assets, run on a replay, into a temp warehouse.
+"""Ingestion end to end: the raw assets, run on a replay, into a temp warehouse.
 
 The assets are invoked directly over a range of their monthly partitions (the same code a run
 executes, without Dagster's event log), and once through a real Dagster run.
@@ -84,17 +84,24 @@ def test_real_history_passes_the_gate_with_its_known_glitches_quarantined(real_w
     assert {n for n, c in checks.items() if c.passed} == {"ohlcv_1d", "funding_rates", "defi_tvl"}
     dominance = checks["btc_dominance"]  # the two vendor glitches: quarantined, a warning, nothing blocked
     assert dominance.severity == dg.AssetCheckSeverity.WARN and "one_day_spike" in dominance.description
-    quarantined = Warehouse(path).query("select table_name, row_key, expectation, action, kept_in_table from raw.quarantine order by row_key")
+    caps = checks["market_caps"]  # CoinMarketCap's three ranks far off its own caps: a warning, rows kept
+    assert caps.severity == dg.AssetCheckSeverity.WARN and "rank_follows_cap" in caps.description
+    quarantined = Warehouse(path).query("select table_name, row_key, expectation, action, kept_in_table from raw.quarantine "
+                                        "order by table_name, row_key")
     assert quarantined.rows() == [
         ("raw.btc_dominance", '{"date":"2018-01-16"}', "raw.btc_dominance.one_day_spike", "warn", False),
         ("raw.btc_dominance", '{"date":"2020-05-10"}', "raw.btc_dominance.one_day_spike", "warn", False),
+        ("raw.market_caps", '{"source":"coinmarketcap","date":"2022-06-01","coin":"wax"}', "raw.market_caps.rank_follows_cap", "warn", True),
+        ("raw.market_caps", '{"source":"coinmarketcap","date":"2022-08-01","coin":"medibloc"}', "raw.market_caps.rank_follows_cap", "warn", True),
+        ("raw.market_caps", '{"source":"coinmarketcap","date":"2024-08-01","coin":"edelcoin"}', "raw.market_caps.rank_follows_cap", "warn", True),
     ]
     assert (path.parent / "quality" / "raw.btc_dominance.html").read_text().count("one_day_spike") >= 1
 
 
 def test_real_history_candles_are_exactly_the_recorded_rows(real_warehouse):
     path, reports, data = real_warehouse
-    recorded = pl.read_parquet(data / "ohlcv_1d.parquet")
+    # the delisted pairs' file holds the universe's renamed tokens (POL, RENDER) and SAND
+    recorded = pl.concat([pl.read_parquet(data / f"{name}.parquet") for name in ("ohlcv_1d", "ohlcv_1d_delisted")])
     stored = Warehouse(path).query(
         "select exchange, symbol, date, open, high, low, close, volume, source from raw.ohlcv_1d"
     )
@@ -104,7 +111,12 @@ def test_real_history_candles_are_exactly_the_recorded_rows(real_warehouse):
     expected = recorded.filter(pl.col("symbol").is_in(covered)).sort("symbol", "date")
     assert_frame_equal(stored.drop("source").sort("symbol", "date"), expected)
     assert set(stored["source"]) == {"binance@replay:real"}
-    assert reports["ohlcv_1d"].metadata["skipped_symbols"] == "POL/USDT, RENDER/USDT, SAND/USDT"
+    assert reports["ohlcv_1d"].metadata["skipped_symbols"] == "none"
+    # their candles end before the as-of day: listed, not trading (ccxt: inactive), fetched all the same
+    inactive = set(reports["ohlcv_1d"].metadata["inactive_symbols"].split(", "))
+    assert {"IMX/USDT", "POL/USDT", "RENDER/USDT", "SAND/USDT"} <= inactive
+    ends = stored.group_by("symbol").agg(pl.col("date").max())
+    assert inactive == set(ends.filter(pl.col("date") < dt.date.fromisoformat(REAL_AS_OF))["symbol"])
 
 
 def test_real_history_funding_tvl_and_dominance_are_the_recorded_rows(real_warehouse):
@@ -136,7 +148,7 @@ def test_a_second_run_fetches_nothing_and_duplicates_nothing(real_warehouse):
     sources = MarketSources(replay_data=str(data))
     reports = run(ingest_assets, sources, path, REAL_FIRST, REAL_AS_OF, QualitySettings())
     assert {name: result.metadata["rows_written"] for name, result in reports.items()} == {
-        "ohlcv_1d": 0, "funding_rates": 0, "defi_tvl": 0, "btc_dominance": 0,
+        "ohlcv_1d": 0, "funding_rates": 0, "defi_tvl": 0, "btc_dominance": 0, "market_caps": 0,
     }
     assert counts(path) == before
     assert set(duplicate_keys(path).values()) == {0}
@@ -240,7 +252,7 @@ def test_definitions_load_with_raw_assets_on_monthly_partitions_the_rest_unparti
 
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert keys == {
-        "raw/ohlcv_1d", "raw/funding_rates", "raw/defi_tvl", "raw/btc_dominance",
+        "raw/ohlcv_1d", "raw/funding_rates", "raw/defi_tvl", "raw/btc_dominance", "raw/market_caps",
         "marts/sector_index", "marts/sector_weights", "marts/relative_strength", "marts/altseason",
         "marts/funding_costs", "marts/market_regime", "warehouse/read_snapshot", "raw/quarantine",
         "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders",
@@ -251,7 +263,8 @@ def test_definitions_load_with_raw_assets_on_monthly_partitions_the_rest_unparti
     gated = keys - {"warehouse/read_snapshot", "raw/quarantine", "warehouse/report", "marts/backtest_state",
                     "marts/recommendation_state"}
     raw = {k for k in keys if k.startswith("raw/")} - {"raw/quarantine"}
-    assert checks == {(k, "quality") for k in gated} | {(k, "fresh") for k in raw}
+    # market caps are optional and monthly: no `fresh` check (their runs warn when a vendor gives none)
+    assert checks == {(k, "quality") for k in gated} | {(k, "fresh") for k in raw - {"raw/market_caps"}}
     for name in ("ingest", "nightly"):
         job = defs.resolve_job_def(name)
         assert isinstance(job.partitions_def, dg.MonthlyPartitionsDefinition)
@@ -302,7 +315,8 @@ def test_a_dagster_run_materialises_a_range_of_months(synthetic_dir, warehouse_p
         (event.asset_key.to_user_string(), event.partition)
         for event in (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
     }
-    assert materialized == {(f"raw/{name}", month) for name in ("ohlcv_1d", "funding_rates", "defi_tvl", "btc_dominance")
+    assert materialized == {(f"raw/{name}", month) for name in ("ohlcv_1d", "funding_rates", "defi_tvl", "btc_dominance",
+                                                                 "market_caps")
                             for month in ("2025-05-01", "2025-06-01")}
     wh = Warehouse(warehouse_path)
     assert wh.query("select min(date), max(date) from raw.ohlcv_1d").row(0) == (dt.date(2025, 5, 1), SYNTH_AS_OF)

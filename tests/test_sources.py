@@ -87,8 +87,8 @@ def test_an_incremental_fetch_asks_only_for_the_newer_days(synth, synthetic_dir)
 
 def test_a_symbol_the_exchange_does_not_list_is_reported_as_such(real_replay):
     exchange = make_exchange("binance", "spot", real_replay.base_url)
-    with pytest.raises(SymbolNotListed, match="RENDER/USDT"):
-        asyncio.run(fetch_daily_candles(exchange, "RENDER/USDT", dt.date(2024, 1, 1), dt.date(2024, 2, 1)))
+    with pytest.raises(SymbolNotListed, match="UST/USDT"):  # no candles recorded for TerraUSD in either file
+        asyncio.run(fetch_daily_candles(exchange, "UST/USDT", dt.date(2022, 1, 1), dt.date(2022, 2, 1)))
 
 
 def test_a_429_with_retry_after_is_waited_out(synth):

@@ -18,12 +18,12 @@ from great_expectations.data_context.types.base import (
 )
 from great_expectations.execution_engine import pandas_execution_engine
 
-from pipeline.quality import btc_dominance, defi_tvl, evaluation, funding, marts, ohlcv, recommendations
+from pipeline.quality import btc_dominance, defi_tvl, evaluation, funding, market_caps, marts, ohlcv, recommendations
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.report import Failure, QualityReport
 from pipeline.quality.spec import ROW, TableSpec, day
 
-TABLES: dict[str, TableSpec] = {s.table: s for s in (ohlcv.SPEC, funding.SPEC, defi_tvl.SPEC, btc_dominance.SPEC, *marts.SPECS, *recommendations.SPECS, *evaluation.SPECS)}
+TABLES: dict[str, TableSpec] = {s.table: s for s in (ohlcv.SPEC, funding.SPEC, defi_tvl.SPEC, btc_dominance.SPEC, market_caps.SPEC, *marts.SPECS, *recommendations.SPECS, *evaluation.SPECS)}
 # Two passes: the whole suite as BOOLEAN_ONLY (about half the time of COMPLETE on 1M rows), then only
 # the failed expectations again as COMPLETE, to name every failing row. Clean data pays the first only.
 FAST_FORMAT = "BOOLEAN_ONLY"

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
+
+from pipeline.sources.errors import NotAvailable, SourceError
+
+if TYPE_CHECKING:  # the clients import this module's frame helpers
+    from pipeline.sources.coingecko import CoinGecko
+    from pipeline.sources.coinmarketcap import CoinMarketCap
 
 MARKET_CAP_SCHEMA = {
     "date": pl.Date,
@@ -70,3 +77,60 @@ def category_frame(categories: dict[str, list[str]], day: dt.date) -> pl.DataFra
     """coin, category, first_seen = `day`: one row per coin and category."""
     rows = [(coin, c, day) for coin, names in categories.items() for c in dict.fromkeys(names)]
     return pl.DataFrame(rows, schema=CATEGORY_SCHEMA, orient="row")
+
+
+class Log(Protocol):
+    def info(self, msg: str) -> None: ...
+    def warning(self, msg: str) -> None: ...
+
+
+def cmc_snapshots(cmc: CoinMarketCap, days: list[dt.date], limit: int, log: Log) -> pl.DataFrame:
+    """CoinMarketCap's listing of each of `days` (source 'coinmarketcap'). A day CMC has nothing for is
+    a warning and skipped; a failure (no plan for the endpoint, CMC down past the retries, a malformed
+    answer) is a warning naming it and ends the fetch with what came before: a night never fails for
+    want of market caps."""
+    frames = []
+    for i, day in enumerate(days, 1):
+        try:
+            frame = cmc.listings_historical(day, limit=limit)
+        except SourceError as exc:
+            log.warning(f"market caps: no CoinMarketCap snapshot of {day} ({exc}); {len(days) - i + 1} day(s) not fetched")
+            break
+        if frame.is_empty():
+            log.warning(f"market caps: CoinMarketCap has no snapshot of {day}")
+            continue
+        log.info(f"[{i}/{len(days)}] CoinMarketCap {day}: {frame.height} coins")
+        frames.append(frame)
+    return _with_source(frames, "coinmarketcap")
+
+
+def gecko_snapshot(gecko: CoinGecko, top_n: int, log: Log) -> pl.DataFrame:
+    """CoinGecko's top `top_n` now (source 'coingecko'); empty, with a warning naming why, when it
+    cannot be had."""
+    try:
+        frame = gecko.markets(top_n)
+    except SourceError as exc:
+        log.warning(f"market caps: no CoinGecko snapshot ({exc})")
+        return _with_source([], "coingecko")
+    log.info(f"CoinGecko /coins/markets: {frame.height} coins as of {frame['date'].max()}")
+    return _with_source([frame], "coingecko")
+
+
+def gecko_categories(gecko: CoinGecko, coins: list[str], log: Log) -> dict[str, list[str]]:
+    """Each coin's CoinGecko categories; a coin CoinGecko does not know is skipped, and a failure
+    ends the asking (a warning) with what came before."""
+    found: dict[str, list[str]] = {}
+    for coin in coins:
+        try:
+            found[coin] = gecko.coin_categories(coin)
+        except NotAvailable as exc:
+            log.warning(f"categories of {coin}: not available ({exc})")
+        except SourceError as exc:
+            log.warning(f"categories: stopped after {len(found)} of {len(coins)} coin(s) ({exc})")
+            break
+    return found
+
+
+def _with_source(frames: list[pl.DataFrame], source: str) -> pl.DataFrame:
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=MARKET_CAP_SCHEMA)
+    return frame.select(pl.lit(source).alias("source"), *MARKET_CAP_SCHEMA)

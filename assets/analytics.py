@@ -12,22 +12,23 @@ from collections.abc import Callable
 import dagster as dg
 import polars as pl
 
-from assets.ingest import btc_dominance, defi_tvl, funding_rates, ohlcv_1d
+from assets.ingest import btc_dominance, defi_tvl, funding_rates, market_caps, ohlcv_1d
 from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
 from assets.quality import gated_recompute, gated_table, write_changes
 from pipeline.resources import AnalyticsSettings, QualitySettings, WarehouseResource
-from pipeline.transforms.altseason import altseason as altseason_transform
 from pipeline.transforms import ENGINE
-from pipeline.transforms.chain import btc_funding
+from pipeline.transforms.chain import btc_funding, season
 from pipeline.transforms.funding_costs import funding_costs as funding_costs_transform
 from pipeline.transforms.market_regime import market_features
 from pipeline.transforms.market_regime import market_regime as market_regime_transform
 from pipeline.transforms.membership import membership
+from pipeline.transforms.ranking import PointInTime
 from pipeline.transforms.relative_strength import relative_strength as relative_strength_transform
 from pipeline.transforms.sector_index import sector_assignments
 from pipeline.transforms.sector_index import sector_index as sector_index_transform
 from pipeline.transforms.sector_weights import sector_weights as sector_weights_transform
+from pipeline.transforms.universe_membership import universe_membership as universe_membership_transform
 from warehouse import Warehouse
 
 COMMON = dict(
@@ -85,28 +86,29 @@ def _write(
     )
 
 
-def _members(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> pl.LazyFrame:
+def _members(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date) -> pl.LazyFrame:
     """Membership, collected once: the index's query reads it in two places (as `compute_marts` does)."""
     candles = wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id)
-    members = membership(candles, analytics.tokens["symbol"], analytics.config.membership)
+    members = membership(candles, universe.tokens["symbol"], universe.config.membership, universe.symbol_ranks)
     return members.collect(engine=ENGINE).lazy()
 
 
-def _index_inputs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> tuple:
+def _index_inputs(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date) -> tuple:
     """(members, sector assignments, index config): what the sector index and its weights are built from."""
-    cfg = analytics.config.sector_index
-    return _members(wh, analytics, last), sector_assignments(analytics.tokens, cfg), cfg
+    cfg = universe.config.sector_index
+    return _members(wh, analytics, universe, last), sector_assignments(universe.tokens, cfg), cfg
 
 
-Compute = Callable[[Warehouse, AnalyticsSettings, dt.date], tuple[pl.DataFrame, pl.DataFrame]]
+Compute = Callable[[Warehouse, AnalyticsSettings, PointInTime, dt.date], tuple[pl.DataFrame, pl.DataFrame]]
 # (the mart's rows, warehouse, analytics, last day) -> chart and key numbers metadata (assets.metadata.chart_metadata)
 Picture = Callable[[pl.DataFrame, Warehouse, AnalyticsSettings, dt.date], dict[str, object]]
 
 
 def mart(table: str, deps: list, description: str, picture: Picture | None = None) -> Callable[[Compute], dg.AssetsDefinition]:
-    """Declare the asset that writes `table`: `compute(warehouse, analytics, last day)` returns the
-    mart's rows (from the start of history) and the latest values to preview; the asset passes them
-    through the `quality` check and writes them. `picture` adds the mart's chart as of the last day."""
+    """Declare the asset that writes `table`: `compute(warehouse, analytics, universe, last day)`
+    returns the mart's rows (from the start of history) and the latest values to preview; the asset
+    passes them through the `quality` check and writes them. `picture` adds the mart's chart as of
+    the last day. Without market caps the universe is the fixed list: a WARNING, and the run is tagged."""
 
     def declare(compute: Compute) -> dg.AssetsDefinition:
         @dg.asset(
@@ -119,7 +121,11 @@ def mart(table: str, deps: list, description: str, picture: Picture | None = Non
         ) -> dg.MaterializeResult:
             wh = warehouse.get()
             last = as_of_day(wh, analytics.spot_exchange_id)
-            rows, latest = compute(wh, analytics, last)  # inputs up to that day
+            universe = analytics.universe_as_of(wh, last)
+            if universe.fallback:
+                context.log.warning(f"{table}: {universe.fallback}")
+                context.instance.add_run_tags(context.run_id, {UNIVERSE_TAG: "fixed-list"})
+            rows, latest = compute(wh, analytics, universe, last)  # inputs up to that day
             draw = (lambda: picture(rows, wh, analytics, last)) if picture else None
             return _write(context, wh, quality, table, last, rows.filter(pl.col("date") <= last), latest, draw)
 
@@ -128,24 +134,42 @@ def mart(table: str, deps: list, description: str, picture: Picture | None = Non
     return declare
 
 
+UNIVERSE_TAG = "rotation/universe"  # "fixed-list" on a run whose analytics had no market caps
+
+
 @mart(
-    "marts.sector_index", [ohlcv_1d],
-    "Sector indices (equal and capped weighting) with point-in-time membership, plus the BTC, ETH and "
+    "marts.universe_membership", [ohlcv_1d, market_caps],
+    "The universe as it was: each day's coins with their sector, size bucket, market-cap rank and why "
+    "they were in or out of their sector index (top 150 by market cap with a buffer, listing age, "
+    "dollar volume), dead coins included.",
+)
+def universe_membership(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
+    cfg = universe.config
+    members = _members(wh, analytics, universe, last).collect()
+    rows = universe_membership_transform(
+        members, universe.tokens, universe.ranks, [cfg.sector_index.btc, cfg.sector_index.eth], cfg.membership)
+    latest = _latest(rows).filter(pl.col("member")).sort("sector", "rank", nulls_last=True)
+    return rows, latest.select("sector", "coin", "symbol", "bucket", "rank", "market_cap_usd")
+
+
+@mart(
+    "marts.sector_index", [ohlcv_1d, universe_membership],
+    "Sector indices (equal, volume-capped and market-cap-capped weighting) with point-in-time membership, plus the BTC, ETH and "
     "alts-ex-BTC/ETH composites; level 100 on each sector's first day.",
 )
-def sector_index(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
-    index = sector_index_transform(*_index_inputs(wh, analytics, last)).collect(engine=ENGINE)
+def sector_index(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
+    index = sector_index_transform(*_index_inputs(wh, analytics, universe, last)).collect(engine=ENGINE)
     return index, _latest(index).sort("weighting", "sector")
 
 
 @mart(
-    "marts.sector_weights", [ohlcv_1d],
+    "marts.sector_weights", [ohlcv_1d, universe_membership],
     "The constituents of every sector index and their weight in each day's return (equal and capped "
     "weighting); they sum to 1 per sector, day and weighting.",
 )
-def sector_weights(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
-    weights = sector_weights_transform(*_index_inputs(wh, analytics, last)).collect(engine=ENGINE)
-    latest = _latest(weights).filter(pl.col("weighting") == analytics.config.relative_strength.weighting)
+def sector_weights(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
+    weights = sector_weights_transform(*_index_inputs(wh, analytics, universe, last)).collect(engine=ENGINE)
+    latest = _latest(weights).filter(pl.col("weighting") == universe.config.relative_strength.weighting)
     return weights, latest.sort("sector", "weight", descending=[False, True])
 
 
@@ -155,8 +179,8 @@ def sector_weights(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     "rs_momentum (centred on 100) and quadrant.",
     picture=lambda rs, wh, analytics, last: chart_metadata(lambda charts: charts.rotation_graph(rs, last)),
 )
-def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
-    cfg = analytics.config
+def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
+    cfg = universe.config
     index = wh.read("marts.sector_index", last, weighting=cfg.relative_strength.weighting)
     rs = relative_strength_transform(index.lazy(), cfg.sector_index.btc, cfg.relative_strength).collect(engine=ENGINE)
     latest = _latest(rs).select("sector", "quadrant", "rs_ratio", "rs_momentum", "rs_mom_30d_pct", "rs_vs_btc")
@@ -164,29 +188,31 @@ def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date
 
 
 @mart(
-    "marts.altseason", [ohlcv_1d],
-    "Altcoin-season index: % of eligible alts beating BTC over 90 days (75+: alt season, 25-: BTC season).",
+    "marts.altseason", [ohlcv_1d, universe_membership],
+    "Altcoin-season index: % of the top 50 alts by market cap (no stablecoins or wrapped assets; without "
+    "market caps: the fixed list's index members) beating BTC over 90 days (75+: alt season, 25-: BTC season).",
     picture=lambda season, wh, analytics, last: chart_metadata(
         lambda charts: charts.altseason_index(season, last), {"altseason_index": _newest(season, "altseason_index")}),
 )
-def altseason(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
-    cfg = analytics.config
-    season = altseason_transform(_members(wh, analytics, last), analytics.tokens, cfg.altseason, cfg.sector_index)
-    season = season.collect(engine=ENGINE)
-    return season, season.tail(7).reverse()
+def altseason(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
+    candles = wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id)
+    members = _members(wh, analytics, universe, last) if universe.symbol_ranks is None else None
+    season_index = season(candles, members, universe.tokens, universe.config, universe.symbol_ranks)
+    season_index = season_index.collect(engine=ENGINE)
+    return season_index, season_index.tail(7).reverse()
 
 
 @mart(
     "marts.funding_costs", [funding_rates],
     "Perp funding per symbol and day: sum, annualised rate and 7-day trailing rate (positive: longs pay shorts).",
 )
-def funding_costs(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
+def funding_costs(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
     costs = funding_costs_transform(wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id)).collect(engine=ENGINE)
     return costs, _latest(costs, per="symbol").sort("funding_apr_7d_pct", descending=True)
 
 
 def _regime_picture(regime: pl.DataFrame, wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> dict[str, object]:
-    cfg = analytics.config
+    cfg = analytics.universe_as_of(wh, last).config
     numbers = {c: _newest(regime, c) for c in ("btc_dominance_pct", "altseason_index", "btc_trend_pct")}
 
     def draw(charts):  # BTC's index is read only when a chart is wanted
@@ -202,8 +228,8 @@ def _regime_picture(regime: pl.DataFrame, wh: Warehouse, analytics: AnalyticsSet
     "risk mode, and the evidence it was read from.",
     picture=_regime_picture,
 )
-def market_regime(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
-    cfg = analytics.config
+def market_regime(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
+    cfg = universe.config
     btc = cfg.sector_index.btc
     features = market_features(
         btc_level=wh.read("marts.sector_index", last, sector=btc, weighting=cfg.relative_strength.weighting).lazy(),
@@ -212,7 +238,7 @@ def market_regime(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
         relative_strength=wh.read("marts.relative_strength", last).lazy(),
         tvl=wh.read("raw.defi_tvl", last).lazy(),
         btc_funding=btc_funding(
-            wh.read("marts.funding_costs", last, exchange=analytics.perp_exchange_id).lazy(), analytics.tokens, btc
+            wh.read("marts.funding_costs", last, exchange=analytics.perp_exchange_id).lazy(), universe.tokens, btc
         ),
         alts_sector=cfg.sector_index.alts,
         cfg=cfg.regime,
@@ -224,4 +250,4 @@ def market_regime(wh: Warehouse, analytics: AnalyticsSettings, last: dt.date):
     return regime, latest
 
 
-analytics_assets = [sector_index, sector_weights, relative_strength, altseason, funding_costs, market_regime]
+analytics_assets = [universe_membership, sector_index, sector_weights, relative_strength, altseason, funding_costs, market_regime]

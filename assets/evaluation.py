@@ -57,7 +57,8 @@ def backtest_assets(
 ):
     wh = warehouse.get()
     last = as_of_day(wh, analytics.spot_exchange_id)
-    weighting = analytics.config.relative_strength.weighting
+    universe = analytics.universe_as_of(wh, last)
+    weighting = universe.config.relative_strength.weighting
     resume = resume_point(wh, analytics, strategy, last)
     after = min(r.day for r in resume.values()) if resume else None
     since = after + dt.timedelta(days=1) if after else None
@@ -70,7 +71,7 @@ def backtest_assets(
         ohlcv=wh.read("raw.ohlcv_1d", last, since=since, exchange=analytics.spot_exchange_id),
         weights=wh.read("marts.sector_weights", last, since=after - lag if after else None, weighting=weighting),
         funding=wh.read("raw.funding_rates", last, since=since, exchange=analytics.perp_exchange_id),
-        regime=wh.read("marts.market_regime", last), tokens=analytics.tokens, playbook=strategy.playbook,
+        regime=wh.read("marts.market_regime", last), tokens=universe.tokens, playbook=strategy.playbook,
         resume=resume, held=held,
     )
     frames = {DAILY: new, SUMMARY: summary, TRADES: trades}
@@ -100,11 +101,12 @@ def backtest_assets(
 def inputs(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, day: dt.date) -> str:
     """Fingerprint of everything the backtest up to `day` is computed from: the input tables' rows up
     to that day, the universe, the playbook (its costs included) and the backtest's code."""
-    weighting = analytics.config.relative_strength.weighting
+    universe = analytics.universe_as_of(wh, day)
+    weighting = universe.config.relative_strength.weighting
     tables = {"marts.rotation_recommendation": {}, "marts.hedge_recommendation": {},
               "raw.ohlcv_1d": {"exchange": analytics.spot_exchange_id}, "marts.sector_weights": {"weighting": weighting},
               "raw.funding_rates": {"exchange": analytics.perp_exchange_id}, "marts.market_regime": {}}
-    texts = [analytics.tokens.write_csv(), strategy.playbook.model_dump_json()]
+    texts = [universe.tokens.write_csv(), strategy.playbook.model_dump_json()]
     return fingerprint(wh, day, tables, texts, ("pipeline/evaluation", "pipeline/strategy", __file__))
 
 

@@ -60,7 +60,8 @@ def recommendation_assets(
 ):
     wh = warehouse.get()
     last = as_of_day(wh, analytics.spot_exchange_id)
-    cfg, playbook = analytics.config, strategy.playbook
+    universe = analytics.universe_as_of(wh, last)
+    cfg, playbook, tokens = universe.config, strategy.playbook, universe.tokens
     after = resume_point(wh, analytics, strategy, last)
     day = after.allocation.date if after else None
     since = day + dt.timedelta(days=1) if day else None
@@ -73,7 +74,7 @@ def recommendation_assets(
         # a day's evidence holds its sectors' 30-day returns
         index=wh.read("marts.sector_index", last, since=day - dt.timedelta(days=29) if day else None,
                       weighting=cfg.relative_strength.weighting),
-        costs=costs.filter(pl.col("date") >= since) if since else costs, tokens=analytics.tokens, playbook=playbook,
+        costs=costs.filter(pl.col("date") >= since) if since else costs, tokens=tokens, playbook=playbook,
         btc=cfg.sector_index.btc, after=after,
     )
     frames = {ROTATION: rotation, HEDGES: hedges}
@@ -96,7 +97,7 @@ def recommendation_assets(
     pictures = {
         ROTATION: lambda: chart_metadata(lambda charts: charts.target_allocation(rotation, last)),
         HEDGES: lambda: chart_metadata(
-            lambda charts: charts.funding_apr(costs, charts.hedged_perps(hedges, analytics.tokens, btc), last)),
+            lambda charts: charts.funding_apr(costs, charts.hedged_perps(hedges, tokens, btc), last)),
     }
     for table, rows in frames.items():
         yield _result(context, table, rows, first, last, pictures[table], written=changes[table][0].height)
@@ -108,11 +109,12 @@ def recommendation_assets(
 def inputs(wh: Warehouse, analytics: AnalyticsSettings, strategy: StrategySettings, day: dt.date) -> str:
     """Fingerprint of everything the model up to `day` is computed from: the marts' rows up to that
     day, the universe, the playbook, the BTC series' name and the strategy code."""
-    cfg = analytics.config
+    universe = analytics.universe_as_of(wh, day)
+    cfg = universe.config
     tables = {"marts.market_regime": {}, "marts.relative_strength": {},
               "marts.sector_index": {"weighting": cfg.relative_strength.weighting},
               "marts.funding_costs": {"exchange": analytics.perp_exchange_id}}
-    texts = [analytics.tokens.write_csv(), strategy.playbook.model_dump_json(), cfg.sector_index.btc]
+    texts = [universe.tokens.write_csv(), strategy.playbook.model_dump_json(), cfg.sector_index.btc]
     return fingerprint(wh, day, tables, texts, ("pipeline/strategy", __file__))
 
 
@@ -137,12 +139,13 @@ def portfolio_orders_asset(
     wh = warehouse.get()
     last = as_of_day(wh, analytics.spot_exchange_id)
     portfolio = strategy.portfolio()
-    tokens = analytics.tokens
+    universe = analytics.universe_as_of(wh, last)
+    tokens = universe.tokens
     orders = portfolio_orders(
         last, portfolio,
         rotation=wh.read(ROTATION, last, since=last), hedges=wh.read(HEDGES, last, since=last),
         closes=wh.last_closes(last, analytics.spot_exchange_id, tokens["symbol"].to_list()),
-        weights=wh.read("marts.sector_weights", last, since=last, weighting=analytics.config.relative_strength.weighting),
+        weights=wh.read("marts.sector_weights", last, since=last, weighting=universe.config.relative_strength.weighting),
         tokens=tokens, playbook=strategy.playbook,
     )
     for note in orders.filter(pl.col("side") == "hold")["reason"]:

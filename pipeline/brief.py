@@ -18,7 +18,7 @@ from pipeline.settings import Settings
 from pipeline.strategy.playbook import load_playbook
 from pipeline.strategy.portfolio import holds_nothing, load_portfolio
 from pipeline.strategy.recommend import portfolio_orders
-from pipeline.transforms.config import load_analytics_config
+from pipeline.ranked_universe import universe_as_of
 from pipeline.universe import load_universe
 from warehouse import Warehouse
 
@@ -74,8 +74,9 @@ def brief(portfolio_path: Path | None = None, as_of: dt.date | None = None, sett
     portfolio_path = portfolio_path or settings.portfolio_path
     portfolio = load_portfolio(portfolio_path, universe)
     wh = published(settings)
-    model = model_day(wh, as_of, load_analytics_config(settings.analytics_path).relative_strength.weighting)
-    tokens = universe.frame()
+    ranked = universe_as_of(wh, as_of or dt.date.max, settings, read_only=True)
+    model = model_day(wh, as_of, ranked.config.relative_strength.weighting)
+    tokens = ranked.tokens
     closes = wh.last_closes(model.day, settings.exchange, tokens["symbol"].to_list())
     orders = portfolio_orders(model.day, portfolio, model.rotation, model.hedges, closes, model.weights, tokens, playbook)
     return render(model.day, model.regime, model.rotation, model.hedges, orders, portfolio_path,

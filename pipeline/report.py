@@ -32,7 +32,7 @@ from pipeline.settings import Settings
 from pipeline.strategy.playbook import load_playbook
 from pipeline.strategy.portfolio import PortfolioError, load_portfolio
 from pipeline.strategy.recommend import portfolio_orders, portfolio_value
-from pipeline.transforms.config import load_analytics_config
+from pipeline.ranked_universe import universe_as_of
 from pipeline.universe import load_universe
 from warehouse import Warehouse
 from warehouse.catalog import table_docs
@@ -111,10 +111,11 @@ def write_report(settings: Settings, as_of: dt.date | None = None, out: Path | N
 
 def gather(wh: Warehouse, settings: Settings, as_of: dt.date | None) -> tuple[ModelDay, list[Chart], dict]:
     """The day's model, its charts and the template's other values, from the marts up to that day."""
-    cfg = load_analytics_config(settings.analytics_path)
+    ranked = universe_as_of(wh, as_of or dt.date.max, settings, read_only=True)
+    cfg = ranked.config
     weighting, btc = cfg.relative_strength.weighting, cfg.sector_index.btc
     universe = load_universe(settings.universe_path)
-    tokens = universe.frame()
+    tokens = ranked.tokens
     playbook = load_playbook(settings.playbook_path)
     model = model_day(wh, as_of, weighting)
     day = model.day
@@ -123,7 +124,7 @@ def gather(wh: Warehouse, settings: Settings, as_of: dt.date | None) -> tuple[Mo
         return wh.read(table, day, since=since, read_only=True, **equals)
 
     daily = read("marts.backtest_daily")
-    portfolio, orders, error = _portfolio(model, wh, settings, universe, playbook)
+    portfolio, orders, error = _portfolio(model, wh, settings, universe, tokens, playbook)
     charts = _charts(read, model, daily, portfolio, settings, tokens, weighting, btc) if settings.charts else []
     docs = {c.name: c.description for c in table_docs()["marts.market_regime"].columns}
     regime = model.regime.row(0, named=True) if model.regime.height else {}
@@ -145,6 +146,7 @@ def gather(wh: Warehouse, settings: Settings, as_of: dt.date | None) -> tuple[Mo
         "descriptions": DESCRIPTIONS,
         "quality": sorted(read_statuses(Warehouse(settings.warehouse_path).quality_folder).items()),
         "inputs": wh.spans(sorted(TIME_COLUMN), day).to_dicts(),
+        "universe_fallback": ranked.fallback,
     }
     return model, charts, context
 
@@ -184,14 +186,13 @@ def _charts(read, model: ModelDay, daily: pl.DataFrame, portfolio: pl.DataFrame 
     return charts
 
 
-def _portfolio(model: ModelDay, wh: Warehouse, settings: Settings, universe, playbook):
+def _portfolio(model: ModelDay, wh: Warehouse, settings: Settings, universe, tokens: pl.DataFrame, playbook):
     """(sector weights, orders, None), or (None, None, the error) when the portfolio file is wrong:
-    a typo in it must not cost the user the rest of the page."""
+    a typo in it must not cost the user the rest of the page. `tokens`: the run's universe."""
     try:
         portfolio = load_portfolio(settings.portfolio_path, universe)
     except PortfolioError as exc:
         return None, None, str(exc)
-    tokens = universe.frame()
     closes = wh.last_closes(model.day, settings.exchange, tokens["symbol"].to_list())
     orders = portfolio_orders(model.day, portfolio, model.rotation, model.hedges, closes, model.weights, tokens, playbook)
     held = portfolio_value(model.day, portfolio, closes, tokens)

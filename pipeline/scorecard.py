@@ -13,8 +13,7 @@ from pipeline.evaluation.run import evaluate
 from pipeline.evaluation.strategies import DESCRIPTIONS, NAMES
 from pipeline.settings import Settings
 from pipeline.strategy.playbook import Backtest, load_playbook
-from pipeline.transforms.config import load_analytics_config
-from pipeline.universe import load_universe
+from pipeline.ranked_universe import universe_as_of
 from warehouse import Warehouse
 
 
@@ -51,14 +50,15 @@ def scorecard(
 
 
 def _rerun(wh: Warehouse, settings: Settings, playbook, costs: Backtest) -> pl.DataFrame:
-    weighting = load_analytics_config(settings.analytics_path).relative_strength.weighting
+    ranked = universe_as_of(wh, dt.date.max, settings, read_only=True)
+    weighting = ranked.config.relative_strength.weighting
     q = wh.query
     daily, _, _, _ = evaluate(
         rotation=q("select * from marts.rotation_recommendation"), hedges=q("select * from marts.hedge_recommendation"),
         ohlcv=q("select * from raw.ohlcv_1d where exchange = ? order by symbol, date", [settings.exchange]),
         weights=q("select * from marts.sector_weights where weighting = ?", [weighting]),
         funding=q("select * from raw.funding_rates where exchange = ?", [settings.perp_exchange]),
-        regime=q("select * from marts.market_regime"), tokens=load_universe(settings.universe_path).frame(),
+        regime=q("select * from marts.market_regime"), tokens=ranked.tokens,
         playbook=playbook, costs=costs,
     )
     return daily

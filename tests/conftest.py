@@ -65,12 +65,38 @@ def raw_frames(dataset, until=None):
         total = dataset.total_tvl.select(scope=pl.lit("total"), name=pl.lit("all"), date="date",
                                          tvl_usd=pl.col("tvl_usd").cast(pl.Float64))
         tvl = pl.concat([tvl, total])
+    ohlcv = dataset.ohlcv if dataset.ohlcv_delisted is None else pl.concat([dataset.ohlcv, dataset.ohlcv_delisted])
     return RawFrames(
-        ohlcv=upto(dataset.ohlcv),
+        ohlcv=upto(ohlcv.sort("symbol", "date")),
         funding=upto(funding, "funding_time"),
         defi_tvl=upto(tvl),
         btc_dominance=upto(dataset.dominance),
     )
+
+
+def ranked_universe(dataset, until=None, config=None):
+    """The point-in-time universe (`ranking.PointInTime`) of a replay dataset, from its market caps as
+    the ingest writes them (CoinMarketCap's snapshots keyed by slug), optionally only days <= until."""
+    import polars as pl
+
+    from pipeline.sources.replay.server import _slug
+    from pipeline.taxonomy import load_taxonomy
+    from pipeline.transforms.config import AnalyticsConfig
+    from pipeline.transforms.ranking import point_in_time
+    from pipeline.universe import load_universe
+
+    caps = pl.DataFrame(schema={"source": pl.String, "date": pl.Date, "coin": pl.String, "symbol": pl.String,
+                                "name": pl.String, "rank": pl.Int32, "market_cap_usd": pl.Float64})
+    if dataset.market_caps is not None:
+        caps = dataset.market_caps.select(
+            source=pl.lit("coinmarketcap"), date=pl.col("snapshot_date").cast(pl.Date),
+            coin=pl.col("name").map_elements(_slug, return_dtype=pl.String), symbol=pl.col("symbol").str.to_uppercase(),
+            name="name", rank=pl.col("rank").cast(pl.Int32), market_cap_usd="market_cap_usd",
+        )
+        if until is not None:
+            caps = caps.filter(pl.col("date") <= until)
+    categories = pl.DataFrame(schema={"source": pl.String, "coin": pl.String, "category": pl.String})
+    return point_in_time(caps, categories, load_universe().frame(), load_taxonomy(), config or AnalyticsConfig())
 
 
 # ------------------------------------------------------------------ the real history in a warehouse

@@ -16,7 +16,7 @@ from pipeline.resources import AnalyticsSettings, MarketSources, WarehouseResour
 from pipeline.sources.replay.dataset import load_dataset
 from pipeline.sources.replay.synthetic import generate
 from pipeline.transforms.chain import CHAIN_MARTS, RawFrames, compute_marts
-from pipeline.transforms.config import AnalyticsConfig
+from pipeline.transforms.config import AnalyticsConfig, without_market_caps
 from pipeline.transforms.market_regime import PHASES
 from pipeline.transforms.membership import membership
 from pipeline.transforms.sector_index import sector_assignments
@@ -26,7 +26,7 @@ from tests.conftest import raw_frames
 from warehouse import Warehouse
 from warehouse.db import TABLES
 
-CONFIG = AnalyticsConfig()
+CONFIG = without_market_caps(AnalyticsConfig())  # the fixed list: the recordings these tests replay
 TOKENS = load_universe().frame()
 RECOMMENDATIONS = ("marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders",
                    "marts.recommendation_state")

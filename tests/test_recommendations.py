@@ -22,7 +22,7 @@ from pipeline.strategy.playbook import BUCKETS, Playbook
 from pipeline.strategy.portfolio import Portfolio, PortfolioError
 from pipeline.strategy.recommend import portfolio_orders, recommendations
 from pipeline.transforms.chain import compute_marts
-from pipeline.transforms.config import AnalyticsConfig
+from pipeline.transforms.config import AnalyticsConfig, without_market_caps
 from pipeline.transforms.membership import membership
 from pipeline.transforms.sector_index import sector_assignments
 from pipeline.transforms.sector_weights import sector_weights
@@ -31,7 +31,7 @@ from tests.conftest import REAL_DATA, copy_of, nightly, raw_frames
 from warehouse import Warehouse
 
 PLAYBOOK = Playbook()
-CONFIG = AnalyticsConfig()
+CONFIG = without_market_caps(AnalyticsConfig())  # the fixed list: the recordings these tests replay
 TOKENS = load_universe().frame()
 ROOT = Path(__file__).resolve().parents[1]
 DAY = dt.date(2025, 3, 3)

@@ -1,4 +1,5 @@
-"""Suites of the marts: what every consumer of a mart relies on. Index levels finite and > 0, no
+"""Suites of the marts: what every consumer of a mart relies on. Membership rows with a reason,
+positive ranks and known buckets; index levels finite and > 0, no
 index day (nor the alts-vs-BTC reading) beyond any plausible move, each day's constituent weights
 summing to 1, one row per key, quadrant, phase and season within their fixed values, funding rates
 finite. They run on the rows an analytics run is about to write; a failure keeps the previous rows."""
@@ -98,4 +99,13 @@ MARKET_REGIME = _spec(
         _within_factor("plausible_alts_vs_btc", "alts_vs_btc_pct", config.alts_vs_btc_max_factor, scale=100),
     ],
 )
-SPECS = (SECTOR_INDEX, SECTOR_WEIGHTS, RELATIVE_STRENGTH, ALTSEASON, FUNDING_COSTS, MARKET_REGIME)
+UNIVERSE_MEMBERSHIP = _spec(
+    "marts.universe_membership", ("date", "coin"), ("market_cap_usd",),
+    lambda config: [
+        named("rank_positive", e.ExpectColumnValuesToBeBetween(column="rank", min_value=1)),
+        named("known_bucket", e.ExpectColumnValuesToBeInSet(column="bucket", value_set=["core", "mid", "speculative"])),
+        named("member_known", e.ExpectColumnValuesToNotBeNull(column="member")),
+        named("reason_known", e.ExpectColumnValuesToNotBeNull(column="reason")),
+    ],
+)
+SPECS = (UNIVERSE_MEMBERSHIP, SECTOR_INDEX, SECTOR_WEIGHTS, RELATIVE_STRENGTH, ALTSEASON, FUNDING_COSTS, MARKET_REGIME)

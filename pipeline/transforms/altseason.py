@@ -1,7 +1,11 @@
 """Altcoin-season index: the share of eligible alts whose return over the window beats BTC's.
 
-Eligible on day D: a point-in-time index member (see `membership.py`) that is not BTC, a
-stablecoin or a wrapped/staked BTC/ETH, with a close `window_days` earlier. ETH counts as an alt.
+With market caps (`altseason_ranked`), as Blockchaincenter defines it: eligible on day D are the
+top `top_n` (50) coins by market cap of the newest snapshot on or before D, BTC, stablecoins and
+wrapped or staked assets left out, that have a close on D and `window_days` earlier on the
+exchange (a top-50 coin the exchange does not list sits out). Without them (`altseason`, the fixed
+list): a point-in-time index member (see `membership.py`) that is not BTC, a stablecoin or a
+wrapped/staked BTC/ETH, with a close `window_days` earlier. ETH counts as an alt either way.
 A return needs the close exactly `window_days` earlier (a token missing that day sits the day out).
 >= alt_season (75): alt season; <= btc_season (25): BTC season; else neutral. Days without BTC's
 return or without any eligible alt have no row; days with too few eligible alts have a null index.
@@ -12,6 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.transforms.config import Altseason, SectorIndex
+from pipeline.transforms.membership import keyed_candles, with_ranks
 
 
 def with_past_close(members: pl.LazyFrame, days: int, alias: str) -> pl.LazyFrame:
@@ -46,6 +51,28 @@ def altseason(
     alts = returns.filter(
         pl.col("eligible") & pl.col("ret").is_not_null() & pl.col("symbol").is_in(alt_symbols.implode())
     )
+    return _index(alts, btc, cfg)
+
+
+def altseason_ranked(
+    candles: pl.LazyFrame | pl.DataFrame, ranks: pl.DataFrame, btc_symbol: str, cfg: Altseason
+) -> pl.LazyFrame:
+    """`altseason`'s columns, the alts being the top `cfg.top_n` by market cap as known each day.
+
+    `ranks`: `ranking.symbol_ranks` rows (alt_rank is null for BTC, stablecoins and wrapped assets)."""
+    symbols = pl.concat([ranks["symbol"], pl.Series([btc_symbol])]).unique()
+    keyed = with_ranks(keyed_candles(candles, symbols), ranks)
+    window = f"_close_{cfg.window_days}d"
+    returns = with_past_close(
+        keyed.lazy().select("key", "symbol", "date", "close", "alt_rank"), cfg.window_days, window
+    ).with_columns(ret=pl.col("close") / pl.col(window) - 1).cache()  # read by both filters below
+    btc = returns.filter(pl.col("symbol") == btc_symbol).select("date", btc_ret="ret")
+    alts = returns.filter((pl.col("alt_rank") <= cfg.top_n) & pl.col("ret").is_not_null())
+    return _index(alts, btc, cfg)
+
+
+def _index(alts: pl.LazyFrame, btc: pl.LazyFrame, cfg: Altseason) -> pl.LazyFrame:
+    """Per day: how many alts beat BTC's return, of how many, and the season it makes."""
     counts = (
         alts.join(btc.filter(pl.col("btc_ret").is_not_null()), on="date")
         .group_by("date")

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline.transforms import ENGINE
-from pipeline.transforms.altseason import altseason
-from pipeline.transforms.config import AnalyticsConfig
+from pipeline.transforms.altseason import altseason, altseason_ranked
+from pipeline.transforms.config import AnalyticsConfig, without_market_caps
 from pipeline.transforms.funding_costs import funding_costs
 from pipeline.transforms.market_regime import market_features, market_regime
 from pipeline.transforms.membership import membership
 from pipeline.transforms.relative_strength import relative_strength
 from pipeline.transforms.sector_index import sector_assignments, sector_days, sector_index
+from pipeline.transforms.universe_membership import universe_membership
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,14 @@ class RawFrames:
 
 
 MEMBER_COLUMNS = (  # what the steps read
-    "key", "symbol", "date", "close", "eligible", "in_return", "ret_1d", "score_usd", "growth", "held_since"
+    "key", "symbol", "date", "close", "eligible", "in_return", "ret_1d", "score_usd", "score_mcap", "growth",
+    "held_since", "status", "rank", "alt_rank", "market_cap_usd",
 )
 
 
 # What `compute_marts` returns, in this order (the asset chain also writes marts.sector_weights).
-CHAIN_MARTS = ("marts.sector_index", "marts.relative_strength", "marts.altseason", "marts.funding_costs",
-               "marts.market_regime")
+CHAIN_MARTS = ("marts.universe_membership", "marts.sector_index", "marts.relative_strength", "marts.altseason",
+               "marts.funding_costs", "marts.market_regime")
 
 def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str) -> pl.LazyFrame:
     """date, funding_apr_pct: BTC perp's trailing funding, the regime's funding evidence."""
@@ -45,21 +47,43 @@ def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str) -> pl.LazyF
     return costs.filter(pl.col("symbol").is_in(perp)).select("date", funding_apr_pct="funding_apr_7d_pct")
 
 
-def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) -> dict[str, pl.DataFrame]:
-    """Every mart as a DataFrame, keyed by table name. `tokens` is `Universe.frame()`."""
+def season(
+    candles: pl.DataFrame, members: pl.LazyFrame, tokens: pl.DataFrame, cfg: AnalyticsConfig,
+    symbol_ranks: pl.DataFrame | None,
+) -> pl.LazyFrame:
+    """The altcoin-season index: over the top 50 by market cap where the rankings are known, else
+    over the fixed list's index members."""
+    if symbol_ranks is None:
+        return altseason(members, tokens, cfg.altseason, cfg.sector_index)
+    btc = tokens.filter(pl.col("token") == cfg.sector_index.btc)["symbol"]
+    return altseason_ranked(candles, symbol_ranks, btc[0] if btc.len() else "", cfg.altseason)
+
+
+def compute_marts(
+    raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig, symbol_ranks: pl.DataFrame | None = None,
+    ranks: pl.DataFrame | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Every mart as a DataFrame, keyed by table name. `tokens`, `symbol_ranks`, `ranks`: the run's
+    `ranking.PointInTime` (without rankings: `Universe.frame()` and None, the fixed list)."""
+    if symbol_ranks is None:
+        cfg = without_market_caps(cfg)
     # Collected once, as two queries read it (a LazyFrame's .cache() spans one query only), and
     # only the columns they read: it stays in memory while they run.
     members = (
-        membership(raw.ohlcv, tokens["symbol"], cfg.membership)
+        membership(raw.ohlcv, tokens["symbol"], cfg.membership, symbol_ranks)
         .select(*MEMBER_COLUMNS)
         .collect(engine=ENGINE)
-        .lazy()
     )
+    universe = universe_membership(
+        members, tokens if "coin" in tokens.columns else tokens.with_columns(coin="token"), ranks,
+        [cfg.sector_index.btc, cfg.sector_index.eth], cfg.membership,
+    )
+    members = members.lazy()
     assignments = sector_assignments(tokens, cfg.sector_index)
-    days, season, costs = pl.collect_all(
+    days, season_index, costs = pl.collect_all(
         [
             sector_days(members, assignments),
-            altseason(members, tokens, cfg.altseason, cfg.sector_index),
+            season(raw.ohlcv, members, tokens, cfg, symbol_ranks),
             funding_costs(raw.funding),
         ],
         engine=ENGINE,
@@ -71,7 +95,7 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
             (pl.col("sector") == cfg.sector_index.btc) & (pl.col("weighting") == cfg.relative_strength.weighting)
         ),
         dominance=raw.btc_dominance.lazy(),
-        altseason=season.lazy(),
+        altseason=season_index.lazy(),
         relative_strength=rs.lazy(),
         tvl=raw.defi_tvl.lazy(),
         btc_funding=btc_funding(costs.lazy(), tokens, cfg.sector_index.btc),
@@ -79,4 +103,4 @@ def compute_marts(raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig) ->
         cfg=cfg.regime,
     )
     regime = market_regime(features, cfg.regime).collect(engine=ENGINE)
-    return dict(zip(CHAIN_MARTS, (index, rs, season, costs, regime), strict=True))
+    return dict(zip(CHAIN_MARTS, (universe, index, rs, season_index, costs, regime), strict=True))

@@ -32,11 +32,30 @@ class Membership(_Section):
     min_dollar_volume_usd: float = Field(1_000_000, ge=0)  # average daily dollar volume over the window
     dollar_volume_window_days: int = Field(30, ge=1)
     stale_after_days: int = Field(3, ge=1)  # no candle for this many days: the token leaves until it trades
+    # Ranked selection (with market caps; without them the fixed list in universe.yaml is used).
+    # Top 150 by market cap: about the depth of the sector indices users compare with (CoinDesk's
+    # DACS and MarketVector's sector indices draw on the few hundred largest coins), deep enough that
+    # a small sector (Gaming, AI) has members in every year of the history.
+    top_n: int = Field(150, ge=1)  # a coin enters when its rank (by market cap) is at most this
+    exit_rank: int = Field(188, ge=1)  # ... and leaves only beyond this: 1.25 x top_n, a buffer
+    # against members flickering in and out at the edge from one snapshot to the next
+    # Size buckets (the seeds: core BTC/ETH; mid: established large caps; speculative: the rest).
+    # Rank 25: the established large caps of every year of the history (SOL, BNB, XRP, ADA, AVAX,
+    # DOT, LINK, ...) sit within it; below it are the small caps the seeds call speculative.
+    mid_max_rank: int = Field(25, ge=1)
+
+    @model_validator(mode="after")
+    def _buffer(self) -> Membership:
+        if self.exit_rank < self.top_n:
+            raise ValueError("membership.exit_rank must be at least membership.top_n (it is the buffer's far edge)")
+        return self
 
 
 class SectorIndex(_Section):
-    weightings: tuple[Literal["equal", "capped"], ...] = ("equal", "capped")
-    max_weight: float = Field(0.30, gt=0, le=1)  # capped weighting: one constituent's ceiling
+    # equal; capped: by 30-day dollar volume; mcap_capped: by market cap (the industry's sector
+    # indices' weighting); the two capped ones with no constituent above max_weight
+    weightings: tuple[Literal["equal", "capped", "mcap_capped"], ...] = ("equal", "capped", "mcap_capped")
+    max_weight: float = Field(0.30, gt=0, le=1)  # capped weightings: one constituent's ceiling
     btc: str = "BTC"  # token names of the BTC and ETH composites
     eth: str = "ETH"
     alts: str = "Alts"  # name of the "alts ex BTC/ETH" composite
@@ -47,7 +66,9 @@ class SectorIndex(_Section):
 
 
 class RelativeStrength(_Section):
-    weighting: Literal["equal", "capped"] = "capped"  # which index is compared with BTC
+    # which index is compared with BTC and drives the recommendations: market-cap weighted, as the
+    # index providers' are (without market caps the run falls back to `capped`, volume weighted)
+    weighting: Literal["equal", "capped", "mcap_capped"] = "mcap_capped"
     smoothing_days: int = Field(5, ge=1)  # EMA span of the ratio before the RRG
     ratio_window_days: int = Field(60, ge=2)  # rs_ratio = smoothed ratio / its rolling mean
     momentum_lookback_days: int = Field(10, ge=1)  # rs_momentum = rate of change of rs_ratio
@@ -55,6 +76,7 @@ class RelativeStrength(_Section):
 
 class Altseason(_Section):
     window_days: int = Field(90, ge=1)
+    top_n: int = Field(50, ge=1)  # the top 50 alts by market cap (Blockchaincenter's definition)
     alt_season: float = 75.0  # index >= this: alt season
     btc_season: float = 25.0  # index <= this: BTC season
     min_eligible: int = Field(10, ge=1)  # fewer eligible alts: no index that day
@@ -104,6 +126,25 @@ class AnalyticsConfig(_Section):
         if self.regime.alts_underperform_pct >= self.regime.alts_outperform_pct:
             raise ValueError("regime.alts_underperform_pct must be below regime.alts_outperform_pct")
         return self
+
+
+def run_config(cfg: AnalyticsConfig, with_market_caps: bool) -> AnalyticsConfig:
+    """The configuration a run uses: the file's, or `without_market_caps` of it."""
+    return cfg if with_market_caps else without_market_caps(cfg)
+
+
+def without_market_caps(cfg: AnalyticsConfig) -> AnalyticsConfig:
+    """The configuration a run without market caps uses: no market-cap weighting, and the index the
+    recommendations read is the volume-capped one where the market-cap one was asked for."""
+    index, rs = cfg.sector_index, cfg.relative_strength
+    weightings = tuple(w for w in index.weightings if w != "mcap_capped") or ("capped",)
+    weighting = "capped" if rs.weighting == "mcap_capped" else rs.weighting
+    if weighting not in weightings:
+        weightings = (*weightings, weighting)
+    return cfg.model_copy(update={
+        "sector_index": index.model_copy(update={"weightings": weightings}),
+        "relative_strength": rs.model_copy(update={"weighting": weighting}),
+    })
 
 
 def load_analytics_config(path: str | Path | None = None) -> AnalyticsConfig:

@@ -34,7 +34,7 @@ def symbol_day_key() -> pl.Expr:
     return pl.col("symbol").to_physical().cast(pl.Int64) * SYMBOL_STRIDE + pl.col("date").cast(pl.Int64)
 
 
-def _keyed_candles(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[str]) -> pl.DataFrame:
+def keyed_candles(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[str]) -> pl.DataFrame:
     """symbol (the universe's Enum), date, close, dollar_volume_usd and key of the universe's
     candles, sorted by key. Candles usually come in (symbol, date) order already; checking that is
     a fraction of the cost of sorting anyway, which moves every column."""
@@ -66,11 +66,41 @@ def _day_of_month() -> pl.Expr:
     return calendar.dt.day().gather(day - first)
 
 
-def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[str], cfg: Membership) -> pl.LazyFrame:
+def with_ranks(rows: pl.DataFrame, ranks: pl.DataFrame) -> pl.DataFrame:
+    """Adds rank, alt_rank, market_cap_usd and ranked_in of the newest snapshot on or before each
+    candle's day (`ranking.symbol_ranks` rows): an as-of merge on the rows' sort key. A symbol with no
+    snapshot yet gets nulls (ranked_in false)."""
+    symbol = rows.schema["symbol"]
+    keyed = (
+        ranks.lazy()
+        .with_columns(pl.col("symbol").cast(symbol, strict=False))
+        .filter(pl.col("symbol").is_not_null())
+        .select(
+            key=symbol_day_key(),
+            _ranked_symbol=pl.col("symbol").to_physical(),
+            rank="rank", alt_rank="alt_rank", market_cap_usd="market_cap_usd", ranked_in="ranked_in",
+        )
+        .sort("key")
+        .collect(engine="in-memory")
+    )
+    same = pl.col("_ranked_symbol") == pl.col("symbol").to_physical()  # not the previous symbol's row
+    looked_up = ["rank", "alt_rank", "market_cap_usd", "ranked_in"]
+    return (
+        rows.join_asof(keyed, on="key", strategy="backward")
+        .with_columns(pl.when(same).then(pl.col(c)).alias(c) for c in looked_up)
+        .with_columns(pl.col("ranked_in").fill_null(False), pl.col("key").set_sorted())
+        .drop("_ranked_symbol")
+    )
+
+
+def membership(
+    candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[str], cfg: Membership,
+    ranks: pl.DataFrame | None = None,
+) -> pl.LazyFrame:
     """One row per candle (symbol, date) of the universe's `symbols`, with the evidence for membership.
 
     Candles of other symbols are left out. They are keyed and sorted here, eagerly (see
-    `_keyed_candles`); the rest is a lazy plan over that frame.
+    `keyed_candles`); the rest is a lazy plan over that frame.
     Columns added: dollar_volume_usd, spell (1, 2, ...: the symbol's runs of candles between stale
     gaps), ret_1d (null across a stale gap or on the first candle), history_days (calendar days
     since the symbol's first candle, counting both), adv_usd (average dollar volume of the candles
@@ -81,6 +111,12 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[s
     status, and key: the rows' sort key (the symbol's code, then the day; see `symbol_day_key`),
     which is what lets `altseason` look 90 days back with a merge. `symbol` comes back as
     `universe_symbols(symbols)`.
+
+    With `ranks` (`ranking.symbol_ranks`: the market-cap rankings as known each day), a token is
+    eligible only while the newest snapshot has it selected (`ranked_in`), and the rows carry rank,
+    alt_rank, market_cap_usd and score_mcap (market-cap weighting's size, fixed per month like
+    score_usd). Without them (no market caps: the fixed list) every token counts as ranked and those
+    columns are null.
     """
     # Days since the previous row; a new symbol is always more than 2**31 days away.
     gap = pl.col("key").diff()
@@ -101,8 +137,16 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[s
     held = pl.col("in_return")
     previous_close = pl.col("close").shift(1)
     holding_starts = held & (pl.col("_new_month") | ~held.shift(1).fill_null(False))
+    keyed = keyed_candles(candles, symbols)
+    if ranks is None:
+        keyed = keyed.with_columns(
+            rank=pl.lit(None, pl.Int32), alt_rank=pl.lit(None, pl.Int32), market_cap_usd=pl.lit(None, pl.Float64),
+            ranked_in=pl.lit(True),
+        )
+    else:
+        keyed = with_ranks(keyed, ranks)
     return (
-        _keyed_candles(candles, symbols)
+        keyed
         .lazy()
         .with_columns(  # one step, so that the rolling mean runs alongside the rest
             new_spell=new_spell,
@@ -115,19 +159,24 @@ def membership(candles: pl.LazyFrame | pl.DataFrame, symbols: pl.Series | list[s
         )
         .with_columns(
             eligible=(pl.col("history_days") >= cfg.min_history_days)
-            & (pl.col("adv_usd") >= cfg.min_dollar_volume_usd),
+            & (pl.col("adv_usd") >= cfg.min_dollar_volume_usd)
+            & pl.col("ranked_in"),
             _adv_before=pl.col("adv_usd").shift(1),
+            _mcap_before=pl.col("market_cap_usd").shift(1),
         )
         .with_columns(in_return=pl.col("eligible").shift(1).fill_null(False) & ~pl.col("new_spell"))
         .with_columns(
             score_usd=pl.col("_adv_before").filter("in_return").first().over(run),
+            score_mcap=pl.col("_mcap_before").filter("in_return").first().over(run),
             growth=pl.when(held).then(previous_close / _at_start(holding_starts, previous_close)),
             held_since=pl.when(held).then(_at_start(holding_starts, pl.col("date"))),
             status=pl.when(pl.col("history_days") < cfg.min_history_days)
             .then(pl.lit("too_young"))
+            .when(~pl.col("ranked_in"))
+            .then(pl.lit("not_ranked"))
             .when(pl.col("adv_usd") < cfg.min_dollar_volume_usd)
             .then(pl.lit("low_volume"))
             .otherwise(pl.lit("member")),
         )
-        .drop("new_spell", "_adv_before", "_new_month", "_run")
+        .drop("new_spell", "_adv_before", "_mcap_before", "_new_month", "_run")
     )

@@ -7,8 +7,8 @@ price, as a portfolio bought at the targets and held would (a member's target ti
 since then, normalised). A token that joins mid-month comes in at its target against the others'
 rebalance-day weights; one that leaves frees its weight to the rest pro rata. A member's target
 is set when its holding starts and kept to its end (see `held_targets`). Targets: `equal` weights
-members alike; `capped` weights them by 30-day average dollar volume (the warehouse holds no market
-caps), fixed monthly on data known at the rebalance, with no constituent above `max_weight` (excess
+members alike; `mcap_capped` by market cap (the newest snapshot's) and `capped` by 30-day average
+dollar volume, each fixed monthly on data known at the rebalance, with no constituent above `max_weight` (excess
 redistributed pro rata; the cap holds on the day the targets are set, drift and leavers may carry
 a member past it until the next rebalance). Besides the universe's sectors: BTC, ETH and an alts-ex-BTC/ETH
 composite, to compare against.
@@ -24,6 +24,8 @@ from pipeline.transforms import ENGINE
 from pipeline.transforms.config import SectorIndex
 
 GROUP = ["sector", "date"]
+# The capped weightings and the size each weights its members by (fixed at the monthly rebalance).
+SIZES = {"capped": "score_usd", "mcap_capped": "score_mcap"}
 RETURNING = pl.col("in_return") & pl.col("ret_1d").is_not_null()  # member rows whose ret_1d counts
 
 
@@ -126,9 +128,10 @@ def _sector_sets(assignments: pl.DataFrame) -> tuple[pl.DataFrame, pl.LazyFrame]
 
 def sector_days(members: pl.LazyFrame, assignments: pl.DataFrame) -> pl.LazyFrame:
     """sector, date, n_constituents and what either weighting needs for each (sector, date) with
-    member rows: the one pass over the member rows. _n, _total and _largest (the returning members'
-    count, sizes' sum and largest size) tell whether the cap binds; _equal and _weighted are the
-    day's return where it does not, equal and size-weighted, each with the weights drifted by growth.
+    member rows: the one pass over the member rows. _n, and per capped weighting w _total_w and
+    _largest_w (the returning members' count, sizes' sum and largest size) tell whether the cap binds;
+    _equal and _weighted_w are the day's return where it does not, equal and size-weighted, each
+    with the weights drifted by growth.
 
     `members` is `membership()`'s output.
     """
@@ -137,27 +140,30 @@ def sector_days(members: pl.LazyFrame, assignments: pl.DataFrame) -> pl.LazyFram
     # A lookup by the symbol's Enum code, not a join: no member column is moved.
     codes = pl.DataFrame({"symbol": members.collect_schema()["symbol"].categories})
     set_of_code = codes.join(symbols, on="symbol", how="left", maintain_order="left")["_set"]
+    sized = list(SIZES)  # every size is summed: a weighting not asked for costs a few sums
     rows = members.select(
         "date",
         "eligible",
         _set=pl.lit(set_of_code).gather(pl.col("symbol").to_physical()),
         _ret=pl.when(RETURNING).then("ret_1d"),
         _growth=pl.when(RETURNING).then("growth"),
-        _size=pl.when(RETURNING).then(_size("score_usd")),
+        **{f"_size_{w}": pl.when(RETURNING).then(_size(SIZES[w])) for w in sized},
     )
     # Per (set, date), then per (sector, date) from the sets': sums and a max add up; a weighted
     # mean is then one sum over another.
-    sums = {
-        "_g": pl.col("_growth"),
-        "_g_ret": pl.col("_growth") * pl.col("_ret"),
-        "_total": pl.col("_size"),
-        "_sg": pl.col("_size") * pl.col("_growth"),
-        "_sg_ret": pl.col("_size") * pl.col("_growth") * pl.col("_ret"),
-    }
+    sums = {"_g": pl.col("_growth"), "_g_ret": pl.col("_growth") * pl.col("_ret")}
+    for w in sized:
+        size = pl.col(f"_size_{w}")
+        sums |= {
+            f"_total_{w}": size,
+            f"_sg_{w}": size * pl.col("_growth"),
+            f"_sg_ret_{w}": size * pl.col("_growth") * pl.col("_ret"),
+        }
+    largest = [f"_largest_{w}" for w in sized]
     by_set = rows.group_by("_set", "date").agg(
         n_constituents=pl.col("eligible").sum(),
         _n=pl.col("_ret").count(),
-        _largest=pl.col("_size").max(),
+        **{f"_largest_{w}": pl.col(f"_size_{w}").max() for w in sized},
         **{name: sum_.sum() for name, sum_ in sums.items()},
     )
     return (
@@ -167,13 +173,13 @@ def sector_days(members: pl.LazyFrame, assignments: pl.DataFrame) -> pl.LazyFram
         .agg(
             pl.col("n_constituents").sum().cast(pl.Int32),
             pl.col("_n", *sums).sum(),
-            pl.col("_largest").max(),
+            pl.col(largest).max(),
         )
         .with_columns(
             _equal=pl.when(pl.col("_n") > 0).then(pl.col("_g_ret") / pl.col("_g")),
-            _weighted=pl.col("_sg_ret") / pl.col("_sg"),
+            **{f"_weighted_{w}": pl.col(f"_sg_ret_{w}") / pl.col(f"_sg_{w}") for w in sized},
         )
-        .drop("_g", "_g_ret", "_sg", "_sg_ret")
+        .drop("_g", "_g_ret", *(f"_sg_{w}" for w in sized), *(f"_sg_ret_{w}" for w in sized))
     )
 
 
@@ -192,7 +198,7 @@ def sector_index(
         days = sector_days(members, assignments).collect(engine=ENGINE)
     with_returns = {
         "equal": lambda: days.lazy().with_columns(ret_1d=pl.col("_equal")),
-        "capped": lambda: _with_capped_returns(members, assignments, days, cfg.max_weight),
+        **{w: (lambda w=w: _with_capped_returns(members, assignments, days, cfg.max_weight, w)) for w in SIZES},
     }
     parts = [_levels(with_returns[w]()).with_columns(weighting=pl.lit(w)) for w in cfg.weightings]
     return pl.concat(parts).select(
@@ -200,28 +206,30 @@ def sector_index(
     )
 
 
-def held_targets(rows: pl.LazyFrame, max_weight: float) -> pl.LazyFrame:
+def held_targets(rows: pl.LazyFrame, max_weight: float, score: str = "score_usd") -> pl.LazyFrame:
     """Adds `_target` to member rows: the capped target the member was given on the first day of its
     holding (`held_since`: the month's rebalance, or its joining), kept until the holding ends, so
     that members joining or leaving later do not re-target it. On the scale of the sizes: its capped
     weight that day times the day's total size, i.e. its own size where the cap did not bind.
 
-    `rows`: sector, symbol, date, score_usd, held_since of every returning member row of the sectors
-    concerned (a holding's first day is among them)."""
+    `rows`: sector, symbol, date, `score` (the size), held_since of every returning member row of the
+    sectors concerned (a holding's first day is among them)."""
     rows = rows.cache()  # read twice
-    set_on_day = capped_weights(rows, "score_usd", GROUP, max_weight).select(
-        "sector", "symbol", held_since="date", _target=pl.col("weight") * _size("score_usd").sum().over(GROUP)
+    set_on_day = capped_weights(rows, score, GROUP, max_weight).select(
+        "sector", "symbol", held_since="date", _target=pl.col("weight") * _size(score).sum().over(GROUP)
     )
     return rows.join(set_on_day, on=["sector", "symbol", "held_since"], how="left", maintain_order="left")
 
 
 def _with_capped_returns(
-    members: pl.LazyFrame, assignments: pl.DataFrame, days: pl.DataFrame, max_weight: float
+    members: pl.LazyFrame, assignments: pl.DataFrame, days: pl.DataFrame, max_weight: float, weighting: str
 ) -> pl.LazyFrame:
     """`days` with ret_1d, capped weighting: sum(size * growth * ret) / sum(size * growth) in sectors
     where the cap never binds (no weight per row needed); the sectors where it binds on some day go
     through `held_targets`. Null where no member's return counts."""
-    binding = days.filter(_binds(pl.col("_largest"), pl.col("_total"), _cap(max_weight, pl.col("_n"))))
+    binding = days.filter(
+        _binds(pl.col(f"_largest_{weighting}"), pl.col(f"_total_{weighting}"), _cap(max_weight, pl.col("_n")))
+    )
     symbol = members.lazy().collect_schema()["symbol"]
     binding_pairs = assignments.select(
         pl.col("symbol").cast(symbol), pl.col("sector").cast(days["sector"].dtype)
@@ -235,12 +243,13 @@ def _with_capped_returns(
     )
     drifted = pl.col("_target") * pl.col("growth")
     capped = (
-        held_targets(returning.lazy().join(binding_pairs.lazy(), on="symbol").sort(*GROUP, "symbol"), max_weight)
+        held_targets(returning.lazy().join(binding_pairs.lazy(), on="symbol").sort(*GROUP, "symbol"), max_weight,
+                     SIZES[weighting])
         .group_by(GROUP)
         .agg(_capped=(drifted * pl.col("ret_1d")).sum() / drifted.sum())
     )
     return days.lazy().join(capped, on=GROUP, how="left").with_columns(
-        ret_1d=pl.when(pl.col("_n") > 0).then(pl.coalesce("_capped", "_weighted"))
+        ret_1d=pl.when(pl.col("_n") > 0).then(pl.coalesce("_capped", f"_weighted_{weighting}"))
     )
 
 

@@ -8,25 +8,26 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.transforms.config import SectorIndex
-from pipeline.transforms.sector_index import GROUP, RETURNING, held_targets
+from pipeline.transforms.sector_index import GROUP, RETURNING, SIZES, held_targets
 
 
 def sector_weights(members: pl.LazyFrame, assignments: pl.DataFrame, cfg: SectorIndex) -> pl.LazyFrame:
     """sector, date, weighting, symbol, weight: one row per member whose return counts on `date`.
 
-    `members` is `membership()`'s output. Targets: equal alike, capped by 30-day dollar volume with
+    `members` is `membership()`'s output. Targets: equal alike, capped by 30-day dollar volume
+    (mcap_capped: by market cap) with
     the cap as set when the member's holding started (`held_targets`, as the index uses where the cap
     binds); each drifted by the member's growth since then, as in `sector_index`."""
     returning = (
         members.lazy()
         .filter(RETURNING)
-        .select(pl.col("symbol").cast(pl.String), "date", "score_usd", "growth", "held_since")  # symbol is an Enum
+        .select(pl.col("symbol").cast(pl.String), "date", *SIZES.values(), "growth", "held_since")  # symbol is an Enum
         .join(assignments.lazy(), on="symbol")
         .sort(*GROUP, "symbol")  # a day's weights are summed in symbol order, whatever order the join gave
     )
     targets = {
         "equal": lambda: returning.with_columns(_target=pl.lit(1.0)),
-        "capped": lambda: held_targets(returning, cfg.max_weight),
+        **{w: (lambda w=w: held_targets(returning, cfg.max_weight, SIZES[w])) for w in SIZES},
     }
     drifted = pl.col("_target") * pl.col("growth")
     return pl.concat(

@@ -2,12 +2,29 @@
 -- Every value on day D is computed from data up to D only (no look-ahead); see pipeline/transforms/.
 CREATE SCHEMA IF NOT EXISTS marts;
 
+-- The universe as it was: each day's coins, their sector, size bucket, market-cap rank and why they
+-- were in or out of their sector's index (pipeline/transforms/universe_membership.py). One row per
+-- candle of a coin with a sector, plus, on snapshot days, the ranked coins that had none.
+CREATE TABLE IF NOT EXISTS marts.universe_membership (
+    date            DATE    NOT NULL,
+    coin            VARCHAR NOT NULL,   -- the taxonomy's id (pipeline/taxonomy.yaml), e.g. terra-luna
+    symbol          VARCHAR,            -- its spot pair, e.g. LUNA/USDT; null: none known
+    sector          VARCHAR,            -- null: excluded or unclassified
+    bucket          VARCHAR,            -- core | mid | speculative (by rank, point in time)
+    rank            INTEGER,            -- by market cap in the newest snapshot known that day; null: not ranked
+    alt_rank        INTEGER,            -- rank among the altcoin season's alts (no BTC, stablecoins, wrapped)
+    market_cap_usd  DOUBLE,             -- in that snapshot
+    member          BOOLEAN NOT NULL,   -- in its sector's index at the day's close
+    reason          VARCHAR NOT NULL,   -- member | too_young | not_ranked | low_volume | excluded: <why> | no sector | no candle
+    PRIMARY KEY (date, coin)
+);
+
 -- Sector indices, one series per sector and weighting, from the sector's first day (level 100).
 -- Sectors are the universe's, plus the composites BTC, ETH and Alts (all alts ex BTC/ETH).
 CREATE TABLE IF NOT EXISTS marts.sector_index (
     sector          VARCHAR NOT NULL,
     date            DATE    NOT NULL,
-    weighting       VARCHAR NOT NULL,   -- equal | capped (30-day dollar volume, 30% cap, monthly)
+    weighting       VARCHAR NOT NULL,   -- equal | capped (30-day dollar volume) | mcap_capped (market cap); caps 30%, monthly
     level           DOUBLE,             -- 100 on the sector's first day
     ret_1d          DOUBLE,             -- fraction; the return of the members at D-1's close
     n_constituents  INTEGER,            -- point-in-time members at D's close

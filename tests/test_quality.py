@@ -226,8 +226,12 @@ def test_a_symbol_quiet_for_five_days_is_stale_one_gone_for_months_is_not():
 def test_the_shipped_policy_file_is_the_default_and_typos_are_named(tmp_path):
     from pipeline.quality.config import QualityConfigError, load_quality_config
 
-    shipped = load_quality_config()  # the defaults, plus the recording's one accepted gap
-    assert [(g.symbol, g.first, g.last) for g in shipped.accepted_gaps] == [("PEPE/USDT", dt.date(2024, 12, 2), dt.date(2024, 12, 14))]
+    shipped = load_quality_config()  # the defaults, plus the recording's accepted gaps
+    assert [(g.symbol, g.first, g.last) for g in shipped.accepted_gaps] == [
+        ("PEPE/USDT", dt.date(2024, 12, 2), dt.date(2024, 12, 14)),
+        ("RENDER/USDT", dt.date(2024, 9, 7), dt.date(2024, 12, 20)),  # holes of the delisted pairs' file
+        ("SAND/USDT", dt.date(2023, 9, 27), dt.date(2024, 12, 20)),
+    ]
     assert shipped.model_copy(update={"accepted_gaps": ()}) == QualityConfig()
     assert QualityConfig().action("raw.btc_dominance.one_day_spike") == "warn"
     assert QualityConfig().action("raw.ohlcv_1d.no_gap") == "block"  # unlisted: blocks

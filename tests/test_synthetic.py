@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pipeline.sources.replay.dataset import load_dataset
-from pipeline.sources.replay.synthetic import PHASES, ensure_synthetic, generate
+from pipeline.sources.replay.synthetic import GENERATOR, PHASES, ensure_synthetic, generate
 
 AS_OF = dt.date(2025, 8, 2)
 CORE = ("BTC/USDT", "ETH/USDT")
@@ -31,7 +31,7 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
     second = generate(tmp_path / "b", AS_OF, seed=11)
     other = generate(tmp_path / "c", AS_OF, seed=12)
     files = sorted(p.name for p in first.glob("*.parquet"))
-    assert len(files) == 7
+    assert len(files) == 9
     for name in files:
         assert_frame_equal(pl.read_parquet(first / name), pl.read_parquet(second / name))
         assert (first / name).read_bytes() == (second / name).read_bytes()
@@ -172,6 +172,20 @@ def test_ensure_synthetic_generates_once_then_reuses(tmp_path):
     stamp = (path / "ohlcv_1d.parquet").stat().st_mtime_ns
     assert ensure_synthetic(tmp_path / "cache", AS_OF, seed=3) == path
     assert (path / "ohlcv_1d.parquet").stat().st_mtime_ns == stamp
+
+
+def test_ensure_synthetic_makes_again_a_folder_an_older_generator_made(tmp_path):
+    path = ensure_synthetic(tmp_path / "cache", AS_OF, seed=3)
+    meta = json.loads((path / "dataset.json").read_text())
+    assert meta["generator"] == GENERATOR
+    # What the generator before the life cycle left in a cache: no market caps, no dead tokens.
+    (path / "market_caps_monthly.parquet").unlink()
+    (path / "ohlcv_1d_delisted.parquet").unlink()
+    (path / "dataset.json").write_text(json.dumps(meta | {"generator": "pipeline.sources.replay.synthetic v1"}))
+    assert ensure_synthetic(tmp_path / "cache", AS_OF, seed=3) == path
+    assert (path / "market_caps_monthly.parquet").exists() and (path / "ohlcv_1d_delisted.parquet").exists()
+    assert json.loads((path / "dataset.json").read_text())["generator"] == GENERATOR
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [path.name]
 
 
 def test_a_generation_failing_midway_leaves_no_folder_behind(tmp_path, monkeypatch):

@@ -18,17 +18,19 @@ from assets.analytics import market_regime, sector_weights
 from assets.ingest import funding_rates, ohlcv_1d
 from assets.metadata import chart_metadata, md_table
 from assets.partitions import as_of_day
-from assets.quality import gated_tables, table_key, write_gated
+from assets.quality import gated_mart, gated_table, gated_tables, table_key, write_gated
 from assets.recommendations import recommendation_assets
 from assets.resume import fingerprint, state_spec, stored_state
 from pipeline.evaluation.backtest import Resume
 from pipeline.evaluation.run import evaluate
+from pipeline.evaluation.survivorship import fixed_list_daily, survivorship
+from pipeline.transforms.chain import RawFrames
 from pipeline.evaluation.strategies import NAMES
 from pipeline.resources import AnalyticsSettings, QualitySettings, StrategySettings, WarehouseResource
 from warehouse.db import Warehouse
 
 DAILY, SUMMARY, TRADES = "marts.backtest_daily", "marts.backtest_summary", "marts.backtest_trades"
-STATE = "marts.backtest_state"
+STATE, SURVIVORSHIP = "marts.backtest_state", "marts.backtest_survivorship"
 DESCRIPTIONS = {
     DAILY: "Per strategy and day: equity, return, turnover, fees, funding, hedge P&L, exposures and the phase "
     "behind the day's trades. Decisions of D trade at D+1's open.",
@@ -139,4 +141,46 @@ def summary_metadata(summary: pl.DataFrame) -> dict[str, object]:
     return metadata
 
 
-evaluation_assets = [backtest_assets]
+
+
+@dg.asset(
+    key=table_key(SURVIVORSHIP), group_name="evaluation", owners=["team:quant"], kinds={"polars", "duckdb"},
+    deps=[backtest_assets], **gated_table(SURVIVORSHIP),
+    description="What survivorship was worth: each strategy's CAGR, Sharpe and max drawdown on the universe as it "
+    "was (dead coins included) beside the same backtest on today's fixed list of survivors, over the same days.",
+)
+def backtest_survivorship(
+    context: dg.AssetExecutionContext, analytics: AnalyticsSettings, strategy: StrategySettings,
+    warehouse: WarehouseResource, quality: QualitySettings,
+) -> dg.MaterializeResult:
+    """The fixed-list side is the nightly's chain rerun in memory on the fixed list (seconds on the
+    real history); nothing is resumed, so the comparison always covers the whole backtest."""
+    wh = warehouse.get()
+    last = as_of_day(wh, analytics.spot_exchange_id)
+    universe = analytics.universe_as_of(wh, last)
+    if universe.fallback:
+        context.log.warning(f"{SURVIVORSHIP}: {universe.fallback}; nothing to compare the fixed list with")
+        rows = survivorship(wh.read(DAILY, last).clear(), wh.read(DAILY, last).clear())
+    else:
+        raw = RawFrames(
+            ohlcv=wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id),
+            funding=wh.read("raw.funding_rates", last, exchange=analytics.perp_exchange_id),
+            defi_tvl=wh.read("raw.defi_tvl", last),
+            btc_dominance=wh.read("raw.btc_dominance", last),
+        )
+        fixed = fixed_list_daily(raw, analytics.tokens, universe.config, strategy.playbook)
+        rows = survivorship(wh.read(DAILY, last), fixed)
+    ok, check = gated_mart(context, wh, SURVIVORSHIP, rows, (last, last), quality.config)
+    if not ok:
+        context.log.error(f"{SURVIVORSHIP}: a blocking check failed; nothing written, the previous rows stay")
+        return dg.MaterializeResult(metadata={"table": SURVIVORSHIP, "rows_written": 0}, check_results=[check])
+    wh.upsert({SURVIVORSHIP: rows}, delete={SURVIVORSHIP: wh.query("select strategy, universe from " + SURVIVORSHIP)})
+    shown = rows.select("strategy", "universe", "cagr", "sharpe", "max_drawdown")
+    return dg.MaterializeResult(
+        metadata={"table": SURVIVORSHIP, "rows_written": rows.height,
+                  "latest": dg.MetadataValue.md(md_table(shown, max_rows=20))},
+        check_results=[check],
+    )
+
+
+evaluation_assets = [backtest_assets, backtest_survivorship]

@@ -19,6 +19,7 @@ import polars as pl
 from assets.metadata import md_table
 from assets.partitions import RAW_ASSET, month_window
 from assets.quality import gated_table, gated_write, held_rows
+from pipeline.ranked_universe import candle_symbols
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.settings import Settings
 from pipeline.sources.concurrent import fetch_symbols, once
@@ -133,14 +134,15 @@ def _ingest_symbols(
     symbols: list[str],
     fetch: Fetch,
     step: pl.Expr,
+    optional: set[str] = frozenset(),
 ) -> dg.MaterializeResult:
     """Fetch every symbol of the run's window from its first hole (held rows more than 1.5 `step`s
     apart) or else after the newest row the table holds of it, concurrently through `exchange`,
     which is closed after, with a progress log as each one finishes; then write the rows the table
     lacks, all in one transaction.
 
-    Symbols the exchange does not list are logged and skipped; any other error fails the asset
-    before anything is written.
+    Symbols the exchange does not list are logged and skipped (a WARNING, or one INFO line for all of
+    them that are `optional`); any other error fails the asset before anything is written.
     """
     start, last = _window(context, sources)
     wh = warehouse.get()
@@ -150,7 +152,8 @@ def _ingest_symbols(
 
     def progress(done: int, symbol: str, result: pl.DataFrame | SymbolNotListed | None) -> None:
         if isinstance(result, SymbolNotListed):
-            context.log.warning(f"[{done}/{len(symbols)}] skipped: {result}")
+            if symbol not in optional:
+                context.log.warning(f"[{done}/{len(symbols)}] skipped: {result}")
         elif result is None:
             context.log.info(f"[{done}/{len(symbols)}] {symbol}: up to date")
         else:
@@ -161,6 +164,11 @@ def _ingest_symbols(
 
     results = fetch_symbols(exchange, symbols, resumed, progress, sources.symbols_in_flight)
     skipped = [s for s, r in zip(symbols, results) if isinstance(r, SymbolNotListed)]
+    unlisted = [s for s in skipped if s in optional]
+    if unlisted:
+        context.log.info(f"{len(unlisted)} pair(s) of the taxonomy's coins not listed by {exchange.id}: "
+                         f"{', '.join(unlisted[:20])}{' ...' if len(unlisted) > 20 else ''}")
+    skipped = [s for s in skipped if s not in optional]
     # listed but not trading (ccxt's `active` False: a delisted pair, a halt): its history is fetched all the same
     inactive = [s for s in symbols if ((exchange.markets or {}).get(s) or {}).get("active") is False]
     if inactive:
@@ -182,7 +190,8 @@ def _ingest_symbols(
     **COMMON,
     **gated_table("raw.ohlcv_1d"),
     kinds={"ccxt", "duckdb"},
-    description="Daily closed spot candles (OHLCV) of every universe token, from the configured ccxt exchange.",
+    description="Daily closed spot candles (OHLCV) of every universe token and every coin of the taxonomy (dead "
+    "ones included, while the exchange served them), from the configured ccxt exchange.",
 )
 @names_the_source
 def ohlcv_1d(
@@ -194,8 +203,11 @@ def ohlcv_1d(
         since = after + dt.timedelta(days=1) if after else start
         return None if since > last else await fetch_daily_candles(exchange, symbol, since, last)
 
-    return _ingest_symbols(context, sources, quality, warehouse, "raw.ohlcv_1d", exchange, sources.universe.spot_symbols,
-                           fetch, DAY)
+    # the fixed list's pairs, and every pair of the taxonomy's coins (the universe as it was)
+    symbols, optional = candle_symbols(warehouse.get(), _window(context, sources)[1], sources.universe.spot_symbols,
+                                       sources.settings())
+    return _ingest_symbols(context, sources, quality, warehouse, "raw.ohlcv_1d", exchange, symbols,
+                           fetch, DAY, optional)
 
 
 @dg.asset(

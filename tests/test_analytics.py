@@ -22,6 +22,7 @@ from pipeline.transforms.membership import membership
 from pipeline.transforms.sector_index import sector_assignments
 from pipeline.transforms.sector_weights import sector_weights
 from pipeline.universe import load_universe
+from pipeline.ranked_universe import universe_as_of
 from tests.conftest import raw_frames
 from warehouse import Warehouse
 from warehouse.db import TABLES
@@ -30,7 +31,8 @@ CONFIG = without_market_caps(AnalyticsConfig())  # the fixed list: the recording
 TOKENS = load_universe().frame()
 RECOMMENDATIONS = ("marts.rotation_recommendation", "marts.hedge_recommendation", "marts.portfolio_orders",
                    "marts.recommendation_state")
-EVALUATION = ("marts.backtest_daily", "marts.backtest_summary", "marts.backtest_trades", "marts.backtest_state")
+EVALUATION = ("marts.backtest_daily", "marts.backtest_summary", "marts.backtest_trades", "marts.backtest_state",
+              "marts.backtest_survivorship")
 MARTS = [t for t in TABLES if t.startswith("marts.") and t not in RECOMMENDATIONS + EVALUATION]  # the analytics' marts
 assert set(CHAIN_MARTS) == set(MARTS) - {"marts.sector_weights"}  # what compute_marts returns
 
@@ -178,18 +180,20 @@ def test_the_nightly_job_writes_the_marts_the_chain_computes_and_reruns_change_n
     result = _run("nightly", synthetic_year, path, start, AS_OF - dt.timedelta(days=1))
     assert result.success
     checks = {c.asset_key.to_user_string(): c.passed for c in result.get_asset_check_evaluations()}
-    unchecked = {"raw.quarantine", "marts.backtest_state", "marts.recommendation_state"}  # the gate's record; states (assets/resume.py)
+    # the gate's record; states (assets/resume.py); categories, written beside raw.market_caps by its gated asset
+    unchecked = {"raw.quarantine", "marts.backtest_state", "marts.recommendation_state", "raw.coin_categories"}
     assert checks == {f"{t.replace('.', '/')}": True for t in TABLES if t not in unchecked}
     wh = Warehouse(path)
+    universe = universe_as_of(wh, AS_OF - dt.timedelta(days=1))  # ranked by the market caps the run ingested
+    assert universe.fallback is None
     expected = compute_marts(
         RawFrames(
-            ohlcv=wh.query("select * from raw.ohlcv_1d"),
+            ohlcv=wh.query("select * from raw.ohlcv_1d order by symbol, date"),
             funding=wh.query("select * from raw.funding_rates"),
             defi_tvl=wh.query("select * from raw.defi_tvl"),
             btc_dominance=wh.query("select * from raw.btc_dominance"),
         ),
-        TOKENS,
-        CONFIG,
+        universe.tokens, universe.config, universe.symbol_ranks, universe.ranks,
     )
     stored = {t: wh.query("select * from " + t) for t in CHAIN_MARTS}
     for table in CHAIN_MARTS:

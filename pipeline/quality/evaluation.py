@@ -73,4 +73,18 @@ TRADES = TableSpec(
     ),
     derived={"sizes_finite": "quantity"},
 )
-SPECS = (DAILY, SUMMARY, TRADES)
+SURVIVORSHIP = TableSpec(
+    "marts.backtest_survivorship", ("strategy", "universe"), "last_date",
+    flags(metrics_finite=pl.all_horizontal(finite(c) for c in ("total_return", "cagr", "max_drawdown"))),
+    lambda config: keyed_suite(
+        "marts.backtest_survivorship", ("strategy", "universe"), ("first_date", "last_date", "days", "cagr"),
+        [
+            *true("metrics_finite"),
+            _known_strategy(),
+            named("known_universe", e.ExpectColumnValuesToBeInSet(column="universe", value_set=["point_in_time", "fixed_list"])),
+            named("drawdown_in_range", e.ExpectColumnValuesToBeBetween(column="max_drawdown", min_value=-1, max_value=0)),
+        ],
+    ),
+    derived={"metrics_finite": "cagr"},
+)
+SPECS = (DAILY, SUMMARY, TRADES, SURVIVORSHIP)

@@ -86,3 +86,21 @@ CREATE TABLE IF NOT EXISTS marts.backtest_state (
     book      VARCHAR NOT NULL,   -- JSON
     PRIMARY KEY (strategy)
 );
+
+-- What survivorship was worth: each strategy's backtest on the universe as it was (point_in_time:
+-- ranked by market cap, dead coins included) and on today's fixed list of survivors (fixed_list:
+-- pipeline/universe.yaml, the whole chain rerun on it), over the days both cover, same costs.
+-- Empty when the warehouse holds no market caps (both would be the fixed list).
+CREATE TABLE IF NOT EXISTS marts.backtest_survivorship (
+    strategy      VARCHAR NOT NULL,
+    universe      VARCHAR NOT NULL,   -- point_in_time | fixed_list
+    first_date    DATE,
+    last_date     DATE,
+    days          INTEGER,
+    total_return  DOUBLE,
+    cagr          DOUBLE,
+    volatility    DOUBLE,
+    sharpe        DOUBLE,
+    max_drawdown  DOUBLE,
+    PRIMARY KEY (strategy, universe)
+);

@@ -306,7 +306,8 @@ def btc_dominance(
                   source=sources.source(source))
 
 
-# CoinGecko ids whose categories the night need not ask for (the coins a taxonomy already places): none yet.
+# The hook for the taxonomy: CoinGecko ids whose categories the night need not ask for, because the
+# taxonomy already places the coin (`coins_to_classify(..., skip_coins=...)`). Empty until it is wired in.
 KNOWN_COINS: frozenset[str] = frozenset()
 
 

@@ -18,7 +18,8 @@ from assets.partitions import as_of_day
 from assets.quality import gated_recompute, gated_table, write_changes
 from pipeline.resources import AnalyticsSettings, QualitySettings, WarehouseResource
 from pipeline.transforms import ENGINE
-from pipeline.transforms.chain import btc_funding, season
+from pipeline.transforms.altseason import ranked_candles
+from pipeline.transforms.chain import btc_funding, btc_symbol, season
 from pipeline.transforms.funding_costs import funding_costs as funding_costs_transform
 from pipeline.transforms.market_regime import market_features
 from pipeline.transforms.market_regime import market_regime as market_regime_transform
@@ -99,6 +100,14 @@ def _index_inputs(wh: Warehouse, analytics: AnalyticsSettings, universe: PointIn
     return _members(wh, analytics, universe, last), sector_assignments(universe.tokens, cfg), cfg
 
 
+def _ranked(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date) -> pl.DataFrame | None:
+    """Every ranked coin's candles with its rank as known each day (None without market caps)."""
+    if universe.symbol_ranks is None:
+        return None
+    candles = wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id)
+    return ranked_candles(candles, universe.symbol_ranks, btc_symbol(universe.tokens, universe.config))
+
+
 Compute = Callable[[Warehouse, AnalyticsSettings, PointInTime, dt.date], tuple[pl.DataFrame, pl.DataFrame]]
 # (the mart's rows, warehouse, analytics, last day) -> chart and key numbers metadata (assets.metadata.chart_metadata)
 Picture = Callable[[pl.DataFrame, Warehouse, AnalyticsSettings, dt.date], dict[str, object]]
@@ -147,7 +156,8 @@ def universe_membership(wh: Warehouse, analytics: AnalyticsSettings, universe: P
     cfg = universe.config
     members = _members(wh, analytics, universe, last).collect()
     rows = universe_membership_transform(
-        members, universe.tokens, universe.ranks, [cfg.sector_index.btc, cfg.sector_index.eth], cfg.membership)
+        members, universe.tokens, universe.ranks, [cfg.sector_index.btc, cfg.sector_index.eth], cfg.membership,
+        _ranked(wh, analytics, universe, last), universe.symbol_ranks)
     latest = _latest(rows).filter(pl.col("member")).sort("sector", "rank", nulls_last=True)
     return rows, latest.select("sector", "coin", "symbol", "bucket", "rank", "market_cap_usd")
 
@@ -195,9 +205,9 @@ def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, universe: Poi
         lambda charts: charts.altseason_index(season, last), {"altseason_index": _newest(season, "altseason_index")}),
 )
 def altseason(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
-    candles = wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id)
-    members = _members(wh, analytics, universe, last) if universe.symbol_ranks is None else None
-    season_index = season(candles, members, universe.tokens, universe.config, universe.symbol_ranks)
+    ranked = _ranked(wh, analytics, universe, last)
+    members = _members(wh, analytics, universe, last) if ranked is None else None
+    season_index = season(members, universe.tokens, universe.config, ranked)
     season_index = season_index.collect(engine=ENGINE)
     return season_index, season_index.tail(7).reverse()
 

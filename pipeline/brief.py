@@ -74,7 +74,7 @@ def brief(portfolio_path: Path | None = None, as_of: dt.date | None = None, sett
     portfolio_path = portfolio_path or settings.portfolio_path
     portfolio = load_portfolio(portfolio_path, universe)
     wh = published(settings)
-    ranked = universe_as_of(wh, as_of or dt.date.max, settings, read_only=True)
+    ranked = universe_as_of(wh, as_of, settings, read_only=True)
     model = model_day(wh, as_of, ranked.config.relative_strength.weighting)
     tokens = ranked.tokens
     closes = wh.last_closes(model.day, settings.exchange, tokens["symbol"].to_list())

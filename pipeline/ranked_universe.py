@@ -25,7 +25,7 @@ def candle_symbols(
     latter: not listing one is normal, not a warning."""
     settings = settings or Settings.from_env()
     taxonomy = load_taxonomy(settings.taxonomy_path)
-    kept = taxonomy.coins_frame().filter(~pl.col("exclude").is_in(list(NEVER_ALTS)).fill_null(True))
+    kept = taxonomy.coins_frame().filter(pl.col("exclude").is_null() | ~pl.col("exclude").is_in(list(NEVER_ALTS)))
     pairs = taxonomy.spot_frame().join(kept, on="coin", how="semi")["symbol"].to_list()
     guessed = universe_as_of(wh, last, settings).tokens["symbol"].to_list() if wh.path.exists() else []
     extra = sorted(set(pairs + guessed) - set(fixed))
@@ -33,13 +33,14 @@ def candle_symbols(
 
 
 def universe_as_of(
-    wh: Warehouse, last: dt.date, settings: Settings | None = None, config: AnalyticsConfig | None = None,
+    wh: Warehouse, last: dt.date | None, settings: Settings | None = None, config: AnalyticsConfig | None = None,
     read_only: bool = False,
 ) -> PointInTime:
     """Ranked by the market caps the warehouse holds up to `last`, or the fixed list of
-    `universe.yaml` when it holds none (`fallback` then says so). `read_only` for a reader of the
-    published snapshot."""
+    `universe.yaml` when it holds none (`fallback` then says so); `last` None: all it holds.
+    `read_only` for a reader of the published snapshot."""
     settings = settings or Settings.from_env()
+    last = last or dt.date.max - dt.timedelta(days=1)  # (a read is up to the day after `last`)
     return point_in_time(
         wh.read("raw.market_caps", last, read_only=read_only),
         # categories are keyed by coin, not by day: those first seen by `last`

@@ -111,7 +111,7 @@ def write_report(settings: Settings, as_of: dt.date | None = None, out: Path | N
 
 def gather(wh: Warehouse, settings: Settings, as_of: dt.date | None) -> tuple[ModelDay, list[Chart], dict]:
     """The day's model, its charts and the template's other values, from the marts up to that day."""
-    ranked = universe_as_of(wh, as_of or dt.date.max, settings, read_only=True)
+    ranked = universe_as_of(wh, as_of, settings, read_only=True)
     cfg = ranked.config
     weighting, btc = cfg.relative_strength.weighting, cfg.sector_index.btc
     universe = load_universe(settings.universe_path)

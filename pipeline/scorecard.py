@@ -50,7 +50,7 @@ def scorecard(
 
 
 def _rerun(wh: Warehouse, settings: Settings, playbook, costs: Backtest) -> pl.DataFrame:
-    ranked = universe_as_of(wh, dt.date.max, settings, read_only=True)
+    ranked = universe_as_of(wh, None, settings, read_only=True)
     weighting = ranked.config.relative_strength.weighting
     q = wh.query
     daily, _, _, _ = evaluate(

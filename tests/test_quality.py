@@ -223,16 +223,25 @@ def test_a_symbol_quiet_for_five_days_is_stale_one_gone_for_months_is_not():
     assert report.row_count == 2  # the window's one candle (BTC) and the stale symbol's newest
 
 
+def test_each_shipped_accepted_gap_is_a_hole_of_the_recording_between_two_candles(real):
+    """The generated list of the recording's holes: no candle inside any, one on each side."""
+    from pipeline.quality.config import load_quality_config
+
+    candles = pl.concat([real.ohlcv, real.ohlcv_delisted]).select("symbol", "date")
+    for gap in load_quality_config().accepted_gaps:
+        days = candles.filter(pl.col("symbol") == gap.symbol)["date"]
+        assert not days.is_between(gap.first, gap.last).any(), gap
+        assert (gap.first - dt.timedelta(days=1)) in days.to_list() and (gap.last + dt.timedelta(days=1)) in days.to_list(), gap
+
+
 def test_the_shipped_policy_file_is_the_default_and_typos_are_named(tmp_path):
     from pipeline.quality.config import QualityConfigError, load_quality_config
 
-    shipped = load_quality_config()  # the defaults, plus the recording's accepted gaps
-    assert [(g.symbol, g.first, g.last) for g in shipped.accepted_gaps] == [
-        ("PEPE/USDT", dt.date(2024, 12, 2), dt.date(2024, 12, 14)),
-        ("RENDER/USDT", dt.date(2024, 9, 7), dt.date(2024, 12, 20)),  # holes of the delisted pairs' file
-        ("SAND/USDT", dt.date(2023, 9, 27), dt.date(2024, 12, 20)),
-    ]
-    assert shipped.model_copy(update={"accepted_gaps": ()}) == QualityConfig()
+    shipped = load_quality_config()  # the defaults, plus the recording's accepted gaps (from their file)
+    gaps = {(g.symbol, g.first, g.last) for g in shipped.accepted_gaps}
+    assert ("PEPE/USDT", dt.date(2024, 12, 2), dt.date(2024, 12, 14)) in gaps
+    assert ("RENDER/USDT", dt.date(2024, 9, 7), dt.date(2024, 12, 20)) in gaps  # holes of the delisted pairs' file
+    assert shipped.model_copy(update={"accepted_gaps": (), "accepted_gaps_files": ()}) == QualityConfig()
     assert QualityConfig().action("raw.btc_dominance.one_day_spike") == "warn"
     assert QualityConfig().action("raw.ohlcv_1d.no_gap") == "block"  # unlisted: blocks
     assert QualityConfig().every_block().action("raw.btc_dominance.one_day_spike") == "block"

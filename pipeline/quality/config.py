@@ -8,9 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.config_file import ConfigError, load_model
+from pipeline.config_file import ConfigError, load_model, read_yaml
 
 DEFAULT_QUALITY = Path(__file__).resolve().parents[1] / "quality.yaml"
 Action = Literal["block", "warn"]
@@ -68,6 +68,9 @@ class QualityConfig(BaseModel):
     # Consecutive daily candles of one symbol may be at most this many days apart.
     candle_gap_max_days: int = Field(1, ge=1)
     accepted_gaps: tuple[AcceptedGap, ...] = ()
+    # More accepted gaps, each file a YAML list of {symbol, first, last, reason}, relative to this
+    # file: a long list generated from a recording stays out of the file a user edits.
+    accepted_gaps_files: tuple[str, ...] = ()
     # Freshness: a series whose newest row is older than the validated day minus this is stale...
     stale_after_days: int = Field(2, ge=0)
     # ...if it had a row within this many days (older series are gone: delisted, not stale).
@@ -113,6 +116,16 @@ def load_quality_config(path: str | Path | None = None) -> QualityConfig:
 @cache
 def _load_cached(path: Path) -> QualityConfig:
     config = load_model(path, QualityConfig, QualityConfigError, "quality")
+    gaps = list(config.accepted_gaps)
+    for name in config.accepted_gaps_files:
+        listed = read_yaml(path.parent / name, QualityConfigError, "accepted gaps")
+        if not isinstance(listed, list):
+            raise QualityConfigError(f"{path.parent / name}: expected a list of {{symbol, first, last, reason}}")
+        try:
+            gaps += [AcceptedGap(**entry) for entry in listed]
+        except (TypeError, ValidationError) as exc:
+            raise QualityConfigError(f"{path.parent / name}: {exc}") from None
+    config = config.model_copy(update={"accepted_gaps": tuple(gaps)})
     from pipeline.quality.validate import expectation_names  # the suites import this module
 
     unknown = sorted(set(config.policy) - expectation_names(config))

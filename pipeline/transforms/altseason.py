@@ -54,17 +54,22 @@ def altseason(
     return _index(alts, btc, cfg)
 
 
-def altseason_ranked(
-    candles: pl.LazyFrame | pl.DataFrame, ranks: pl.DataFrame, btc_symbol: str, cfg: Altseason
-) -> pl.LazyFrame:
-    """`altseason`'s columns, the alts being the top `cfg.top_n` by market cap as known each day.
+def ranked_candles(candles: pl.LazyFrame | pl.DataFrame, ranks: pl.DataFrame, btc_symbol: str) -> pl.DataFrame:
+    """The candles of every ranked coin's pair and BTC's (symbol as an Enum, date, close, key), each
+    with rank, alt_rank and market_cap_usd as known that day (`membership.with_ranks`); sorted by key.
 
     `ranks`: `ranking.symbol_ranks` rows (alt_rank is null for BTC, stablecoins and wrapped assets)."""
     symbols = pl.concat([ranks["symbol"], pl.Series([btc_symbol])]).unique()
-    keyed = with_ranks(keyed_candles(candles, symbols), ranks)
+    return with_ranks(keyed_candles(candles, symbols), ranks)
+
+
+def altseason_ranked(ranked: pl.DataFrame, btc_symbol: str, cfg: Altseason) -> pl.LazyFrame:
+    """`altseason`'s columns, the alts being the top `cfg.top_n` by market cap as known each day.
+
+    `ranked`: `ranked_candles`."""
     window = f"_close_{cfg.window_days}d"
     returns = with_past_close(
-        keyed.lazy().select("key", "symbol", "date", "close", "alt_rank"), cfg.window_days, window
+        ranked.lazy().select("key", "symbol", "date", "close", "alt_rank"), cfg.window_days, window
     ).with_columns(ret=pl.col("close") / pl.col(window) - 1).cache()  # read by both filters below
     btc = returns.filter(pl.col("symbol") == btc_symbol).select("date", btc_ret="ret")
     alts = returns.filter((pl.col("alt_rank") <= cfg.top_n) & pl.col("ret").is_not_null())

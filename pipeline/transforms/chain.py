@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline.transforms import ENGINE
-from pipeline.transforms.altseason import altseason, altseason_ranked
+from pipeline.transforms.altseason import altseason, altseason_ranked, ranked_candles
 from pipeline.transforms.config import AnalyticsConfig, without_market_caps
 from pipeline.transforms.funding_costs import funding_costs
 from pipeline.transforms.market_regime import market_features, market_regime
@@ -47,16 +47,19 @@ def btc_funding(costs: pl.LazyFrame, tokens: pl.DataFrame, btc: str) -> pl.LazyF
     return costs.filter(pl.col("symbol").is_in(perp)).select("date", funding_apr_pct="funding_apr_7d_pct")
 
 
-def season(
-    candles: pl.DataFrame, members: pl.LazyFrame, tokens: pl.DataFrame, cfg: AnalyticsConfig,
-    symbol_ranks: pl.DataFrame | None,
-) -> pl.LazyFrame:
-    """The altcoin-season index: over the top 50 by market cap where the rankings are known, else
-    over the fixed list's index members."""
-    if symbol_ranks is None:
-        return altseason(members, tokens, cfg.altseason, cfg.sector_index)
+def btc_symbol(tokens: pl.DataFrame, cfg: AnalyticsConfig) -> str:
     btc = tokens.filter(pl.col("token") == cfg.sector_index.btc)["symbol"]
-    return altseason_ranked(candles, symbol_ranks, btc[0] if btc.len() else "", cfg.altseason)
+    return btc[0] if btc.len() else ""
+
+
+def season(
+    members: pl.LazyFrame, tokens: pl.DataFrame, cfg: AnalyticsConfig, ranked: pl.DataFrame | None,
+) -> pl.LazyFrame:
+    """The altcoin-season index: over the top 50 by market cap where the rankings are known (`ranked`:
+    `ranked_candles`), else over the fixed list's index members."""
+    if ranked is None:
+        return altseason(members, tokens, cfg.altseason, cfg.sector_index)
+    return altseason_ranked(ranked, btc_symbol(tokens, cfg), cfg.altseason)
 
 
 def compute_marts(
@@ -74,16 +77,17 @@ def compute_marts(
         .select(*MEMBER_COLUMNS)
         .collect(engine=ENGINE)
     )
+    ranked = None if symbol_ranks is None else ranked_candles(raw.ohlcv, symbol_ranks, btc_symbol(tokens, cfg))
     universe = universe_membership(
         members, tokens if "coin" in tokens.columns else tokens.with_columns(coin="token"), ranks,
-        [cfg.sector_index.btc, cfg.sector_index.eth], cfg.membership,
+        [cfg.sector_index.btc, cfg.sector_index.eth], cfg.membership, ranked, symbol_ranks,
     )
     members = members.lazy()
     assignments = sector_assignments(tokens, cfg.sector_index)
     days, season_index, costs = pl.collect_all(
         [
             sector_days(members, assignments),
-            season(raw.ohlcv, members, tokens, cfg, symbol_ranks),
+            season(members, tokens, cfg, ranked),
             funding_costs(raw.funding),
         ],
         engine=ENGINE,

@@ -96,7 +96,7 @@ def coin_ranks(
     )
     labels = pl.concat([coins.select("coin", "sector", "exclude"), categorised.select("coin", "sector", "exclude")])
     labels = labels.unique("coin", keep="first", maintain_order=True)
-    alt = (pl.col("coin") != btc_coin) & ~pl.col("exclude").is_in(list(NEVER_ALTS)).fill_null(False)
+    alt = (pl.col("coin") != btc_coin) & (pl.col("exclude").is_null() | ~pl.col("exclude").is_in(list(NEVER_ALTS)))
     # row_number() over (partition by date order by market_cap_usd desc nulls last, coin)
     ranked = (
         caps.join(labels.lazy(), on="coin", how="left")

@@ -2,9 +2,12 @@
 at which rank and market cap, and why in or out: the evidence behind every index, the altcoin
 season and the backtest's holdings.
 
-One row per candle of a coin with a sector (`reason`: member, too_young, not_ranked, low_volume),
-plus, on each snapshot day, one row per coin ranked within the selection's buffer that has no such
-candle that day (`reason`: excluded: <why>, no sector, or no candle: the exchange did not trade it).
+One row per candle of a coin with a sector (`reason`: member, too_young, not_ranked, low_volume) and
+of every other ranked coin the altcoin season may count (exchange tokens, privacy coins: `excluded:
+<why>`, or `no sector`), plus, on each snapshot day, one row per coin ranked within the selection's
+buffer that has no candle that day (`reason`: excluded: <why>, no sector, or no candle: the exchange
+did not trade it). (The
+ingest fetches no candles of stablecoins and wrapped assets.)
 Buckets by size, point in time (the seeds): core for BTC and ETH, mid for the established large caps
 (rank <= `mid_max_rank`), speculative for the rest; with the fixed list, the list's own bucket.
 """
@@ -24,10 +27,13 @@ SCHEMA = {
 
 def universe_membership(
     members: pl.DataFrame, tokens: pl.DataFrame, ranks: pl.DataFrame | None, core: list[str], cfg: Membership,
+    ranked: pl.DataFrame | None = None, symbol_ranks: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """`members`: membership()'s rows (symbol, date, eligible, status, rank, alt_rank, market_cap_usd);
     `tokens`: token, symbol, sector, bucket, coin; `ranks`: ranking.coin_ranks (None: the fixed list);
-    `core`: the core tokens' names (BTC, ETH)."""
+    `core`: the core tokens' names (BTC, ETH); `ranked`: altseason.ranked_candles, whose pairs outside
+    `tokens` (exchange tokens, privacy coins: counted by the altcoin season, in no sector) get their
+    daily rows too, with `symbol_ranks`' coins."""
     lookup = tokens.select("symbol", "coin", "sector", "token", _listed_bucket="bucket")
     bucket = (
         pl.when(pl.col("token").is_in(core)).then(pl.lit("core"))
@@ -49,6 +55,25 @@ def universe_membership(
     )
     if ranks is None:
         return daily.cast(SCHEMA)
+    excluded = ranks.select("coin", "exclude").unique("coin", keep="last", maintain_order=True)
+    unsectored = (
+        ranked.lazy()
+        .select(pl.col("symbol").cast(pl.String), "date", "rank", "alt_rank", "market_cap_usd")
+        .filter(~pl.col("symbol").is_in(tokens["symbol"].implode()))
+        .join(symbol_ranks.lazy().select("symbol", "coin").unique(), on="symbol")
+        .join(excluded.lazy(), on="coin", how="left")
+        .select(
+            "date", "coin", "symbol", sector=pl.lit(None, pl.String),
+            bucket=pl.when(pl.col("rank") <= cfg.mid_max_rank).then(pl.lit("mid")).otherwise(pl.lit("speculative")),
+            rank="rank", alt_rank="alt_rank", market_cap_usd="market_cap_usd", member=pl.lit(False),
+            reason=pl.when(pl.col("exclude").is_not_null()).then(pl.lit("excluded: ") + pl.col("exclude"))
+            .otherwise(pl.lit("no sector")),
+        )
+        .sort("date", "coin", "symbol")
+        .unique(["date", "coin"], keep="first", maintain_order=True)
+        .collect()
+    )
+    daily = pl.concat([daily.cast(SCHEMA), unsectored.cast(SCHEMA)])
     outside = (
         ranks.filter(pl.col("rank") <= cfg.exit_rank)
         .join(daily.select("date", "coin"), on=["date", "coin"], how="anti")

@@ -102,7 +102,7 @@ FILLERS = 200  # small untraded coins that fill out the ranking
 LOG10_FILLER_SHARE = (-4.9, -3.8)  # a filler's cap as a share of the whole market's: below the mids
 LOG10_DEAD_TURNOVER = (-1.9, -1.5)  # daily volume / cap of the dead tokens before they die
 DEAD_IDIO_VOL = 0.035  # a dead token's own daily volatility, before the phase's scale
-EXCHANGE_TOKEN_BETA = 1.2  # a token following no sector moves with BTC times this
+NO_SECTOR_BETA = 1.2  # a dead token in no sector (an exchange token, a CeFi lender's) moves with BTC times this
 VOLUME_SURGE_MOVE = 0.4  # volume surges with a day's move up to this log move: a crash is not 1e5 x volume
 POST_CRASH_DRIFT, POST_CRASH_VOL = -0.01, 0.08  # daily log drift and volatility of a collapsed token
 DEAD_DRIFT = -0.03  # daily log drift of a price once its candles stop: it slides down and out of the ranking
@@ -652,11 +652,11 @@ def _life_cycle(
     dead = _dead_paths(rng, universe, market, total)
     spot = np.array([t.spot for t in DEAD_TOKENS])
     pairs = [t.pair for t in DEAD_TOKENS if t.spot]
+    turnover = (np.full(len(pairs), LOG10_DEAD_TURNOVER[0]), np.full(len(pairs), LOG10_DEAD_TURNOVER[1]))
     delisted = _candles(
         rng, pairs, market.dates, market.phase, dead.log_close[:, spot],
         np.clip(dead.log_return[:, spot], -VOLUME_SURGE_MOVE, VOLUME_SURGE_MOVE), dead.day_vol[:, spot],
-        dead.supply[spot], (np.full(spot.sum(), LOG10_DEAD_TURNOVER[0]), np.full(spot.sum(), LOG10_DEAD_TURNOVER[1])),
-        dead.first_day[spot], dead.end_day[spot],
+        dead.supply[spot], turnover, dead.first_day[spot], dead.end_day[spot],
     )
     caps = [
         _universe_caps(universe, market, ohlcv),
@@ -686,8 +686,8 @@ def _dead_paths(rng: np.random.Generator, universe: Universe, market: _Market, t
             base[:, j] = market.log_return[:, peers].mean(axis=1)
             base_vol[:, j] = market.day_vol[:, peers].mean(axis=1)
         else:
-            base[:, j] = EXCHANGE_TOKEN_BETA * market.log_return[:, btc]
-            base_vol[:, j] = EXCHANGE_TOKEN_BETA * market.day_vol[:, btc]
+            base[:, j] = NO_SECTOR_BETA * market.log_return[:, btc]
+            base_vol[:, j] = NO_SECTOR_BETA * market.day_vol[:, btc]
     idio = DEAD_IDIO_VOL * IDIO_SCALE[market.phase][:, None]
     log_return = base + _reverting(idio * rng.standard_normal((days, count)), IDIO_REVERSION)
     day_vol = np.sqrt(base_vol**2 + idio**2)

@@ -105,7 +105,7 @@ def test_names_and_ids_are_coinmarketcaps_and_the_universes(market):
     assert names["BTC"] == "Bitcoin" and names["BNB"] == "BNB" and names["POL"] == "POL (prev. MATIC)"
     for token in load_universe().tokens:
         assert ids.get(token.name, token.coingecko) == token.coingecko
-    assert (names["LUNA"], ids["LUNA"]) == ("Terra", "terra-luna")
+    assert (names["LUNC"], ids["LUNC"]) == ("Terra Classic", "terra-luna")  # LUNA/USDT: CMC lists Terra Classic so
     assert (names["FTT"], ids["FTT"]) == ("FTX Token", "ftx-token")
     fillers = [symbol for symbol in names if symbol.startswith("SYN")]
     assert len(fillers) > 100

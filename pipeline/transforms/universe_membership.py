@@ -55,8 +55,30 @@ def universe_membership(
     )
     if ranks is None:
         return daily.cast(SCHEMA)
+    if ranked is not None:
+        daily = pl.concat([daily.cast(SCHEMA), _unsectored(ranked, symbol_ranks, tokens, ranks, cfg).cast(SCHEMA)])
+    outside = (
+        ranks.filter(pl.col("rank") <= cfg.exit_rank)
+        .join(daily.select("date", "coin"), on=["date", "coin"], how="anti")
+        .join(lookup.select("coin", "symbol").unique("coin", keep="first", maintain_order=True), on="coin", how="left")
+        .select(
+            "date", "coin", "symbol", "sector",
+            bucket=pl.when(pl.col("rank") <= cfg.mid_max_rank).then(pl.lit("mid")).otherwise(pl.lit("speculative")),
+            rank="rank", alt_rank="alt_rank", market_cap_usd="market_cap_usd", member=pl.lit(False),
+            reason=pl.when(pl.col("exclude").is_not_null()).then(pl.lit("excluded: ") + pl.col("exclude"))
+            .when(pl.col("sector").is_null()).then(pl.lit("no sector"))
+            .otherwise(pl.lit("no candle")),
+        )
+    )
+    return pl.concat([daily.cast(SCHEMA), outside.cast(SCHEMA)]).sort("date", "coin")
+
+
+def _unsectored(
+    ranked: pl.DataFrame, symbol_ranks: pl.DataFrame, tokens: pl.DataFrame, ranks: pl.DataFrame, cfg: Membership,
+) -> pl.DataFrame:
+    """Daily rows of the ranked coins' candles outside `tokens`: in no sector, never members."""
     excluded = ranks.select("coin", "exclude").unique("coin", keep="last", maintain_order=True)
-    unsectored = (
+    return (
         ranked.lazy()
         .select(pl.col("symbol").cast(pl.String), "date", "rank", "alt_rank", "market_cap_usd")
         .filter(~pl.col("symbol").is_in(tokens["symbol"].implode()))
@@ -73,18 +95,3 @@ def universe_membership(
         .unique(["date", "coin"], keep="first", maintain_order=True)
         .collect()
     )
-    daily = pl.concat([daily.cast(SCHEMA), unsectored.cast(SCHEMA)])
-    outside = (
-        ranks.filter(pl.col("rank") <= cfg.exit_rank)
-        .join(daily.select("date", "coin"), on=["date", "coin"], how="anti")
-        .join(lookup.select("coin", "symbol").unique("coin", keep="first", maintain_order=True), on="coin", how="left")
-        .select(
-            "date", "coin", "symbol", "sector",
-            bucket=pl.when(pl.col("rank") <= cfg.mid_max_rank).then(pl.lit("mid")).otherwise(pl.lit("speculative")),
-            rank="rank", alt_rank="alt_rank", market_cap_usd="market_cap_usd", member=pl.lit(False),
-            reason=pl.when(pl.col("exclude").is_not_null()).then(pl.lit("excluded: ") + pl.col("exclude"))
-            .when(pl.col("sector").is_null()).then(pl.lit("no sector"))
-            .otherwise(pl.lit("no candle")),
-        )
-    )
-    return pl.concat([daily.cast(SCHEMA), outside.cast(SCHEMA)]).sort("date", "coin")

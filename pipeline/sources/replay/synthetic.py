@@ -34,7 +34,7 @@ SYNTHETIC_LABEL = "synthetic"
 # for another day is the same path shifted against the calendar, and its results differ (listings,
 # month ends): figures that are to be compared or checked use this one.
 REFERENCE_AS_OF = dt.date(2026, 11, 21)
-GENERATOR = "pipeline.sources.replay.synthetic v2"  # v2: market caps and dead tokens
+GENERATOR = "pipeline.sources.replay.synthetic v3"  # v2: market caps and dead tokens
 SPOT_EXCHANGE = "binance"
 PERP_EXCHANGE = "binanceusdm"
 
@@ -148,15 +148,26 @@ class DeadToken:
     trades_after_crash: tuple[int, int] | None = None  # days of candles after the crash; None: to the as-of
     delisted_in: tuple[float, float] | None = None  # a plain delisting: last candle mid-month in this window
     spot: bool = True  # has Binance spot candles (Celsius never had)
+    # CoinMarketCap's (ticker, name) when not (symbol, name): LUNA's pair is Terra Classic, which CMC
+    # lists as LUNC, while its "LUNA, Terra" means Terra 2.0 from October 2022 on, inside this calendar
+    listed_as: tuple[str, str] | None = None
 
     @property
     def pair(self) -> str:
         return f"{self.symbol}/USDT"
 
+    @property
+    def ticker(self) -> str:
+        return self.listed_as[0] if self.listed_as else self.symbol
+
+    @property
+    def cmc_name(self) -> str:
+        return self.listed_as[1] if self.listed_as else self.name
+
 
 DEAD_TOKENS = (
     DeadToken("LUNA", "Terra", "terra-luna", "Layer-1", (0.015, 0.025), crash=0.999, crash_in=(0.3, 0.6),
-              trades_after_crash=(2, 5)),
+              trades_after_crash=(2, 5), listed_as=("LUNC", "Terra Classic")),
     DeadToken("MIR", "Mirror Protocol", "mirror-protocol", "DeFi", (0.0002, 0.0004), listed=0.1, crash=0.98,
               crash_with="LUNA", crash_days=5, trades_after_crash=(60, 100)),
     DeadToken("CEL", "Celsius", "celsius-degree-token", None, (0.0004, 0.0008), crash=0.95, crash_with="LUNA",
@@ -780,7 +791,7 @@ def _dead_caps(dead: _DeadPaths, candles: pl.DataFrame, dates: pl.Series) -> _Ca
     supply = np.broadcast_to(dead.supply, price.shape)
     volume = _daily_dollar_volume(candles, [t.pair for t in DEAD_TOKENS], dates)
     return _Caps(
-        [t.symbol for t in DEAD_TOKENS], [t.name for t in DEAD_TOKENS], [t.coingecko for t in DEAD_TOKENS],
+        [t.ticker for t in DEAD_TOKENS], [t.cmc_name for t in DEAD_TOKENS], [t.coingecko for t in DEAD_TOKENS],
         price, supply, np.where(np.isnan(volume), price * supply * OFF_EXCHANGE_TURNOVER, volume), dead.first_day,
     )
 

@@ -34,7 +34,7 @@ SYNTHETIC_LABEL = "synthetic"
 # for another day is the same path shifted against the calendar, and its results differ (listings,
 # month ends): figures that are to be compared or checked use this one.
 REFERENCE_AS_OF = dt.date(2026, 11, 21)
-GENERATOR = "pipeline.sources.replay.synthetic v3"  # v2: market caps and dead tokens
+GENERATOR = "pipeline.sources.replay.synthetic v3"  # v2: market caps and dead tokens; v3: LUNA listed as LUNC
 SPOT_EXCHANGE = "binance"
 PERP_EXCHANGE = "binanceusdm"
 

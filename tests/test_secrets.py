@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRETS = {
     "BINANCE_API_KEY": "FAKE-binance-key-7f3a91", "BINANCE_API_SECRET": "FAKE-binance-secret-c24e08",
     "BINANCEUSDM_API_KEY": "FAKE-usdm-key-5b6d17", "BINANCEUSDM_API_SECRET": "FAKE-usdm-secret-e90a44",
-    "COINGECKO_API_KEY": "CG-FAKE-coingecko-key-31d5c2",
+    "COINGECKO_API_KEY": "CG-FAKE-coingecko-key-31d5c2", "COINMARKETCAP_API_KEY": "FAKE-cmc-key-8e02b7",
 }
 
 

@@ -133,7 +133,7 @@ def mart(table: str, deps: list, description: str, picture: Picture | None = Non
             universe = analytics.universe_as_of(wh, last)
             if universe.fallback:
                 context.log.warning(f"{table}: {universe.fallback}")
-                context.instance.add_run_tags(context.run_id, {UNIVERSE_TAG: "fixed-list"})
+                context.instance.add_run_tags(context.run.run_id, {UNIVERSE_TAG: "fixed-list"})
             rows, latest = compute(wh, analytics, universe, last)  # inputs up to that day
             draw = (lambda: picture(rows, wh, analytics, last)) if picture else None
             return _write(context, wh, quality, table, last, rows.filter(pl.col("date") <= last), latest, draw)

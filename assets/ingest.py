@@ -20,6 +20,7 @@ from assets.metadata import md_table
 from assets.partitions import RAW_ASSET, month_window
 from assets.quality import gated_table, gated_write, held_rows
 from pipeline.ranked_universe import candle_symbols
+from pipeline.taxonomy import load_taxonomy
 from pipeline.resources import MarketSources, QualitySettings, WarehouseResource
 from pipeline.settings import Settings
 from pipeline.sources.concurrent import fetch_symbols, once
@@ -306,11 +307,6 @@ def btc_dominance(
                   source=sources.source(source))
 
 
-# The hook for the taxonomy: CoinGecko ids whose categories the night need not ask for, because the
-# taxonomy already places the coin (`coins_to_classify(..., skip_coins=...)`). Empty until it is wired in.
-KNOWN_COINS: frozenset[str] = frozenset()
-
-
 @dg.asset(
     **COMMON,
     **gated_table("raw.market_caps"),
@@ -345,7 +341,9 @@ def market_caps(
         if snapshot.height:
             with wh.connect() as con:
                 recorded = con.sql("select distinct coin from raw.coin_categories where source = 'coingecko'").pl()
-            coins, left = coins_to_classify(snapshot, recorded["coin"], settings.category_calls_per_night, KNOWN_COINS)
+            # the taxonomy (keyed by CoinGecko id) places its coins: only the others' categories are asked
+            known = frozenset(load_taxonomy(settings.taxonomy_path).coins_frame()["coin"])
+            coins, left = coins_to_classify(snapshot, recorded["coin"], settings.category_calls_per_night, known)
             found = gecko_categories(gecko, coins, context.log)
             categories = category_frame(found, snapshot["date"].max())
             context.log.info(f"categories: {len(coins)} coin(s) asked tonight, {sum(map(bool, found.values()))} with "

@@ -46,6 +46,6 @@ def universe_as_of(
         # categories are keyed by coin, not by day: those first seen by `last`
         wh.query("select source, coin, category from raw.coin_categories where first_seen <= ? "
                  "order by source, coin, category", [last]),
-        load_universe(settings.universe_path).frame(), load_taxonomy(settings.taxonomy_path),
+        load_universe(settings.universe_path).frame(ids=True), load_taxonomy(settings.taxonomy_path),
         config or load_analytics_config(settings.analytics_path),
     )

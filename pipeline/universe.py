@@ -76,14 +76,16 @@ class Universe(BaseModel):
     def tvl_chains(self) -> list[str]:
         return [t.defillama_chain for t in self.tokens if t.defillama_chain]
 
-    def frame(self) -> pl.DataFrame:
-        """One row per token (token, symbol, sector, bucket, perp): what the analytics join on."""
-        return pl.DataFrame(
-            [(t.name, t.spot, t.sector, t.bucket, t.perp) for t in self.tokens],
+    def frame(self, ids: bool = False) -> pl.DataFrame:
+        """One row per token (token, symbol, sector, bucket, perp): what the analytics join on; with
+        `ids`, its CoinGecko id too (what the market-cap rankings know it by)."""
+        frame = pl.DataFrame(
+            [(t.name, t.spot, t.sector, t.bucket, t.perp, t.coingecko) for t in self.tokens],
             schema={"token": pl.String, "symbol": pl.String, "sector": pl.String, "bucket": pl.String,
-                    "perp": pl.String},
+                    "perp": pl.String, "coingecko": pl.String},
             orient="row",
         )
+        return frame if ids else frame.drop("coingecko")
 
     def token(self, name: str) -> Token:
         for t in self.tokens:

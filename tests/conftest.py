@@ -96,7 +96,7 @@ def ranked_universe(dataset, until=None, config=None):
         if until is not None:
             caps = caps.filter(pl.col("date") <= until)
     categories = pl.DataFrame(schema={"source": pl.String, "coin": pl.String, "category": pl.String})
-    return point_in_time(caps, categories, load_universe().frame(), load_taxonomy(), config or AnalyticsConfig())
+    return point_in_time(caps, categories, load_universe().frame(ids=True), load_taxonomy(), config or AnalyticsConfig())
 
 
 # ------------------------------------------------------------------ the real history in a warehouse

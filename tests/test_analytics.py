@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -152,14 +154,15 @@ def synthetic_year(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("synth") / "synthetic", AS_OF, seed=5, years=1.2)
 
 
-def _run(job: str, folder, warehouse_path, start: dt.date, end: dt.date) -> dg.ExecuteInProcessResult:
+def _run(job: str, folder, warehouse_path, start: dt.date, end: dt.date,
+         instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
     """`job` as on the night after `end`: the raw months from `start`'s to `end`'s, then the marts."""
     from assets.partitions import month_key
     from pipeline.definitions import defs
 
     definition = defs.resolve_job_def(job)
     return definition.execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
         resources={
             "sources": MarketSources(replay_data=str(folder), until=end.isoformat()),
             "warehouse": WarehouseResource(path=str(warehouse_path)),
@@ -201,6 +204,23 @@ def test_the_nightly_job_writes_the_marts_the_chain_computes_and_reruns_change_n
         want = expected[table].select(stored[table].columns)
         assert_frame_equal(_sorted(stored[table], table), _sorted(want, table), check_dtypes=False, rel_tol=1e-12)
 
+    # The altcoin season of a day is one SQL query over the warehouse (the README shows it).
+    sql = (Path(__file__).resolve().parents[1] / "warehouse" / "queries" / "altseason_of_a_day.sql").read_text()
+    season = stored["marts.altseason"].drop_nulls("altseason_index")
+    for day in season["date"].gather_every(60):
+        index, eligible = wh.query(sql, {"day": day}).row(0)
+        mart = season.filter(pl.col("date") == day).row(0, named=True)
+        assert eligible == mart["n_eligible"] and abs(index - mart["altseason_index"]) < 1e-6, day
+    # What survivorship was worth: each strategy on both universes over the same days; the
+    # point-in-time side is the backtest's own figures.
+    survivorship = wh.query("select * from marts.backtest_survivorship")
+    summary = wh.query("select * from marts.backtest_summary")
+    assert survivorship.height == 2 * summary.height
+    pit = survivorship.filter(pl.col("universe") == "point_in_time").join(summary, on="strategy", suffix="_all")
+    assert (pit["first_date"] >= pit["first_date_all"]).all()
+    same_days = pit.filter(pl.col("days") == pl.col("days_all"))
+    assert same_days.height and ((same_days["cagr"] - same_days["cagr_all"]).abs() < 1e-12).all()
+
     # The nightly schedule's shape: one more day. Earlier rows stay, one new day per mart appears.
     assert _run("nightly", synthetic_year, path, AS_OF, AS_OF).success
     for table in CHAIN_MARTS:
@@ -211,6 +231,29 @@ def test_the_nightly_job_writes_the_marts_the_chain_computes_and_reruns_change_n
     assert regime["phase"][0] in PHASES and regime["risk_mode"][0] in ("risk_on", "risk_off")
     dupes = wh.query("select count(*) - count(distinct (sector, date, weighting)) from marts.sector_index").item()
     assert dupes == 0
+
+
+def test_without_market_caps_the_night_runs_on_the_fixed_list_and_says_so(synthetic_year, tmp_path):
+    """An older recording without market caps: the night succeeds on the fixed list, with a WARNING,
+    the run's tag and no market-cap index; there is no survivorship to measure."""
+    folder = tmp_path / "no_caps"
+    shutil.copytree(synthetic_year, folder)
+    (folder / "market_caps_monthly.parquet").unlink()
+    path = tmp_path / "rotation.duckdb"
+    end = AS_OF - dt.timedelta(days=1)
+    instance = dg.DagsterInstance.ephemeral()
+    result = _run("nightly", folder, path, end - dt.timedelta(days=400), end, instance)
+    assert result.success
+    assert instance.get_run_by_id(result.run_id).tags["rotation/universe"] == "fixed-list"
+    warnings = [e.user_message for e in instance.all_logs(result.run_id)
+                if e.level == logging.WARNING and "no market caps" in e.user_message]
+    assert any(w.startswith("marts.universe_membership: no market caps") for w in warnings)
+    wh = Warehouse(path)
+    assert wh.query("select count(*) from raw.market_caps").item() == 0
+    assert wh.query("select distinct weighting from marts.sector_index order by 1")["weighting"].to_list() == ["capped", "equal"]
+    assert wh.query("select count(*) from marts.universe_membership where rank is not null").item() == 0
+    assert wh.query("select count(*) from marts.backtest_survivorship").item() == 0
+    assert wh.query("select count(*) from marts.rotation_recommendation").item() > 0
 
 
 def test_asset_metadata_shows_the_latest_values_as_markdown(synthetic_year, tmp_path, monkeypatch):

@@ -221,3 +221,19 @@ def test_no_look_ahead_the_universe_indices_and_altseason_up_to_a_day(real, cuto
         want = full[table].filter(pl.col("date") <= cutoff).sort(key)
         assert want.height > 600, table
         assert_frame_equal(early[table].sort(key), want, rel_tol=1e-12)
+
+
+def test_a_fixed_list_token_the_taxonomy_lacks_is_ranked_under_its_ticker():
+    """A user adds NEWL to universe.yaml before the taxonomy knows it: the vendors' rows of its ticker
+    (any name) rank it, in the sector the fixed list gives it, so that it can be a member."""
+    taxonomy = _taxonomy({"bitcoin": {"sector": "Core", "cmc": [{"symbol": "BTC", "name": "Bitcoin"}],
+                                      "spot": ["BTC/USDT"]}})
+    fixed = pl.DataFrame({"token": ["BTC", "NEWL"], "symbol": ["BTC/USDT", "NEWL/USDT"], "sector": ["Core", "AI"],
+                          "bucket": ["core", "speculative"], "perp": [None, None], "coingecko": ["bitcoin", "new-l"]},
+                         schema_overrides={"perp": pl.String})
+    caps = _caps([(FIRSTS[0], "BTC", 1e12), (FIRSTS[0], "NEWL", 1e9)]).with_columns(
+        name=pl.when(pl.col("symbol") == "BTC").then(pl.lit("Bitcoin")).otherwise(pl.lit("New L Protocol")))
+    pit = point_in_time(caps, NO_CATEGORIES, fixed, taxonomy, AnalyticsConfig())
+    newl = pit.ranks.filter(pl.col("coin") == "new-l").row(0, named=True)
+    assert (newl["rank"], newl["sector"], newl["ranked_in"]) == (2, "AI", True)
+    assert pit.symbol_ranks.filter(pl.col("symbol") == "NEWL/USDT")["coin"].to_list() == ["new-l"]

@@ -46,32 +46,36 @@ def _one_source_per_day(caps: pl.LazyFrame) -> pl.LazyFrame:
 
 def coin_of(caps: pl.LazyFrame, aliases: pl.DataFrame, coins: pl.DataFrame) -> pl.LazyFrame:
     """`caps` with `coin`: the taxonomy's coin of each vendor row, or `<source>:<vendor id>` for one
-    the taxonomy does not know. A (symbol, name) alias matches within its since/until dates; a
-    CoinGecko row whose id is a taxonomy coin matches that coin."""
+    the taxonomy does not know. A (symbol, name) alias matches within its since/until dates (an
+    alias without a name: any name of that ticker, when no named alias matches); a CoinGecko row
+    whose id is a taxonomy coin matches that coin."""
     rows = caps.with_row_index("_row")
-    by_alias = (
-        rows.select("_row", "date", pl.col("symbol").str.to_uppercase(), "name")
-        .join(aliases.lazy().with_columns(pl.col("symbol").str.to_uppercase()), on=["symbol", "name"])
-        .filter(
-            (pl.col("since").is_null() | (pl.col("date") >= pl.col("since")))
-            & (pl.col("until").is_null() | (pl.col("date") <= pl.col("until")))
-        )
-        .group_by("_row")
-        .agg(pl.col("coin").min().alias("_alias_coin"))  # the taxonomy refuses overlapping aliases
-    )
+    aliases = aliases.lazy().with_columns(pl.col("symbol").str.to_uppercase())
+    within = (pl.col("since").is_null() | (pl.col("date") >= pl.col("since"))) & (
+        pl.col("until").is_null() | (pl.col("date") <= pl.col("until")))
+    keys = rows.select("_row", "date", pl.col("symbol").str.to_uppercase(), "name")
+
+    def matched(on: list[str], named: bool, alias: str) -> pl.LazyFrame:
+        listed = aliases.filter(pl.col("name").is_not_null() if named else pl.col("name").is_null())
+        # the taxonomy refuses overlapping aliases: at most one coin per row
+        return keys.join(listed.drop([] if named else ["name"]), on=on).filter(within).group_by("_row").agg(
+            pl.col("coin").min().alias(alias))
+
     known = coins.lazy().select(pl.col("coin").alias("_id_coin"), pl.col("coin").alias("vendor_coin"))
     return (
         rows.rename({"coin": "vendor_coin"})
-        .join(by_alias, on="_row", how="left")
+        .join(matched(["symbol", "name"], True, "_alias_coin"), on="_row", how="left")
+        .join(matched(["symbol"], False, "_ticker_coin"), on="_row", how="left")
         .join(known, on="vendor_coin", how="left")
         .with_columns(
             coin=pl.coalesce(
                 "_alias_coin",
                 pl.when(pl.col("source") == "coingecko").then("_id_coin"),
+                "_ticker_coin",
                 pl.concat_str("source", pl.lit(":"), "vendor_coin"),
             )
         )
-        .drop("_row", "_alias_coin", "_id_coin")
+        .drop("_row", "_alias_coin", "_ticker_coin", "_id_coin")
     )
 
 
@@ -179,15 +183,28 @@ def point_in_time(
     cfg: AnalyticsConfig,
 ) -> PointInTime:
     """The run's universe from `raw.market_caps` and `raw.coin_categories` (source, coin, category)
-    as of its last day, `fixed` (`Universe.frame()`, the hand-kept list) and the taxonomy."""
-    spot, coins = taxonomy.spot_frame(), taxonomy.coins_frame()
-    fixed = fixed.join(spot, on="symbol", how="left").with_columns(pl.coalesce("coin", "token")).select(list(TOKEN_SCHEMA))
+    as of its last day, `fixed` (`Universe.frame(ids=True)`, the hand-kept list) and the taxonomy.
+
+    A fixed-list token the taxonomy does not know (a user's addition) is a coin of its own: its
+    CoinGecko id, its sector, its pair, and its name as the ticker the vendors rank it under."""
+    spot, coins, aliases = taxonomy.spot_frame(), taxonomy.coins_frame(), taxonomy.aliases_frame()
+    own_id = pl.col("coingecko") if "coingecko" in fixed.columns else pl.col("token")
+    fixed = fixed.join(spot, on="symbol", how="left").with_columns(coin=pl.coalesce("coin", own_id))
+    unknown = fixed.filter(~pl.col("symbol").is_in(spot["symbol"].implode()) & ~pl.col("coin").is_in(coins["coin"].implode()))
+    if unknown.height:
+        spot = pl.concat([spot, unknown.select("coin", "symbol")])
+        coins = pl.concat([coins, unknown.select("coin", "sector", exclude=pl.lit(None, pl.String),
+                                                 note=pl.lit("from the fixed list"))], how="vertical_relaxed")
+        aliases = pl.concat([aliases, unknown.select("coin", symbol="token", name=pl.lit(None, pl.String),
+                                                     since=pl.lit(None, pl.Date), until=pl.lit(None, pl.Date))],
+                            how="vertical_relaxed")
+    fixed = fixed.select(list(TOKEN_SCHEMA))
     if market_caps.is_empty():
         return PointInTime(fixed, None, None, "no market caps in the warehouse (raw.market_caps is empty): "
                            "the sector indices use the fixed list of pipeline/universe.yaml", without_market_caps(cfg))
     categorised = _categorised(market_caps, categories, coins, taxonomy)
     btc_coin = fixed.filter(pl.col("token") == cfg.sector_index.btc)["coin"]
-    ranks = coin_ranks(market_caps, taxonomy.aliases_frame(), coins, categorised,
+    ranks = coin_ranks(market_caps, aliases, coins, categorised,
                        btc_coin[0] if btc_coin.len() else cfg.sector_index.btc, cfg.membership)
     guessed = categorised.filter(pl.col("sector").is_not_null() & ~pl.col("symbol").is_in(spot["symbol"].implode()))
     pairs = pl.concat([spot.select("coin", "symbol"), guessed.select("coin", "symbol")])

@@ -27,7 +27,7 @@ from pipeline.brief import ModelDay, model_day, published
 from pipeline.evaluation.metrics import summary
 from pipeline.evaluation.strategies import DESCRIPTIONS, NAMES
 from pipeline.quality.html import read_statuses
-from pipeline.scorecard import BIASES, assumptions
+from pipeline.scorecard import assumptions, biases
 from pipeline.settings import Settings
 from pipeline.strategy.playbook import load_playbook
 from pipeline.strategy.portfolio import PortfolioError, load_portfolio
@@ -142,7 +142,8 @@ def gather(wh: Warehouse, settings: Settings, as_of: dt.date | None) -> tuple[Mo
         "orders": orders.to_dicts() if orders is not None else [],
         "backtest": _backtest(daily),
         "assumptions": assumptions(playbook.backtest),
-        "biases": BIASES,
+        "biases": biases(ranked.fallback),
+        "survivorship": _survivorship(wh.query("select * from marts.backtest_survivorship")),
         "descriptions": DESCRIPTIONS,
         "quality": sorted(read_statuses(Warehouse(settings.warehouse_path).quality_folder).items()),
         "inputs": wh.spans(sorted(TIME_COLUMN), day).to_dicts(),
@@ -207,6 +208,19 @@ def _backtest(daily: pl.DataFrame) -> list[dict]:
         return []
     order = {name: i for i, name in enumerate(NAMES)}
     return summary(daily).sort(pl.col("strategy").replace_strict(order, default=len(order))).to_dicts()
+
+
+def _survivorship(rows: pl.DataFrame) -> list[dict]:
+    """marts.backtest_survivorship, one row per strategy: each metric as it was, on the fixed list,
+    and the difference, in the strategies' order."""
+    if rows.is_empty():
+        return []
+    order = {name: i for i, name in enumerate(NAMES)}
+    metrics = ["cagr", "sharpe", "max_drawdown"]
+    wide = rows.pivot(on="universe", index=["strategy", "first_date", "last_date"], values=metrics)
+    wide = wide.with_columns(
+        (pl.col(f"{m}_point_in_time") - pl.col(f"{m}_fixed_list")).alias(f"{m}_diff") for m in metrics)
+    return wide.sort(pl.col("strategy").replace_strict(order, default=len(order))).to_dicts()
 
 
 def pack_specs(specs: dict[str, dict]) -> str:

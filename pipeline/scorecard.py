@@ -46,7 +46,9 @@ def scorecard(
     if window.is_empty():
         raise ScorecardError(f"no backtest day in {first or '...'} .. {last or '...'} (it covers "
                              f"{daily['date'].min()} .. {daily['date'].max()})")
-    return render(summary(window), yearly_returns(window), costs)
+    ranked = universe_as_of(wh, None, settings, read_only=True)
+    survivors = wh.query("select * from marts.backtest_survivorship")
+    return render(summary(window), yearly_returns(window), costs, ranked.fallback) + "\n\n" + survivorship_table(survivors)
 
 
 def _rerun(wh: Warehouse, settings: Settings, playbook, costs: Backtest) -> pl.DataFrame:
@@ -83,11 +85,45 @@ def assumptions(costs: Backtest) -> str:
             "recorded settlement")
 
 
-BIASES = ("Biases: the universe is today's list of tokens (tokens that died before are missing, which flatters "
-          "the alt legs); funding is 0 where none is recorded.")
+def biases(fallback: str | None) -> str:
+    """The backtest's known biases, as of the universe the run had (`PointInTime.fallback`)."""
+    if fallback:
+        universe = ("the universe is today's fixed list of tokens (no market caps: tokens that died before are "
+                    "missing, which flatters the alt legs)")
+    else:
+        universe = ("the universe is ranked by market cap as it was each month, dead coins included while their "
+                    "candles are recorded (the recording misses some: FTT after 2022-10, UST and CEL entirely)")
+    return f"Biases: {universe}; funding is 0 where none is recorded."
 
 
-def render(table: pl.DataFrame, years: pl.DataFrame, costs: Backtest) -> str:
+def survivorship_table(rows: pl.DataFrame) -> str:
+    """marts.backtest_survivorship as text: each strategy on the universe as it was and on today's
+    fixed list of survivors, over the same days and costs, and the difference."""
+    if rows.is_empty():
+        return "What survivorship was worth: not measured (no market caps: the backtest already runs on the fixed list)."
+    order = {name: i for i, name in enumerate(NAMES)}
+    wide = rows.pivot(on="universe", index="strategy", values=["cagr", "sharpe", "max_drawdown"])
+    wide = wide.sort(pl.col("strategy").replace_strict(order, default=len(order)))
+    first, last = rows["first_date"].min(), rows["last_date"].max()
+    lines = [
+        f"What survivorship was worth ({first} .. {last}, same days and costs): each strategy on the universe as",
+        "it was (ranked by market cap, dead coins included) and on today's fixed list of survivors",
+        "(pipeline/universe.yaml, the whole chain rerun on it); diff = as it was - fixed list.",
+        "",
+        f"  {'strategy':<19}{'CAGR':>9}{'fixed':>8}{'diff':>8}{'Sharpe':>9}{'fixed':>7}{'diff':>7}"
+        f"{'max DD':>9}{'fixed':>8}{'diff':>8}",
+    ]
+    for r in wide.iter_rows(named=True):
+        cells = []
+        for metric, show, width in (("cagr", _pct, 8), ("sharpe", _ratio, 7), ("max_drawdown", _pct, 8)):
+            was, fixed = r[f"{metric}_point_in_time"], r[f"{metric}_fixed_list"]
+            diff = None if was is None or fixed is None else was - fixed
+            cells.append(show(was, width + 1) + show(fixed, width) + show(diff, width))
+        lines.append(f"  {r['strategy']:<19}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def render(table: pl.DataFrame, years: pl.DataFrame, costs: Backtest, fallback: str | None = None) -> str:
     order = {name: i for i, name in enumerate(NAMES)}
     table = table.sort(pl.col("strategy").replace_strict(order, default=len(order)))
     first, last = table["first_date"].min(), table["last_date"].max()
@@ -117,5 +153,5 @@ def render(table: pl.DataFrame, years: pl.DataFrame, costs: Backtest) -> str:
     for row in calendar.iter_rows(named=True):
         lines.append(f"  {row['strategy']:<19}" + "".join(_pct(row[y], 9) for y in year_columns))
     lines += ["", "Strategies:"] + [f"  {name:<19}{DESCRIPTIONS[name]}" for name in NAMES if name in set(table["strategy"])]
-    lines.append(BIASES)
+    lines.append(biases(fallback))
     return "\n".join(lines)

@@ -46,7 +46,7 @@ from pipeline.sources.replay.synthetic import REFERENCE_AS_OF, ensure_synthetic,
 from pipeline.strategy.playbook import Playbook, load_playbook
 from pipeline.strategy.recommend import recommendations
 from pipeline.transforms.config import AnalyticsConfig
-from pipeline.universe import load_universe
+from pipeline.ranked_universe import universe_as_of
 from warehouse import Warehouse
 
 DRAWDOWN_RATIO_GOAL = 0.6
@@ -101,12 +101,17 @@ class Inputs:
     ohlcv: pl.DataFrame
     weights: pl.DataFrame
     funding: pl.DataFrame
+    tokens: pl.DataFrame  # the run's universe (`ranked_universe.universe_as_of`)
+    config: AnalyticsConfig  # the analytics configuration the run used
 
     @classmethod
     def read(cls, wh: Warehouse) -> Inputs:
-        settings, weighting = Settings.from_env(), AnalyticsConfig().relative_strength.weighting
+        settings = Settings.from_env()
         last = wh.query("select max(date) as d from marts.market_regime")["d"][0]
+        universe = universe_as_of(wh, last, settings)
+        weighting = universe.config.relative_strength.weighting
         return cls(
+            tokens=universe.tokens, config=universe.config,
             regime=wh.read("marts.market_regime", last), index=wh.read("marts.sector_index", last, weighting=weighting),
             rs=wh.read("marts.relative_strength", last),
             costs=wh.read("marts.funding_costs", last, exchange=settings.perp_exchange),
@@ -118,7 +123,7 @@ class Inputs:
 def replayed(frames: Inputs, bound: Bound | None = None, playbook: Playbook | None = None) -> pl.DataFrame:
     """marts.backtest_daily recomputed from the warehouse's marts by the functions the assets call,
     with each day's phase (and its risk mode) replaced by `bound`'s, or with another playbook."""
-    config, playbook, tokens = AnalyticsConfig(), playbook or load_playbook(), load_universe().frame()
+    config, playbook, tokens = frames.config, playbook or load_playbook(), frames.tokens
     regime, btc = frames.regime, config.sector_index.btc
     if bound is not None:
         levels = frames.index.filter(pl.col("sector") == btc).select("date", "level")

@@ -213,21 +213,20 @@ def test_one_engine_a_day_fed_to_the_backtest_and_to_the_users_orders_gives_the_
 
 
 def _real_backtest(dataset, until=None, costs=None, bound=None, playbook=PLAYBOOK) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The chain the nightly runs: marts, recommendations, then the backtest, on data up to `until`
-    (with `bound`, bench/resilience.py's phases in place of the model's)."""
+    """The chain the nightly runs: the universe as it was, the marts, recommendations, then the
+    backtest, on data up to `until` (with `bound`, bench/resilience.py's phases in place of the model's)."""
     from pipeline.evaluation.strategies import strategies
     from pipeline.strategy.recommend import recommendations
     from pipeline.transforms.chain import compute_marts
-    from pipeline.transforms.config import AnalyticsConfig
     from pipeline.transforms.membership import membership
     from pipeline.transforms.sector_index import sector_assignments
     from pipeline.transforms.sector_weights import sector_weights
-    from pipeline.universe import load_universe
-    from tests.conftest import raw_frames
+    from tests.conftest import ranked_universe, raw_frames
 
-    config, tokens = AnalyticsConfig(), load_universe().frame()
+    universe = ranked_universe(dataset, until=until)
+    config, tokens = universe.config, universe.tokens
     raw = raw_frames(dataset, until=until)
-    marts = compute_marts(raw, tokens, config)
+    marts = compute_marts(raw, tokens, config, universe.symbol_ranks, universe.ranks)
     weighting = config.relative_strength.weighting
     if bound is not None:
         btc = marts["marts.sector_index"].filter((pl.col("weighting") == weighting) & (pl.col("sector") == config.sector_index.btc))
@@ -236,7 +235,7 @@ def _real_backtest(dataset, until=None, costs=None, bound=None, playbook=PLAYBOO
     rotation, hedges, _ = recommendations(
         marts["marts.market_regime"], marts["marts.relative_strength"],
         marts["marts.sector_index"].filter(pl.col("weighting") == weighting), marts["marts.funding_costs"], tokens, playbook)
-    members = membership(raw.ohlcv, tokens["symbol"], config.membership)
+    members = membership(raw.ohlcv, tokens["symbol"], config.membership, universe.symbol_ranks)
     weights = sector_weights(members, sector_assignments(tokens, config.sector_index), config.sector_index).collect()
     view = market(raw.ohlcv, weights.filter(pl.col("weighting") == weighting), raw.funding, marts["marts.market_regime"], tokens)
     return backtest(strategies(rotation, hedges, tokens, view, playbook), view, playbook, costs)[:2]

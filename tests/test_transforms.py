@@ -112,7 +112,7 @@ def test_capped_weights_pin_the_largest_at_the_cap_and_spread_the_excess_pro_rat
 
 
 def test_sector_index_levels_by_hand_with_the_cap_binding_drifting_and_reset_at_the_month():
-    cfg = SectorIndex(max_weight=0.30)
+    cfg = SectorIndex(weightings=("equal", "capped"), max_weight=0.30)
     mcfg = Membership(min_history_days=1, min_dollar_volume_usd=0, dollar_volume_window_days=1)
     # Closes Jan 30 .. Feb 2 (days 29-32); dollar volumes, the capped weighting's size: A 70, B/C/D 10.
     # Jan 31: A +10%, B 0, C 0, D -10%. Feb 1: A -20%, the rest +5%. Feb 2: A +10%, the rest 0.
@@ -153,7 +153,7 @@ def test_a_monthly_index_is_a_portfolio_held_between_rebalances_joiners_and_leav
     worth (daily rebalancing would show 141.7, not 150, on Jan 31). In the alts composite C joins
     mid-January at its target against the others' month-start weights, and leaves in February,
     its weight going to A and B pro rata."""
-    cfg = SectorIndex()
+    cfg = SectorIndex(weightings=("equal", "capped"))
     mcfg = Membership(min_history_days=1, min_dollar_volume_usd=0, dollar_volume_window_days=1)
     a = [1 + min(d, 30) / 30 for d in range(60)]  # 1 -> 2 over Jan 1 .. Jan 31, then flat to Feb 29
     b = [1 + max(d - 30, 0) / 29 for d in range(60)]  # flat in January, 1 -> 2 over February
@@ -182,7 +182,7 @@ def test_capped_targets_are_kept_when_members_leave_or_join_mid_month():
     """A's volume pins it at the 30% cap. When E leaves, its weight goes to the rest pro rata (the
     targets are not re-capped over the smaller set); F, joining, gets its own capped target of its
     first day and the others keep theirs."""
-    cfg = SectorIndex(max_weight=0.30)
+    cfg = SectorIndex(weightings=("equal", "capped"), max_weight=0.30)
     mcfg = Membership(min_history_days=1, min_dollar_volume_usd=0, dollar_volume_window_days=1)
     volume = {"A": 100e6, "B": 1e6, "C": 1e6, "D": 1e6, "E": 1e6, "F": 2e6}
     days = {"A": range(25, 41), "B": range(25, 41), "C": range(25, 41), "D": range(25, 41),
@@ -223,7 +223,7 @@ def test_capped_weights_are_fixed_for_the_month_on_data_known_at_the_rebalance()
 
 
 def test_every_sector_gets_the_btc_eth_and_alts_composites_to_compare_against():
-    cfg = SectorIndex()
+    cfg = SectorIndex(weightings=("equal", "capped"))
     universe = tokens(("BTC", "Core"), ("ETH", "Core"), ("SOL", "Layer-1"), ("USDC", "Stable"))
     pairs = set(sector_assignments(universe, cfg).iter_rows())
     assert pairs == {
@@ -249,7 +249,7 @@ def rs_index(sector_levels: list[float], btc_levels: list[float]) -> pl.LazyFram
 
 
 def test_rrg_turns_clockwise_through_all_four_quadrants_on_a_cycling_ratio():
-    cfg = RelativeStrength(smoothing_days=5, ratio_window_days=60, momentum_lookback_days=10)
+    cfg = RelativeStrength(weighting="capped", smoothing_days=5, ratio_window_days=60, momentum_lookback_days=10)
     n = 600
     ratio = [100 * math.exp(0.1 * math.sin(2 * math.pi * t / 120)) for t in range(n)]
     btc = [100 * 1.002**t for t in range(n)]  # BTC trends up; the sector cycles around it
@@ -266,7 +266,7 @@ def test_rrg_turns_clockwise_through_all_four_quadrants_on_a_cycling_ratio():
 
 
 def test_rs_momentum_is_the_rate_of_change_of_rs_ratio_and_momentum_columns_are_calendar_returns():
-    cfg = RelativeStrength(smoothing_days=1, ratio_window_days=3, momentum_lookback_days=2)
+    cfg = RelativeStrength(weighting="capped", smoothing_days=1, ratio_window_days=3, momentum_lookback_days=2)
     sector = [100.0, 110, 121, 121, 133.1, 146.41, 146.41, 160]
     rs = relative_strength(rs_index(sector, [100.0] * len(sector)), "BTC", cfg).collect()
     ratio = rs["rs_ratio"]
@@ -279,7 +279,7 @@ def test_rs_momentum_is_the_rate_of_change_of_rs_ratio_and_momentum_columns_are_
 def test_a_day_missing_from_the_index_does_not_shift_the_rrg_windows():
     # A day the quality gate held back is missing from marts.sector_index. The windows
     # still count days: with day 100's ratio equal to day 99's, leaving it out changes no other row.
-    cfg = RelativeStrength(smoothing_days=5, ratio_window_days=30, momentum_lookback_days=10)
+    cfg = RelativeStrength(weighting="capped", smoothing_days=5, ratio_window_days=30, momentum_lookback_days=10)
     ratio = [100 * (1 + 0.1 * math.sin(t / 7)) for t in range(160)]
     ratio[100] = ratio[99]
     full = relative_strength(rs_index(ratio, [100.0] * len(ratio)), "BTC", cfg).collect()

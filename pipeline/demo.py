@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 SERIES = {
     "raw.ohlcv_1d": ("distinct symbol", "symbols"), "raw.funding_rates": ("distinct symbol", "perps"),
     "raw.defi_tvl": ("distinct scope || ':' || name", "series"), "raw.btc_dominance": ("distinct source", "sources"),
+    "raw.market_caps": ("distinct date", "snapshots"), "marts.universe_membership": ("distinct coin", "coins"),
     "marts.sector_index": ("distinct sector", "sectors"), "marts.sector_weights": ("distinct symbol", "constituents"),
     "marts.relative_strength": ("distinct sector", "sectors"), "marts.altseason": ("altseason_index", "days with an index"),
     "marts.funding_costs": ("distinct symbol", "perps"), "marts.market_regime": ("distinct phase", "phases seen"),

@@ -257,7 +257,7 @@ def test_definitions_load_with_raw_assets_on_monthly_partitions_the_rest_unparti
         "marts/funding_costs", "marts/market_regime", "warehouse/read_snapshot", "raw/quarantine",
         "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders",
         "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades", "marts/backtest_state",
-        "marts/recommendation_state", "warehouse/report",
+        "marts/recommendation_state", "warehouse/report", "marts/universe_membership", "marts/backtest_survivorship",
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
     gated = keys - {"warehouse/read_snapshot", "raw/quarantine", "warehouse/report", "marts/backtest_state",
@@ -281,7 +281,8 @@ def test_definitions_load_with_raw_assets_on_monthly_partitions_the_rest_unparti
     assert {k for k, g in groups.items() if g == "recommendations"} == {
         "marts/rotation_recommendation", "marts/hedge_recommendation", "marts/portfolio_orders", "marts/recommendation_state"}
     assert {k for k, g in groups.items() if g == "evaluation"} == {
-        "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades", "marts/backtest_state"}
+        "marts/backtest_daily", "marts/backtest_summary", "marts/backtest_trades", "marts/backtest_state",
+        "marts/backtest_survivorship"}
     # the user's orders come after the published model (a bad portfolio file cannot hold it back)
     orders_upstream = {k.to_user_string() for k in graph.get(dg.AssetKey(["marts", "portfolio_orders"])).parent_keys}
     assert "warehouse/read_snapshot" in orders_upstream

@@ -222,7 +222,9 @@ def test_every_table_asset_documents_its_columns_from_the_schema_files():
         assert node.description and node.owners and node.kinds, key
         if "dagster/column_schema" in node.metadata:
             documented[node.metadata["dagster/table_name"]] = node.metadata["dagster/column_schema"]
-    assert set(documented) == set(TABLES)
+    # raw.coin_categories is written by raw/market_caps's asset, in the same transaction as the caps
+    # it was fetched with, and named in its description: the one table without an asset of its own
+    assert set(documented) == set(TABLES) - {"raw.coin_categories"}
     ohlcv = {c.name: c for c in documented["raw.ohlcv_1d"].columns}
     assert list(ohlcv)[:3] == ["exchange", "symbol", "date"]
     assert ohlcv["volume"].description == "base units" and ohlcv["close"].type == "DOUBLE"

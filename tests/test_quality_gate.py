@@ -65,6 +65,8 @@ def clean(tmp_path_factory) -> tuple[Path, Path]:
     """A synthetic market, and a warehouse holding its clean history up to the day before the window."""
     folder = tmp_path_factory.mktemp("gate")
     data = generate(folder / "synthetic", AS_OF, seed=11, years=0.4)
+    # without the dead tokens: a delisting days before the window is a stale series, which STRICT blocks
+    (data / "ohlcv_1d_delisted.parquet").unlink()
     path = folder / "rotation.duckdb"
     first = min(pl.read_parquet(data / "ohlcv_1d.parquet")["date"])
     materialise_directly(data, path, first, WINDOW[0] - dt.timedelta(days=1), quality=STRICT)

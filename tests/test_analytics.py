@@ -274,7 +274,7 @@ def test_asset_metadata_shows_the_latest_values_as_markdown(synthetic_year, tmp_
     regime_table = metadata["marts/market_regime"]["latest"].value
     assert "| phase |" in regime_table and "| btc_trend_pct |" in regime_table
     days = Warehouse(path).query("select count(distinct date) from marts.sector_index").item()
-    assert metadata["marts/sector_index"]["rows_written"].value == days * 2 * 11 > 0  # days x weightings x sectors
+    assert metadata["marts/sector_index"]["rows_written"].value == days * 3 * 11 > 0  # days x weightings x sectors
     for asset in ("marts/relative_strength", "marts/altseason", "marts/market_regime"):
         chart = metadata[asset]["chart"].value
         assert chart.startswith("![") and f"as of {AS_OF}" in chart.split("](")[0] and len(chart.encode()) <= 200_000, asset

@@ -236,9 +236,9 @@ def main(quick: bool = False) -> int:
 
 
 def report(real: Path, synthetic: Path, scope: Scope) -> int:
-    print("Resilience (issue 23): the playbook with its hedges vs BTC bought and held, the project's backtest "
-          "(next-open execution, 10 bps spot / 5 bps perp fees + 5 bps slippage, recorded funding; today's "
-          "universe: survivorship flatters the alts)")
+    print("Resilience: the playbook with its hedges vs BTC bought and held, the project's backtest "
+          "(next-open execution, 10 bps spot / 5 bps perp fees + 5 bps slippage, recorded funding; the "
+          "universe as it was, ranked by market cap, dead coins included where their candles are recorded)")
     late = {f"+{days}": functools.partial(hindsight_bears, late_days=days) for days in scope.late_days}
     daily, real_bounds, grid = measured(real, late, scope.grid, scope.real_days)
     lines, goal, years = real_history_lines(daily)

@@ -320,6 +320,27 @@ def test_the_readme_shows_what_the_backtest_computes_on_the_real_history(real, r
         assert row in readme, row
 
 
+def test_the_readme_shows_what_survivorship_was_worth_on_the_real_history(real, real_backtest):
+    """The survivorship table of the README, as the functions the nightly's asset calls compute it: the
+    point-in-time backtest beside the whole chain rerun on the fixed list, over the same days."""
+    from pathlib import Path
+
+    from pipeline.evaluation.survivorship import fixed_list_daily, survivorship
+    from pipeline.scorecard import survivorship_table
+    from pipeline.transforms.config import AnalyticsConfig
+    from pipeline.universe import load_universe
+    from tests.conftest import raw_frames
+
+    daily, _ = real_backtest
+    fixed = fixed_list_daily(raw_frames(real), load_universe().frame(), AnalyticsConfig(), PLAYBOOK)
+    rows = survivorship(daily, fixed)
+    assert set(rows["universe"]) == {"point_in_time", "fixed_list"} and rows.height == 12
+    btc = rows.filter(pl.col("strategy") == "btc_hold")  # holds no alt: the universe cannot move it
+    assert btc["cagr"].n_unique() == 1 and btc["max_drawdown"].n_unique() == 1
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert survivorship_table(rows) in readme
+
+
 @functools.cache
 def _resilience():
     """bench/resilience.py as a module (bench/ is not a package the tests import)."""

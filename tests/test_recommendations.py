@@ -27,7 +27,7 @@ from pipeline.transforms.membership import membership
 from pipeline.transforms.sector_index import sector_assignments
 from pipeline.transforms.sector_weights import sector_weights
 from pipeline.universe import load_universe
-from tests.conftest import REAL_DATA, copy_of, nightly, raw_frames
+from tests.conftest import REAL_DATA, copy_of, nightly, ranked_universe, raw_frames
 from warehouse import Warehouse
 
 PLAYBOOK = Playbook()
@@ -293,16 +293,18 @@ def test_an_open_perp_whose_underlying_was_never_priced_is_an_error_naming_it():
 # ------------------------------------------------------------------ the real history
 
 
-def _recommend(marts: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    index = marts["marts.sector_index"].filter(pl.col("weighting") == CONFIG.relative_strength.weighting)
+def _recommend(marts: dict[str, pl.DataFrame], tokens: pl.DataFrame = TOKENS, config=CONFIG) -> tuple[pl.DataFrame, pl.DataFrame]:
+    index = marts["marts.sector_index"].filter(pl.col("weighting") == config.relative_strength.weighting)
     return recommendations(marts["marts.market_regime"], marts["marts.relative_strength"], index,
-                           marts["marts.funding_costs"], TOKENS, PLAYBOOK)[:2]
+                           marts["marts.funding_costs"], tokens, PLAYBOOK)[:2]
 
 
 @pytest.fixture(scope="module")
 def real_recs(real):
-    marts = compute_marts(raw_frames(real), TOKENS, CONFIG)
-    return marts, *_recommend(marts)
+    """The nightly's chain on the real history: the universe as it was, the marts, the recommendations."""
+    universe = ranked_universe(real)
+    marts = compute_marts(raw_frames(real), universe.tokens, universe.config, universe.symbol_ranks, universe.ranks)
+    return marts, *_recommend(marts, universe.tokens, universe.config)
 
 
 def test_the_readmes_account_of_the_bear_short_on_the_real_history_is_what_the_model_does(real_recs):
@@ -324,10 +326,10 @@ def test_the_readmes_account_of_the_bear_short_on_the_real_history_is_what_the_m
         days = int(con.sql(query).pl()["days"].sum())
     assert days > 100 and f"to 50% on {days} days" in readme
     posture = dict(rotation.group_by("as_of").agg(pl.col("posture").first()).iter_rows())
-    rallies_and_legs = [dt.date(2022, 3, 15), dt.date(2022, 4, 15), dt.date(2022, 7, 25), dt.date(2022, 8, 25),
-                        dt.date(2022, 10, 15), dt.date(2022, 11, 8)]
+    rallies_and_legs = [dt.date(2022, 4, 15), dt.date(2022, 7, 25), dt.date(2022, 8, 25), dt.date(2022, 10, 15),
+                        dt.date(2022, 11, 8)]
     assert {posture[d] for d in rallies_and_legs} == {"btc_dominance"}
-    assert {posture[d] for d in (dt.date(2022, 2, 15), dt.date(2022, 6, 15), dt.date(2022, 9, 15), dt.date(2022, 11, 25))} == {"bear"}
+    assert {posture[d] for d in (dt.date(2022, 3, 15), dt.date(2022, 6, 15), dt.date(2022, 9, 15), dt.date(2022, 11, 25))} == {"bear"}
 
 
 def test_real_history_weights_sum_to_one_within_the_bands_and_hedges_within_the_caps(real_recs):
@@ -363,7 +365,10 @@ def test_real_history_weights_sum_to_one_within_the_bands_and_hedges_within_the_
 @pytest.mark.parametrize("cutoff", [dt.date(2022, 6, 30), dt.date(2024, 12, 1)])
 def test_no_look_ahead_recommendations_up_to_a_day_do_not_change_when_later_data_arrives(real, real_recs, cutoff):
     _, rotation, hedges = real_recs
-    early_rotation, early_hedges = _recommend(compute_marts(raw_frames(real, until=cutoff), TOKENS, CONFIG))
+    early = ranked_universe(real, until=cutoff)
+    early_rotation, early_hedges = _recommend(
+        compute_marts(raw_frames(real, until=cutoff), early.tokens, early.config, early.symbol_ranks, early.ranks),
+        early.tokens, early.config)
     assert early_rotation["as_of"].max() == cutoff
     assert early_rotation.equals(rotation.filter(pl.col("as_of") <= cutoff))
     assert early_hedges.equals(hedges.filter(pl.col("as_of") <= cutoff))

@@ -52,8 +52,9 @@ QUADRANTS_SQL = """
 """
 
 
-RAW_TABLES = tuple(t for t in SERIES if t.startswith("raw."))
-# `source` is `<endpoint>@replay:<dataset>` on a replayed row, the bare endpoint on a live one.
+# `source` is `<endpoint>@replay:<dataset>` on a replayed row, the bare endpoint on a live one
+# (raw.market_caps' `source` is the vendor, part of its key: the candles beside it tell the dataset).
+RAW_TABLES = tuple(t for t in SERIES if t.startswith("raw.") and t != "raw.market_caps")
 DATASETS_SQL = " union ".join(
     "select distinct coalesce(nullif(regexp_extract(source, '@replay:(.*)$', 1), ''), 'live') from " + quoted_table(t)
     for t in RAW_TABLES

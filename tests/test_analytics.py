@@ -206,6 +206,8 @@ def test_the_nightly_job_writes_the_marts_the_chain_computes_and_reruns_change_n
 
     # The altcoin season of a day is one SQL query over the warehouse (the README shows it).
     sql = (Path(__file__).resolve().parents[1] / "warehouse" / "queries" / "altseason_of_a_day.sql").read_text()
+    body = sql[sql.index("with closes as"):].strip()
+    assert body in (Path(__file__).resolve().parents[1] / "README.md").read_text().replace("\n  ", "\n")
     season = stored["marts.altseason"].drop_nulls("altseason_index")
     for day in season["date"].gather_every(60):
         index, eligible = wh.query(sql, {"day": day}).row(0)

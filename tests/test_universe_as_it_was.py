@@ -206,12 +206,33 @@ def test_the_market_cap_index_and_the_altcoin_season_use_the_ranking(reference_m
     assert season.height > 300 and season["n_eligible"].max() <= pit.config.altseason.top_n
 
 
+@pytest.fixture(scope="module")
+def real_marts(real):
+    pit = ranked_universe(real)
+    return compute_marts(raw_frames(real), pit.tokens, pit.config, pit.symbol_ranks, pit.ranks)
+
+
+def test_on_the_real_history_2022_01_01_counts_the_coins_that_died_and_none_after_its_last_trade(real, real_marts):
+    """The README's query for 2022-01-01: each sector's members with rank and cap, LUNA (rank 9) and
+    WAVES among them; and no coin is a member on a day after its last recorded candle."""
+    universe = real_marts["marts.universe_membership"]
+    day = universe.filter((pl.col("date") == dt.date(2022, 1, 1)) & pl.col("member"))
+    luna = day.filter(pl.col("coin") == "terra-luna").row(0, named=True)
+    assert (luna["sector"], luna["symbol"], luna["rank"], luna["bucket"]) == ("Layer-1", "LUNA/USDT", 9, "mid")
+    assert {"waves", "matic-network"} <= set(day["coin"]) and day["market_cap_usd"].null_count() == 0
+    assert set(day["sector"]) == {"Core", "Layer-1", "Layer-2", "DeFi", "Infrastructure", "AI", "Gaming", "Memes"}
+    last = pl.concat([real.ohlcv, real.ohlcv_delisted]).group_by("symbol").agg(pl.col("date").max().alias("last"))
+    late = universe.filter(pl.col("member")).join(last, on="symbol").filter(pl.col("date") > pl.col("last"))
+    assert late.is_empty()
+    assert universe.filter((pl.col("coin") == "terra-luna") & pl.col("member") & (pl.col("symbol") == "LUNA/USDT"))[
+        "date"].max() == dt.date(2022, 5, 13)  # the collapse's last recorded candle
+
+
 @pytest.mark.parametrize("cutoff", [dt.date(2022, 6, 30)])
-def test_no_look_ahead_the_universe_indices_and_altseason_up_to_a_day(real, cutoff):
+def test_no_look_ahead_the_universe_indices_and_altseason_up_to_a_day(real, real_marts, cutoff):
     """Computed from the market caps and candles up to `cutoff`, and from all of them: membership,
     the market-cap index and the altcoin season up to `cutoff` are the same."""
-    pit = ranked_universe(real)
-    full = compute_marts(raw_frames(real), pit.tokens, pit.config, pit.symbol_ranks, pit.ranks)
+    full = real_marts
     early_pit = ranked_universe(real, until=cutoff)
     early = compute_marts(raw_frames(real, until=cutoff), early_pit.tokens, early_pit.config,
                           early_pit.symbol_ranks, early_pit.ranks)

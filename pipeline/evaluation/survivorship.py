@@ -31,18 +31,24 @@ SCHEMA = {"strategy": pl.String, "universe": pl.String, "first_date": pl.Date, "
 def fixed_list_daily(
     raw: RawFrames, fixed: pl.DataFrame, cfg: AnalyticsConfig, playbook: Playbook, costs: Backtest | None = None,
 ) -> pl.DataFrame:
-    """marts.backtest_daily of every strategy had the universe been `fixed` (`Universe.frame()`) all along."""
+    """marts.backtest_daily of every strategy had the universe been `fixed` (`Universe.frame()`) all along.
+
+    Only what the backtest reads is kept: the fixed list's candles, no membership rows, the weights
+    of the one weighting the recommendations use (at 5,000 tokens the rest is gigabytes)."""
     cfg = without_market_caps(cfg)
-    marts = compute_marts(raw, fixed, cfg)
     weighting, btc = cfg.relative_strength.weighting, cfg.sector_index.btc
+    cfg = cfg.model_copy(update={"sector_index": cfg.sector_index.model_copy(update={"weightings": (weighting,)})})
+    raw = RawFrames(raw.ohlcv.filter(pl.col("symbol").is_in(fixed["symbol"].implode())), raw.funding, raw.defi_tvl,
+                    raw.btc_dominance)
+    marts = compute_marts(raw, fixed, cfg, membership_rows=False)
     regime = marts["marts.market_regime"]
     rotation, hedges, _ = recommendations(
         regime, marts["marts.relative_strength"], marts["marts.sector_index"].filter(pl.col("weighting") == weighting),
         marts["marts.funding_costs"], fixed, playbook, btc=btc,
     )
     members = membership(raw.ohlcv, fixed["symbol"], cfg.membership)
-    weights = sector_weights(members, sector_assignments(fixed, cfg.sector_index), cfg.sector_index)
-    weights = weights.filter(pl.col("weighting") == weighting).collect(engine=ENGINE)
+    weights = sector_weights(members, sector_assignments(fixed, cfg.sector_index), cfg.sector_index).collect(engine=ENGINE)
+    del members
     daily, _, _, _ = evaluate(rotation, hedges, raw.ohlcv, weights, raw.funding, regime, fixed, playbook, costs)
     return daily
 

@@ -64,10 +64,12 @@ def season(
 
 def compute_marts(
     raw: RawFrames, tokens: pl.DataFrame, cfg: AnalyticsConfig, symbol_ranks: pl.DataFrame | None = None,
-    ranks: pl.DataFrame | None = None,
+    ranks: pl.DataFrame | None = None, membership_rows: bool = True,
 ) -> dict[str, pl.DataFrame]:
     """Every mart as a DataFrame, keyed by table name. `tokens`, `symbol_ranks`, `ranks`: the run's
-    `ranking.PointInTime` (without rankings: `Universe.frame()` and None, the fixed list)."""
+    `ranking.PointInTime` (without rankings: `Universe.frame()` and None, the fixed list). Without
+    `membership_rows`, no marts.universe_membership (a row per candle: a rerun that only needs the
+    signals spares the memory)."""
     if symbol_ranks is None:
         cfg = without_market_caps(cfg)
     # Collected once, as two queries read it (a LazyFrame's .cache() spans one query only), and
@@ -81,7 +83,7 @@ def compute_marts(
     universe = universe_membership(
         members, tokens if "coin" in tokens.columns else tokens.with_columns(coin="token"), ranks,
         [cfg.sector_index.btc, cfg.sector_index.eth], cfg.membership, ranked, symbol_ranks,
-    )
+    ) if membership_rows else None
     members = members.lazy()
     assignments = sector_assignments(tokens, cfg.sector_index)
     days, season_index, costs = pl.collect_all(
@@ -107,4 +109,5 @@ def compute_marts(
         cfg=cfg.regime,
     )
     regime = market_regime(features, cfg.regime).collect(engine=ENGINE)
-    return dict(zip(CHAIN_MARTS, (universe, index, rs, season_index, costs, regime), strict=True))
+    marts = dict(zip(CHAIN_MARTS, (universe, index, rs, season_index, costs, regime), strict=True))
+    return marts if membership_rows else {t: m for t, m in marts.items() if m is not None}

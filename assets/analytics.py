@@ -29,6 +29,7 @@ from pipeline.transforms.relative_strength import relative_strength as relative_
 from pipeline.transforms.sector_index import sector_assignments
 from pipeline.transforms.sector_index import sector_index as sector_index_transform
 from pipeline.transforms.sector_weights import sector_weights as sector_weights_transform
+from pipeline.transforms.universe_membership import MEMBER_COLUMNS as UNIVERSE_MEMBER_COLUMNS
 from pipeline.transforms.universe_membership import universe_membership as universe_membership_transform
 from warehouse import Warehouse
 
@@ -153,11 +154,20 @@ UNIVERSE_TAG = "rotation/universe"  # "fixed-list" on a run whose analytics had 
     "dollar volume), dead coins included.",
 )
 def universe_membership(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
-    cfg = universe.config
-    members = _members(wh, analytics, universe, last).collect()
+    """One row per candle: only the columns it needs are kept (5,000 tokens make millions of rows)."""
+    cfg, tokens = universe.config, universe.tokens
+    candles = wh.read("raw.ohlcv_1d", last, exchange=analytics.spot_exchange_id)
+    members = membership(candles, tokens["symbol"], cfg.membership, universe.symbol_ranks)
+    members = members.select(*UNIVERSE_MEMBER_COLUMNS).collect(engine=ENGINE)
+    ranked = None
+    if universe.symbol_ranks is not None:  # the ranked coins in no sector: their candles only
+        others = universe.symbol_ranks.filter(~pl.col("symbol").is_in(tokens["symbol"].implode()))
+        ranked = ranked_candles(candles.filter(pl.col("symbol").is_in(others["symbol"].implode())), others,
+                                btc_symbol(tokens, cfg))
+    del candles
     rows = universe_membership_transform(
-        members, universe.tokens, universe.ranks, [cfg.sector_index.btc, cfg.sector_index.eth], cfg.membership,
-        _ranked(wh, analytics, universe, last), universe.symbol_ranks)
+        members, tokens, universe.ranks, [cfg.sector_index.btc, cfg.sector_index.eth], cfg.membership,
+        ranked, universe.symbol_ranks)
     latest = _latest(rows).filter(pl.col("member")).sort("sector", "rank", nulls_last=True)
     return rows, latest.select("sector", "coin", "symbol", "bucket", "rank", "market_cap_usd")
 

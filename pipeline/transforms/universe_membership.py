@@ -18,6 +18,9 @@ import polars as pl
 
 from pipeline.transforms.config import Membership
 
+# What it reads of membership()'s rows
+MEMBER_COLUMNS = ("symbol", "date", "rank", "alt_rank", "market_cap_usd", "eligible", "status")
+
 SCHEMA = {
     "date": pl.Date, "coin": pl.String, "symbol": pl.String, "sector": pl.String, "bucket": pl.String,
     "rank": pl.Int32, "alt_rank": pl.Int32, "market_cap_usd": pl.Float64, "member": pl.Boolean,
@@ -47,12 +50,10 @@ def universe_membership(
                 member="eligible", reason="status")
         .join(lookup.lazy(), on="symbol")
         .with_columns(bucket=bucket)
-        # two pairs of one coin trading the same day (a rename's overlap): the first by symbol counts
-        .sort("date", "coin", "symbol")
-        .unique(["date", "coin"], keep="first", maintain_order=True)
         .select(list(SCHEMA))
         .collect()
     )
+    daily = _one_pair_a_day(daily)
     if ranks is None:
         return daily.cast(SCHEMA)
     if ranked is not None:
@@ -70,7 +71,15 @@ def universe_membership(
             .otherwise(pl.lit("no candle")),
         )
     )
-    return pl.concat([daily.cast(SCHEMA), outside.cast(SCHEMA)]).sort("date", "coin")
+    return pl.concat([daily.cast(SCHEMA), outside.cast(SCHEMA)])
+
+
+def _one_pair_a_day(rows: pl.DataFrame) -> pl.DataFrame:
+    """Two pairs of one coin trading the same day (a rename's overlap): the first by symbol counts.
+    Checked first: it is rare, and sorting every candle row to find none costs the most memory."""
+    if not rows.select(pl.struct("date", "coin").is_duplicated().any()).item():
+        return rows
+    return rows.sort("date", "coin", "symbol").unique(["date", "coin"], keep="first", maintain_order=True)
 
 
 def _unsectored(
@@ -91,7 +100,5 @@ def _unsectored(
             reason=pl.when(pl.col("exclude").is_not_null()).then(pl.lit("excluded: ") + pl.col("exclude"))
             .otherwise(pl.lit("no sector")),
         )
-        .sort("date", "coin", "symbol")
-        .unique(["date", "coin"], keep="first", maintain_order=True)
         .collect()
-    )
+    ).pipe(_one_pair_a_day)

@@ -62,11 +62,14 @@ async def fetch_daily_candles(
         if sent is not None and sent != len(page):  # ccxt drops rows it cannot timestamp, silently
             raise PayloadError(f"{exchange.id} fetch_ohlcv {symbol}",
                                f"{sent} rows in the payload but {len(page)} candles parsed (a row without its time?)")
+        short = len(page) < limit  # the exchange has nothing after it (a delisted pair's last page)
         page = [c for c in page if cursor <= c[0] <= last_closed_ms]
         if not page:
             break
         rows.extend(page)
         cursor = page[-1][0] + DAY_MS
+        if short:
+            break
     if any(c[0] is None for c in rows):
         raise PayloadError(f"{exchange.id} fetch_ohlcv {symbol}", "a candle without its time")
     # A missing value stays null (and a repeated day stays repeated): the quality gate names and

@@ -110,8 +110,8 @@ def _ranked(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, 
 
 
 Compute = Callable[[Warehouse, AnalyticsSettings, PointInTime, dt.date], tuple[pl.DataFrame, pl.DataFrame]]
-# (the mart's rows, warehouse, analytics, last day) -> chart and key numbers metadata (assets.metadata.chart_metadata)
-Picture = Callable[[pl.DataFrame, Warehouse, AnalyticsSettings, dt.date], dict[str, object]]
+# (the mart's rows, warehouse, the run's universe, last day) -> chart and key numbers metadata (assets.metadata.chart_metadata)
+Picture = Callable[[pl.DataFrame, Warehouse, PointInTime, dt.date], dict[str, object]]
 
 
 def mart(table: str, deps: list, description: str, picture: Picture | None = None) -> Callable[[Compute], dg.AssetsDefinition]:
@@ -136,7 +136,7 @@ def mart(table: str, deps: list, description: str, picture: Picture | None = Non
                 context.log.warning(f"{table}: {universe.fallback}")
                 context.instance.add_run_tags(context.run.run_id, {UNIVERSE_TAG: "fixed-list"})
             rows, latest = compute(wh, analytics, universe, last)  # inputs up to that day
-            draw = (lambda: picture(rows, wh, analytics, last)) if picture else None
+            draw = (lambda: picture(rows, wh, universe, last)) if picture else None
             return _write(context, wh, quality, table, last, rows.filter(pl.col("date") <= last), latest, draw)
 
         return _asset
@@ -197,7 +197,7 @@ def sector_weights(wh: Warehouse, analytics: AnalyticsSettings, universe: PointI
     "marts.relative_strength", [sector_index],
     "Each sector index vs BTC: ratio, 7/30/90-day momentum, relative-rotation-graph rs_ratio / "
     "rs_momentum (centred on 100) and quadrant.",
-    picture=lambda rs, wh, analytics, last: chart_metadata(lambda charts: charts.rotation_graph(rs, last)),
+    picture=lambda rs, wh, universe, last: chart_metadata(lambda charts: charts.rotation_graph(rs, last)),
 )
 def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
     cfg = universe.config
@@ -211,7 +211,7 @@ def relative_strength(wh: Warehouse, analytics: AnalyticsSettings, universe: Poi
     "marts.altseason", [ohlcv_1d, universe_membership],
     "Altcoin-season index: % of the top 50 alts by market cap (no stablecoins or wrapped assets; without "
     "market caps: the fixed list's index members) beating BTC over 90 days (75+: alt season, 25-: BTC season).",
-    picture=lambda season, wh, analytics, last: chart_metadata(
+    picture=lambda season, wh, universe, last: chart_metadata(
         lambda charts: charts.altseason_index(season, last), {"altseason_index": _newest(season, "altseason_index")}),
 )
 def altseason(wh: Warehouse, analytics: AnalyticsSettings, universe: PointInTime, last: dt.date):
@@ -231,8 +231,8 @@ def funding_costs(wh: Warehouse, analytics: AnalyticsSettings, universe: PointIn
     return costs, _latest(costs, per="symbol").sort("funding_apr_7d_pct", descending=True)
 
 
-def _regime_picture(regime: pl.DataFrame, wh: Warehouse, analytics: AnalyticsSettings, last: dt.date) -> dict[str, object]:
-    cfg = analytics.universe_as_of(wh, last).config
+def _regime_picture(regime: pl.DataFrame, wh: Warehouse, universe: PointInTime, last: dt.date) -> dict[str, object]:
+    cfg = universe.config
     numbers = {c: _newest(regime, c) for c in ("btc_dominance_pct", "altseason_index", "btc_trend_pct")}
 
     def draw(charts):  # BTC's index is read only when a chart is wanted

@@ -269,10 +269,6 @@ class Warehouse:
         with self.connect(read_only=read_only) as con:
             return con.sql(sql, params=params).pl()
 
-    def holds(self, table: str, until: dt.date) -> bool:
-        """Whether `table` has any row up to and including day `until`."""
-        return bool(self.spans([table], until)["rows"][0])
-
     def spans(self, tables: Iterable[str], until: dt.date) -> pl.DataFrame:
         """table, rows, first, last (UTC days): what each table holds up to and including `until`."""
         tables = list(tables)

@@ -128,11 +128,6 @@ class AnalyticsConfig(_Section):
         return self
 
 
-def run_config(cfg: AnalyticsConfig, with_market_caps: bool) -> AnalyticsConfig:
-    """The configuration a run uses: the file's, or `without_market_caps` of it."""
-    return cfg if with_market_caps else without_market_caps(cfg)
-
-
 def without_market_caps(cfg: AnalyticsConfig) -> AnalyticsConfig:
     """The configuration a run without market caps uses: no market-cap weighting, and the index the
     recommendations read is the volume-capped one where the market-cap one was asked for."""
